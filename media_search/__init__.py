@@ -1,0 +1,95 @@
+"""media_search: reverse media similarity search over Milvus.
+
+    >>> from media_search import find_similar
+    >>> find_similar("holiday.jpg", k=5)          # doctest: +SKIP
+    [Match(path='/photos/beach.jpg', kind='image', score=0.93, ...), ...]
+
+Importing this package loads no model, no torch, no Milvus client, and touches
+neither the network nor the disk; all of that happens on first use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import Settings
+from .errors import (
+    ConfigError,
+    DecodeError,
+    IndexMismatchError,
+    MediaSearchError,
+    StoreError,
+    StoreLockedError,
+    UnsupportedMediaError,
+    WeightsUnavailableError,
+)
+from .types import IndexReport, Kind, Match, SearchResult
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .library import Library
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "find_similar",
+    "search",
+    "index",
+    "Library",
+    "Settings",
+    "Match",
+    "SearchResult",
+    "IndexReport",
+    "Kind",
+    "MediaSearchError",
+    "UnsupportedMediaError",
+    "DecodeError",
+    "WeightsUnavailableError",
+    "IndexMismatchError",
+    "ConfigError",
+    "StoreError",
+    "StoreLockedError",
+    "__version__",
+]
+
+_default: dict[Settings, Library] = {}
+
+
+def _library(**overrides: Any) -> Library:
+    """The process-wide Library for the current settings (Milvus Lite allows one per file)."""
+    from .library import Library
+
+    settings = Settings.from_env(**overrides)
+    if settings not in _default:
+        _default[settings] = Library(settings)
+    return _default[settings]
+
+
+def find_similar(path: str | Path, k: int = 10, kinds: Sequence[str] | None = None, **settings: Any) -> list[Match]:
+    """The ``k`` indexed files most similar to ``path``, best first; ``path`` itself left out.
+
+    ``kinds`` limits the result kinds (default: image → image and video,
+    video → video, audio → audio and video soundtracks). ``settings``
+    override the environment (e.g. ``uri="lib.db"``).
+    """
+    return _library(**settings).find_similar(path, k=k, kinds=kinds)
+
+
+def search(path: str | Path, k: int = 10, kinds: Sequence[str] | None = None, **settings: Any) -> SearchResult:
+    """Like ``find_similar``, with the library's exact copies of ``path`` listed apart."""
+    return _library(**settings).search(path, k=k, kinds=kinds)
+
+
+def index(paths: Sequence[str | Path], **settings: Any) -> IndexReport:
+    """Index files and folders (see ``Library.index``)."""
+    return _library(**settings).index(paths)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Library":
+        from .library import Library
+
+        return Library
+    raise AttributeError(f"module 'media_search' has no attribute {name!r}")

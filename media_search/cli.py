@@ -1,0 +1,200 @@
+"""The ``media-search`` command: index, query, serve, stats, reset.
+
+The library raises typed errors; this module turns them into one sentence on
+stderr and an exit code (0 ok, 2 finished with failed files, 1 fatal). Only
+``--debug`` shows a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from . import __version__
+from .errors import MediaSearchError
+from .types import KINDS
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_FATAL, EXIT_PARTIAL = 0, 1, 2
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--uri", help="Milvus URI: a .db path (Milvus Lite) or http://host:19530 (default: MEDIA_SEARCH_MILVUS_URI or a file in the user's data folder)")
+    p.add_argument("--token", help="Milvus token (default: MEDIA_SEARCH_MILVUS_TOKEN)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="media-search",
+        description="Reverse media similarity search: index a media library, then find the files most like a given image, video or sound.",
+    )
+    parser.add_argument("--version", action="version", version=f"media-search {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("index", help="index files and folders (recursively); unchanged files are skipped, removed files are dropped", description="Index files and folders recursively. Unchanged files (same path, size, mtime) are skipped; files gone from an indexed folder are removed from the index. Exit 0: all indexed or unchanged; 2: finished, some files failed; 1: fatal error.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders to index")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.add_argument("--no-delete", action="store_true", help="keep index rows of files that are gone from the folders")
+    p.add_argument("--follow-symlinks", action="store_true", help="follow symbolic links while walking folders (loops are detected)")
+    _common(p)
+
+    p = sub.add_parser("query", help="find the indexed files most similar to FILE", description="Find the indexed files most similar to FILE (image, video or audio). The file itself is never a result; library files with the same bytes are listed as exact copies.")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    p.add_argument("--kind", action="append", choices=KINDS, help="kind of results to search (repeatable; default depends on the query's kind)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    _common(p)
+
+    p = sub.add_parser("serve", help="start the web page (drag and drop a file to search)", description="Start the Gradio web page over the index.")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--library", action="append", default=[], metavar="FOLDER", help="folder whose files the page may serve (repeatable; default: the folders of the indexed files)")
+    _common(p)
+
+    p = sub.add_parser("stats", help="show what the index holds (files and rows per kind, models)", description="Show files and rows per kind and the model that filled each collection.")
+    p.add_argument("--json", action="store_true", help="print as one JSON object")
+    _common(p)
+
+    p = sub.add_parser("reset", help="delete the index of one kind (or all) so it can be rebuilt", description="Drop the collections of the given kinds (all by default), e.g. after changing weights.")
+    p.add_argument("--kind", action="append", choices=KINDS, help="kind to drop (repeatable; default: all)")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    _common(p)
+    return parser
+
+
+def _setup_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not debug:
+        for noisy in ("milvus_lite", "pymilvus", "httpx", "urllib3", "numba"):
+            logging.getLogger(noisy).setLevel(logging.CRITICAL)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.debug)
+    try:
+        return _run(args)
+    except MediaSearchError as e:
+        if args.debug:
+            raise
+        print(f"media-search: {e}", file=sys.stderr)
+        return EXIT_FATAL
+    except KeyboardInterrupt:
+        print("media-search: interrupted.", file=sys.stderr)
+        return 130
+
+
+def _library(args: argparse.Namespace) -> Any:
+    from .library import Library
+
+    return Library(uri=os.path.expanduser(args.uri) if args.uri else None, token=args.token)
+
+
+def _announce(lib: Any) -> None:
+    notice = lib.weights_notice()
+    if notice:
+        print(f"media-search: note: {notice}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
+    lib = _library(args)
+    try:
+        if args.command == "index":
+            return _index(lib, args)
+        if args.command == "query":
+            return _query(lib, args)
+        if args.command == "stats":
+            return _stats(lib, args)
+        if args.command == "reset":
+            return _reset(lib, args)
+        if args.command == "serve":
+            from .web import serve
+
+            _announce(lib)
+            serve(lib, host=args.host, port=args.port, library_roots=args.library)
+            return EXIT_OK
+    finally:
+        lib.close()
+    raise AssertionError(args.command)
+
+
+def _index(lib: Any, args: argparse.Namespace) -> int:
+    _announce(lib)
+    report = lib.index(args.paths, delete_missing=not args.no_delete, follow_symlinks=args.follow_symlinks)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(report.by_kind.items())) or "nothing new"
+        print(
+            f"indexed {report.indexed} ({kinds}; {report.keyframes} keyframes, {report.windows} audio windows), "
+            f"unchanged {report.unchanged}, removed {report.removed}, failed {len(report.failed)} "
+            f"in {report.seconds:.1f} s"
+        )
+        for note in report.notes:
+            print(f"  note: {note}")
+        for f in report.failed:
+            print(f"  failed: {f.error}", file=sys.stderr)
+    return report.exit_code
+
+
+def _fmt_time(t: float | None) -> str:
+    if t is None:
+        return ""
+    m, s = divmod(t, 60)
+    return f"{int(m)}:{s:05.2f}"
+
+
+def _query(lib: Any, args: argparse.Namespace) -> int:
+    _announce(lib)
+    result = lib.search(args.file, k=args.k, kinds=args.kind)
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        return EXIT_OK
+    if not result.results and not result.exact_copies:
+        print(f"no similar files found for {args.file} (is the index empty? run `media-search index FOLDER`)")
+    for i, m in enumerate(result.results, 1):
+        where = f"  at {_fmt_time(m.timestamp)}" if m.timestamp is not None else ""
+        if m.query_timestamp is not None:
+            where += f" (query at {_fmt_time(m.query_timestamp)})"
+        print(f"{i:>3}. {m.score:.4f}  {m.kind:<5}  {m.path}{where}")
+    for path in result.exact_copies:
+        print(f"  exact copy: {path}")
+    return EXIT_OK
+
+
+def _stats(lib: Any, args: argparse.Namespace) -> int:
+    stats = lib.stats()
+    if args.json:
+        print(json.dumps(stats, ensure_ascii=False))
+        return EXIT_OK
+    print(f"index: {stats['uri']}")
+    for kind in stats["rows"]:
+        model = stats["models"][kind] or "-"
+        print(f"  {kind:<5} {stats['files'].get(kind, 0):>7} files {stats['rows'][kind]:>9} rows  model: {model}")
+    return EXIT_OK
+
+
+def _reset(lib: Any, args: argparse.Namespace) -> int:
+    kinds = args.kind or list(KINDS)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("media-search: reset deletes index data: pass --yes to confirm.", file=sys.stderr)
+            return EXIT_FATAL
+        answer = input(f"Delete the {', '.join(kinds)} index at {lib.settings.uri}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            return EXIT_FATAL
+    for kind in kinds:
+        lib.store.drop(kind)
+    print(f"dropped {', '.join(kinds)}")
+    return EXIT_OK

@@ -1,0 +1,86 @@
+"""Settings, read from the environment once per call and overridable in code.
+
+| variable                      | meaning                                              |
+|-------------------------------|------------------------------------------------------|
+| MEDIA_SEARCH_MILVUS_URI       | ``*.db`` path: Milvus Lite; ``http(s)://``: a server  |
+| MEDIA_SEARCH_MILVUS_TOKEN     | token for servers that need one                      |
+| MEDIA_SEARCH_PREFIX           | collection name prefix (default ``media_search_``)   |
+| MEDIA_SEARCH_DEVICE           | ``auto`` / ``cpu`` / ``cuda``                        |
+| MEDIA_SEARCH_IMAGE_WEIGHTS    | ``pretrained`` / a ``.pth`` path / ``random``        |
+| MEDIA_SEARCH_AUDIO_WEIGHTS    | ``pretrained`` / a ``.pth`` path / ``random``        |
+| MEDIA_SEARCH_HOME             | data folder (default ``$XDG_DATA_HOME/media_search``) |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+
+__all__ = ["Settings", "data_home"]
+
+_DEVICES = ("auto", "cpu", "cuda")
+
+
+def data_home() -> Path:
+    """The folder for media_search's own data (index file, uploads)."""
+    if os.environ.get("MEDIA_SEARCH_HOME"):
+        return Path(os.environ["MEDIA_SEARCH_HOME"]).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base).expanduser() / "media_search"
+
+
+@dataclass(frozen=True)
+class Settings:
+    uri: str
+    token: str | None = None
+    prefix: str = "media_search_"
+    device: str = "auto"
+    image_weights: str = "pretrained"
+    audio_weights: str = "pretrained"
+    video_interval: float = 1.0
+    video_max_frames: int = 600
+    decode_timeout: float = 120.0
+    batch_size: int = 16
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        env = os.environ
+        values: dict[str, object] = {
+            "uri": env.get("MEDIA_SEARCH_MILVUS_URI") or str(data_home() / "index.db"),
+            "token": env.get("MEDIA_SEARCH_MILVUS_TOKEN") or None,
+            "prefix": env.get("MEDIA_SEARCH_PREFIX", "media_search_"),
+            "device": env.get("MEDIA_SEARCH_DEVICE", "auto"),
+            "image_weights": env.get("MEDIA_SEARCH_IMAGE_WEIGHTS", "pretrained"),
+            "audio_weights": env.get("MEDIA_SEARCH_AUDIO_WEIGHTS", "pretrained"),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def validate(self) -> None:
+        if self.device not in _DEVICES:
+            raise ConfigError(
+                f"MEDIA_SEARCH_DEVICE is {self.device!r}; use one of {', '.join(_DEVICES)}."
+            )
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.prefix):
+            raise ConfigError(
+                f"The collection prefix {self.prefix!r} may hold only letters, digits and '_'."
+            )
+        if self.is_lite and not self.uri.endswith(".db"):
+            raise ConfigError(
+                f"MEDIA_SEARCH_MILVUS_URI is {self.uri!r}: give a path ending in .db for "
+                "Milvus Lite, or http://host:19530 for a Milvus server."
+            )
+
+    @property
+    def is_lite(self) -> bool:
+        return not re.match(r"^(https?|tcp|grpc|unix)://", self.uri)

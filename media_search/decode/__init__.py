@@ -1,0 +1,1 @@
+"""Decoders: a path in, pixels or samples out. One module per kind."""

@@ -1,0 +1,83 @@
+"""Decode an image file to RGB pixels with Pillow.
+
+EXIF orientation is applied; every Pillow mode (P, LA, CMYK, I;16, animated
+GIF's first frame, ...) becomes 8-bit RGB, transparency composited on white.
+A decompression-bomb guard checks the declared size before any pixel is
+decoded. JPEGs much larger than the model input are decoded at a reduced
+scale (``draft``), which is several times faster and does not change what the
+model sees beyond resampling noise.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import DecodeError, UnsupportedMediaError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = ["MAX_PIXELS", "open_image"]
+
+#: The largest image (width x height) we agree to decode: 12k x 12k.
+MAX_PIXELS = 144_000_000
+
+
+def open_image(path: str | Path, *, min_side: int | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open ``path`` as an 8-bit RGB Pillow image, upright.
+
+    ``min_side``: the caller needs at least this many pixels on the shorter
+    side; a JPEG may then be decoded at a reduced scale (``draft``).
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    p = os.fspath(path)
+    if os.path.isdir(p):
+        raise UnsupportedMediaError(f"{p} is a directory, not an image.", path=p)
+    try:
+        if os.path.getsize(p) == 0:
+            raise DecodeError(f"{p} is empty (0 bytes).", path=p)
+        with Image.open(p) as im:
+            w, h = im.size
+            if w <= 0 or h <= 0 or w * h > max_pixels:
+                raise DecodeError(
+                    f"{p} declares {w}x{h} pixels, more than the {max_pixels // 1_000_000} "
+                    "megapixel limit: refusing to decode it (possible decompression bomb).",
+                    path=p,
+                )
+            if min_side and im.format == "JPEG":
+                # Pillow picks a scale of 1/2, 1/4 or 1/8 keeping both sides >= min_side.
+                im.draft("RGB", (min_side, min_side))
+            im.seek(0)
+            im.load()
+            out = _to_rgb(ImageOps.exif_transpose(im))
+            return out.copy() if out is im else out
+    except DecodeError:
+        raise
+    except UnidentifiedImageError as e:
+        raise UnsupportedMediaError(f"{p} is not an image Pillow can read.", path=p) from e
+    except Image.DecompressionBombError as e:
+        raise DecodeError(f"{p} is too large to decode safely ({e}).", path=p) from e
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise DecodeError(f"{p} is a damaged or truncated image: {e}.", path=p) from e
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    from PIL import Image
+
+    if im.mode == "RGB":
+        return im
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        import numpy as np
+
+        arr = np.asarray(im, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        scaled = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
+        return Image.fromarray(scaled.astype("uint8"), "L").convert("RGB")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return im.convert("RGB")

@@ -1,0 +1,73 @@
+"""The errors media_search raises.
+
+Every error the library raises on purpose derives from ``MediaSearchError``; the
+CLI and the web page turn each into one sentence for the user.
+
+    MediaSearchError
+     ├── UnsupportedMediaError    not an image, video or audio file we can read
+     ├── DecodeError              looks like media but cannot be decoded
+     │                            (empty, truncated, corrupt, too large, timed out)
+     ├── WeightsUnavailableError  model weights cannot be downloaded or loaded
+     ├── IndexMismatchError       the collection was filled by another model
+     ├── ConfigError              a setting has a value we cannot use
+     └── StoreError               the vector store failed or cannot be reached
+          └── StoreLockedError    a Milvus Lite file is held by another process
+
+Errors keep their cause (``raise ... from e``) and, where a file is involved,
+its ``path``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "MediaSearchError",
+    "UnsupportedMediaError",
+    "DecodeError",
+    "WeightsUnavailableError",
+    "IndexMismatchError",
+    "ConfigError",
+    "StoreError",
+    "StoreLockedError",
+]
+
+
+class MediaSearchError(Exception):
+    """Root of every error media_search raises on purpose."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = None if path is None else str(path)
+
+    def __str__(self) -> str:  # one sentence, ready for a user
+        return self.message
+
+
+class UnsupportedMediaError(MediaSearchError):
+    """The file is not an image, video or audio file that media_search reads."""
+
+
+class DecodeError(MediaSearchError):
+    """The file looks like media but cannot be decoded."""
+
+
+class WeightsUnavailableError(MediaSearchError):
+    """Model weights cannot be downloaded, found or loaded."""
+
+
+class IndexMismatchError(MediaSearchError):
+    """A collection was filled by another model than the one in use."""
+
+
+class ConfigError(MediaSearchError):
+    """A setting has a value that cannot be used."""
+
+
+class StoreError(MediaSearchError):
+    """The vector store failed or cannot be reached."""
+
+
+class StoreLockedError(StoreError):
+    """A Milvus Lite database is held by another process."""

@@ -1,0 +1,125 @@
+"""ResNet50 image embeddings: 2048-d global-average-pool output, L2-normalised.
+
+The classifier is removed (``fc = Identity``). Preprocessing (``prepare``)
+squashes the whole picture to 224x224 -- no centre crop, so nothing at the
+edges is lost for near-duplicate search -- and normalises with ImageNet
+statistics. ``prepare`` runs wherever decoding runs (worker processes during
+bulk indexing); ``ImageEmbedder.embed`` takes a batch of prepared arrays.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .spec import ModelSpec
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = ["INPUT_SIZE", "PREPROCESS", "prepare", "load_prepared", "ImageEmbedder"]
+
+log = logging.getLogger(__name__)
+
+INPUT_SIZE = 224
+PREPROCESS = "v1:squash224-bilinear-imagenet"
+_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def prepare(picture: Image.Image | np.ndarray) -> np.ndarray:
+    """A picture (Pillow RGB image or HxWx3 uint8 array) as a 224x224x3 uint8 array."""
+    from PIL import Image
+
+    im = Image.fromarray(picture) if isinstance(picture, np.ndarray) else picture
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    if im.size != (INPUT_SIZE, INPUT_SIZE):
+        im = im.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return np.asarray(im, dtype=np.uint8)
+
+
+def load_prepared(path: str | Path) -> np.ndarray:
+    """Decode an image file and prepare it for the model (the image decode stage)."""
+    from ..decode.image import open_image
+
+    return prepare(open_image(path, min_side=INPUT_SIZE))
+
+
+class ImageEmbedder:
+    """Embeds prepared 224x224 RGB arrays with ResNet50.
+
+    ``weights``: ``pretrained``, a path to a ``.pth`` state dict, or ``random``
+    (seeded with ``seed``; for tests and offline demos only).
+    """
+
+    def __init__(self, weights: str = "pretrained", device: str = "auto", seed: int = 0) -> None:
+        from .runtime import torch_device
+        from .weights import RESNET50_IMAGENET, resolve
+
+        self.resolved = resolve(weights, RESNET50_IMAGENET, seed=seed)
+        self.device = torch_device(device)
+        self.spec = ModelSpec(
+            name="resnet50",
+            weights_id=self.resolved.weights_id,
+            dim=2048,
+            metric="COSINE",
+            preprocess=PREPROCESS,
+        )
+        self._model = _load_model(self.resolved.mode, str(self.resolved.path or ""), seed, str(self.device))
+
+    def embed(self, batch: Sequence[np.ndarray]) -> np.ndarray:
+        """(n, 224, 224, 3) uint8 -> (n, 2048) float32 unit vectors."""
+        import torch
+
+        if len(batch) == 0:
+            return np.zeros((0, self.spec.dim), dtype=np.float32)
+        arr = np.stack([np.asarray(b, dtype=np.uint8) for b in batch])
+        x = torch.from_numpy(arr).to(self.device)
+        with torch.inference_mode():
+            x = x.permute(0, 3, 1, 2).float().div_(255.0)
+            mean = torch.as_tensor(_MEAN, device=self.device).view(1, 3, 1, 1)
+            std = torch.as_tensor(_STD, device=self.device).view(1, 3, 1, 1)
+            x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+            feats = self._model(x).float()
+            feats = torch.nn.functional.normalize(feats, dim=1)
+        return feats.cpu().numpy().astype(np.float32, copy=False)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_model(mode: str, path: str, seed: int, device: str) -> Any:
+    """Build ResNet50 once per (weights, device) in this process."""
+    import torch
+    from torchvision.models import resnet50
+
+    from .weights import load_state_dict
+
+    if mode == "random":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = resnet50(weights=None)
+    else:
+        model = resnet50(weights=None)
+        state = load_state_dict(Path(path))
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith("fc.")]
+        if missing or unexpected:
+            from ..errors import WeightsUnavailableError
+
+            raise WeightsUnavailableError(
+                f"{path} is not a ResNet50 checkpoint (missing {len(missing)} and "
+                f"{len(unexpected)} unexpected tensors, e.g. {(missing + unexpected)[:3]}); "
+                "set MEDIA_SEARCH_IMAGE_WEIGHTS to pretrained, random or a torchvision ResNet50 .pth file.",
+                path=path,
+            )
+    model.fc = torch.nn.Identity()
+    model.eval()
+    model = model.to(device=torch.device(device), memory_format=torch.channels_last)
+    log.info("loaded resnet50 (%s) on %s", mode, device)
+    return model

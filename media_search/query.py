@@ -1,0 +1,221 @@
+"""Query: a file in, the library's most similar files out (the input itself left out).
+
+path → detect → decode → embed → search each kind's collection (rows with the
+query's content hash excluded in the store) → group rows per file, rank,
+localise → ``SearchResult``. Exactly ``k`` results come back whenever the
+library holds ``k`` other files of the searched kinds: exclusion happens in the
+search itself, and searches widen until enough distinct files are found.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .align import align
+from .detect import detect_kind
+from .embed import Embedded, embed_audio, embed_image, embed_soundtrack, embed_video
+from .errors import ConfigError
+from .identity import content_hash, resolve_path
+from .types import KINDS, Kind, Match, SearchResult
+
+if TYPE_CHECKING:
+    from .library import Library
+    from .store.milvus import Hit
+
+__all__ = ["search", "DEFAULT_KINDS", "ALLOWED_KINDS"]
+
+log = logging.getLogger(__name__)
+
+#: What each kind of query searches by default (DESIGN.md section 3).
+DEFAULT_KINDS: dict[str, tuple[Kind, ...]] = {
+    "image": ("image", "video"),
+    "video": ("video",),
+    "audio": ("audio", "video"),
+}
+#: What each kind of query can search at all.
+ALLOWED_KINDS: dict[str, tuple[Kind, ...]] = {
+    "image": ("image", "video"),
+    "video": ("video", "image", "audio"),
+    "audio": ("audio", "video"),
+}
+
+
+@dataclass
+class Query:
+    path: str
+    kind: Kind
+    content_hash: str
+    image: Embedded | None = None  # image query: one vector
+    frames: Embedded | None = None  # video query: keyframes
+    sound: Embedded | None = None  # audio query, or a video's soundtrack
+
+
+def search(lib: Library, path: str | Path, *, k: int = 10, kinds: Sequence[str] | None = None) -> SearchResult:
+    """Rank the library's files by similarity to ``path``; see the module docstring."""
+    if k < 1:
+        raise ConfigError(f"k must be at least 1, got {k}.")
+    real = resolve_path(path)
+    kind = detect_kind(real)
+    targets = _targets(kind, kinds)
+    q = _embed_query(lib, real, kind, targets)
+    results: list[Match] = []
+    for target in targets:
+        results.extend(_rank(lib, q, target, k))
+    results.sort(key=lambda m: (-m.score, m.path))
+    copies = sorted(
+        {rec.path for rec in lib.store.iter_files(content_hash=q.content_hash) if rec.path != real}
+    ) if lib.store.has("files") else []
+    return SearchResult(query=str(path), kind=kind, results=results[:k], exact_copies=copies)
+
+
+def _targets(kind: Kind, kinds: Sequence[str] | None) -> tuple[Kind, ...]:
+    if not kinds:
+        return DEFAULT_KINDS[kind]
+    unknown = [x for x in kinds if x not in KINDS]
+    if unknown:
+        raise ConfigError(f"Unknown kind {unknown[0]!r}: use image, video or audio.")
+    allowed = [x for x in ALLOWED_KINDS[kind] if x in kinds]
+    if not allowed:
+        raise ConfigError(
+            f"A {kind} query can search {', '.join(ALLOWED_KINDS[kind])}, not {', '.join(kinds)}."
+        )
+    return tuple(allowed)  # type: ignore[return-value]
+
+
+def _embed_query(lib: Library, path: str, kind: Kind, targets: tuple[Kind, ...]) -> Query:
+    q = Query(path=path, kind=kind, content_hash=content_hash(path))
+    if kind == "image":
+        q.image = embed_image(lib, path)
+    elif kind == "video":
+        if "video" in targets or "image" in targets:
+            q.frames = embed_video(lib, path)
+        if "video" in targets or "audio" in targets:
+            q.sound = embed_soundtrack(lib, path, query=True)
+    else:
+        q.sound = embed_audio(lib, path, query=True)
+    return q
+
+
+def _rank(lib: Library, q: Query, target: Kind, k: int) -> list[Match]:
+    store = lib.store
+    if target == "image":
+        vecs = q.image.vectors if q.image is not None else q.frames.vectors if q.frames is not None else None
+        if vecs is None or not store.has("image"):
+            return []
+        lib.ensure("image")
+        return _best_per_file(lib, "image", vecs, k, q.content_hash, result_kind="image")
+    if target == "video":
+        if q.image is not None:
+            if not store.has("video"):
+                return []
+            lib.ensure("video")
+            return _best_per_file(lib, "video", q.image.vectors, k, q.content_hash, result_kind="video")
+        if q.frames is not None:
+            return _rank_sequences(lib, q, k)
+        if q.sound is not None:  # a sound finds the videos whose soundtrack it is in
+            return _rank_audio(lib, q.sound, k, q.content_hash, source="video")
+        return []
+    if target == "audio" and q.sound is not None:
+        return _rank_audio(lib, q.sound, k, q.content_hash, source="audio")
+    return []
+
+
+def _candidates(
+    lib: Library, kind: Kind, vecs: np.ndarray, want: int, exclude: str, source: str | None = None
+) -> dict[str, list[Hit]]:
+    """Hits grouped per file, widening the search until ``want`` distinct files (or all) are found."""
+    limit = max(want * 4, 16)
+    while True:
+        per_query = lib.store.search(kind, vecs, limit, exclude_hash=exclude, source=source)
+        groups: dict[str, list[Hit]] = {}
+        saturated = False
+        for hits in per_query:
+            saturated |= len(hits) >= limit
+            for h in hits:
+                groups.setdefault(h.file_id, []).append(h)
+        if len(groups) >= want or not saturated or limit >= 16384:
+            return groups
+        limit = min(limit * 4, 16384)
+
+
+def _best_per_file(lib: Library, kind: Kind, vecs: np.ndarray, k: int, exclude: str, *, result_kind: Kind) -> list[Match]:
+    groups = _candidates(lib, kind, vecs, k, exclude)
+    out = []
+    for hits in groups.values():
+        best = max(hits, key=lambda h: h.score)
+        ts = None if kind == "image" else best.timestamp
+        out.append(Match(best.path, result_kind, round(best.score, 6), ts, None))
+    out.sort(key=lambda m: -m.score)
+    return out[:k]
+
+
+def _rank_sequences(lib: Library, q: Query, k: int) -> list[Match]:
+    """Video query against videos: keyframe agreement, plus soundtrack agreement when both have one."""
+    store = lib.store
+    if not store.has("video"):
+        return []
+    lib.ensure("video")
+    frames = q.frames
+    assert frames is not None
+    pool = max(2 * k, 10)
+    groups = _candidates(lib, "video", frames.vectors, pool, q.content_hash)
+    shortlist = _shortlist(groups, pool)
+    rows = store.fetch_rows("video", shortlist)
+    tol = max(lib.settings.video_interval * 1.5, 0.5)
+    sound_scores: dict[str, float] = {}
+    if q.sound is not None and store.has("audio"):
+        lib.ensure("audio")
+        for m in _align_rows(q.sound, store.fetch_rows("audio", shortlist), tol=2.5, source="video"):
+            sound_scores[m.path] = m.score
+    out = []
+    for m in _align_rows(frames, rows, tol=tol):
+        if m.path in sound_scores:
+            m = Match(m.path, m.kind, round(0.75 * m.score + 0.25 * sound_scores[m.path], 6), m.timestamp, m.query_timestamp)
+        out.append(m)
+    out.sort(key=lambda m: -m.score)
+    return out[:k]
+
+
+def _rank_audio(lib: Library, sound: Embedded, k: int, exclude: str, *, source: str) -> list[Match]:
+    store = lib.store
+    if not store.has("audio") or len(sound) == 0:
+        return []
+    lib.ensure("audio")
+    pool = max(2 * k, 10)
+    groups = _candidates(lib, "audio", sound.vectors, pool, exclude, source=source)
+    shortlist = _shortlist(groups, pool)
+    rows = store.fetch_rows("audio", shortlist)
+    from .extractors.audio import AUDIO_HOP
+
+    out = _align_rows(sound, rows, tol=AUDIO_HOP, source=source)
+    out.sort(key=lambda m: -m.score)
+    return out[:k]
+
+
+def _shortlist(groups: dict[str, list[Hit]], pool: int) -> list[str]:
+    """The ``pool`` files with the most support (sum of their hits' scores)."""
+    support = {f: sum(h.score for h in hs) for f, hs in groups.items()}
+    return sorted(support, key=lambda f: -support[f])[:pool]
+
+
+def _align_rows(query: Embedded, rows: list[dict], *, tol: float, source: str | None = None) -> list[Match]:
+    per_file: dict[str, list[dict]] = {}
+    for r in rows:
+        if source is not None and r.get("source", source) != source:
+            continue
+        per_file.setdefault(r["file_id"], []).append(r)
+    out = []
+    for items in per_file.values():
+        items.sort(key=lambda r: r["timestamp"])
+        c_ts = np.array([r["timestamp"] for r in items])
+        c_vecs = np.array([r["vector"] for r in items], dtype=np.float32)
+        a = align(query.timestamps, query.vectors, c_ts, c_vecs, tolerance=tol)
+        kind: Kind = "video" if (source == "video" or "source" not in items[0]) else "audio"
+        out.append(Match(items[0]["path"], kind, round(a.score, 6), round(a.timestamp, 3), round(a.query_timestamp, 3)))
+    return out

@@ -1,0 +1,1 @@
+"""Vector stores. ``milvus`` is the one backend; ``filters`` builds its expressions."""

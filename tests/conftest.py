@@ -1,0 +1,82 @@
+"""Shared fixtures: random weights, a private data folder, and the two Milvus backends.
+
+``store_uri`` is parametrised over Milvus Lite (a fresh ``.db`` per test) and the
+real Milvus 2.3.5 standalone server from the ``milvus`` package (started once per
+session on free ports, each test on its own collection prefix).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("MEDIA_SEARCH_HOME", str(home))
+    monkeypatch.setenv("MEDIA_SEARCH_IMAGE_WEIGHTS", "random")
+    monkeypatch.setenv("MEDIA_SEARCH_AUDIO_WEIGHTS", "random")
+    monkeypatch.setenv("MEDIA_SEARCH_DEVICE", "cpu")
+    monkeypatch.delenv("MEDIA_SEARCH_MILVUS_URI", raising=False)
+    monkeypatch.delenv("MEDIA_SEARCH_MILVUS_TOKEN", raising=False)
+    monkeypatch.delenv("MEDIA_SEARCH_PREFIX", raising=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def milvus_server_uri() -> str:
+    """A real Milvus 2.3.5 standalone server, started once for the session."""
+    try:
+        from milvus import default_server
+    except ImportError:
+        pytest.skip("the `milvus` package (embedded Milvus server) is not installed")
+    base = tempfile.mkdtemp(prefix="milvus-server-")
+    default_server.set_base_dir(base)
+    default_server.config.set("proxy_port", _free_port())
+    default_server.start()
+    try:
+        yield f"http://127.0.0.1:{default_server.listen_port}"
+    finally:
+        default_server.stop()
+
+
+@pytest.fixture(params=["lite", pytest.param("server", marks=pytest.mark.server)])
+def store_uri(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A Milvus URI for one test: a fresh Lite file, or the session's server with a private prefix."""
+    if request.param == "lite":
+        uri = str(tmp_path / "index.db")
+    else:
+        uri = request.getfixturevalue("milvus_server_uri")
+        monkeypatch.setenv("MEDIA_SEARCH_PREFIX", f"t{uuid.uuid4().hex[:12]}_")
+    monkeypatch.setenv("MEDIA_SEARCH_MILVUS_URI", uri)
+    return uri
+
+
+@pytest.fixture
+def library(store_uri: str):
+    from media_search import Library
+
+    lib = Library()
+    try:
+        yield lib
+    finally:
+        lib.close()
+
+
+@pytest.fixture(scope="session")
+def cli_env() -> dict[str, str]:
+    """Environment for running the real `media-search` command in a subprocess."""
+    env = dict(os.environ)
+    env.update({"MEDIA_SEARCH_IMAGE_WEIGHTS": "random", "MEDIA_SEARCH_AUDIO_WEIGHTS": "random", "MEDIA_SEARCH_DEVICE": "cpu"})
+    return env
