@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument("--no-delete", action="store_true", help="keep index rows of files that are gone from the folders")
     p.add_argument("--follow-symlinks", action="store_true", help="follow symbolic links while walking folders (loops are detected)")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="decode processes (default: one per CPU core beyond the first; 0 decodes in the main process)")
     _common(p)
 
     p = sub.add_parser("query", help="find the indexed files most similar to FILE", description="Find the indexed files most similar to FILE (image, video or audio). The file itself is never a result; library files with the same bytes are listed as exact copies.")
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--library", action="append", default=[], metavar="FOLDER", help="folder whose files the page may serve (repeatable; default: the folders of the indexed files)")
+    p.add_argument("--max-file-size", default="500mb", metavar="SIZE", help="largest upload accepted, e.g. 500mb or 2gb (default 500mb)")
     _common(p)
 
     p = sub.add_parser("stats", help="show what the index holds (files and rows per kind, models)", description="Show files and rows per kind and the model that filled each collection.")
@@ -76,7 +78,7 @@ def _setup_logging(debug: bool) -> None:
         stream=sys.stderr,
     )
     if not debug:
-        for noisy in ("milvus_lite", "pymilvus", "httpx", "urllib3", "numba"):
+        for noisy in ("milvus_lite", "pymilvus", "grpc", "httpx", "urllib3", "numba"):
             logging.getLogger(noisy).setLevel(logging.CRITICAL)
 
 
@@ -122,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
             from .web import serve
 
             _announce(lib)
-            serve(lib, host=args.host, port=args.port, library_roots=args.library)
+            serve(lib, host=args.host, port=args.port, library_roots=args.library, max_file_size=args.max_file_size)
             return EXIT_OK
     finally:
         lib.close()
@@ -131,7 +133,23 @@ def _run(args: argparse.Namespace) -> int:
 
 def _index(lib: Any, args: argparse.Namespace) -> int:
     _announce(lib)
-    report = lib.index(args.paths, delete_missing=not args.no_delete, follow_symlinks=args.follow_symlinks)
+    bar = _ProgressBar(enabled=not args.json and sys.stderr.isatty())
+    try:
+        report = lib.index(
+            args.paths,
+            delete_missing=not args.no_delete,
+            follow_symlinks=args.follow_symlinks,
+            progress=bar,
+            workers=args.workers,
+        )
+    except KeyboardInterrupt:
+        bar.close()
+        print(
+            "media-search: interrupted; the files written so far are kept. Run the same command again to finish.",
+            file=sys.stderr,
+        )
+        return 130
+    bar.close()
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
     else:
@@ -146,6 +164,31 @@ def _index(lib: Any, args: argparse.Namespace) -> int:
         for f in report.failed:
             print(f"  failed: {f.error}", file=sys.stderr)
     return report.exit_code
+
+
+class _ProgressBar:
+    """A tqdm bar on stderr (files/s, ETA) fed by the indexer's progress events; silent when disabled."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar: Any = None
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        if event["event"] == "start":
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=event["total"], unit="file", desc="indexing", file=sys.stderr, dynamic_ncols=True)
+            if event.get("unchanged"):
+                self._bar.set_postfix_str(f"{event['unchanged']} unchanged", refresh=False)
+        elif event["event"] == "file" and self._bar is not None:
+            self._bar.update(event["done"] - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 def _fmt_time(t: float | None) -> str:

@@ -81,7 +81,7 @@ def detect_kind(path: str | Path) -> Kind:
     """
     p = os.fspath(path)
     if os.path.isdir(p):
-        raise UnsupportedMediaError(f"{p} is a directory, not a media file.", path=p)
+        raise UnsupportedMediaError(f"{p} is a directory, not a media file: give a file (index folders with `media-search index`).", path=p)
     try:
         with open(p, "rb") as fh:
             head = fh.read(_HEAD * 4)
@@ -90,14 +90,14 @@ def detect_kind(path: str | Path) -> Kind:
     except OSError as e:
         raise DecodeError(f"{p} cannot be read: {e.strerror or e}.", path=p) from e
     if not head:
-        raise DecodeError(f"{p} is empty (0 bytes).", path=p)
+        raise DecodeError(f"{p} is empty (0 bytes): give a complete image, video or audio file.", path=p)
     kind = sniff(head)
     if kind == "container":
         return "video" if _has_video_stream(p) else "audio"
     if kind is None:
         looks = "text" if _looks_like_text(head) else "an unknown format"
         raise UnsupportedMediaError(
-            f"{p} is not an image, video or audio file (its content is {looks}).", path=p
+            f"{p} is not an image, video or audio file (its content is {looks}): give a photo, video or sound file.", path=p
         )
     return kind  # type: ignore[return-value]
 

@@ -1,31 +1,57 @@
-"""Indexing: walk → skip unchanged → detect → decode → embed → write, with a report.
+"""Indexing: walk → skip unchanged → decode (worker processes) → embed (batched) → write, with a report.
 
-Crash safety rests on the ``files`` manifest (see ``store.milvus``): a file's
-manifest entry is set to ``pending`` before its old rows are deleted and its
-new rows written, and to ``done`` after. A run that starts by finding
+**Stages.** ``walk`` lists candidate files; their manifest entries are read in
+batches of 256 ids (a re-run over an unchanged folder reads no file: 5,000
+files in about 2 s on Milvus Lite). Files to (re)index go to a
+``pipeline.DecodePool``: worker processes hash, detect and decode them while
+this process embeds the previous ones, batching pictures (images and
+keyframes) across files, and writes finished files in column batches.
+
+**Crash safety** rests on the ``files`` manifest (see ``store.milvus``): a
+file's manifest entry is set to ``pending`` before its old rows are deleted and
+its new rows written, and to ``done`` after. A run that starts by finding
 ``pending`` entries (a killed run) deletes their rows and indexes those files
-again, so no duplicate and no orphan row survives a kill at any moment.
+again, so no duplicate and no orphan row survives a kill at any moment
+(``tests/test_crash_resume.py`` kills real runs with SIGKILL). Ctrl-C (SIGINT)
+is held back while a batch is being written, then raised: the files already
+written stay, the ones being decoded or embedded are dropped, and the next
+run picks them up.
 
-Only this module catches per-file errors: a file that cannot be read, is not
-media, or fails to decode is recorded in the report and the run goes on.
-Store, model and configuration errors stop the run.
+**Incremental.** Unchanged (resolved path, size, mtime): skipped unread.
+Changed stat, same bytes: the manifest is updated, nothing re-embedded.
+Changed bytes: rows replaced. Gone from a folder given to this run: rows
+removed (unless ``delete_missing=False``).
+
+**Concurrency.** Milvus Lite lets one process open a ``.db``: while a run
+holds it, a query from another process (CLI, page) fails at once with
+``StoreLockedError`` ("in use by another process ... use a Milvus server"),
+and nothing is written or corrupted; it works again when the run ends. With
+a Milvus server, queries run during indexing and see each file either with
+all its rows or with none of the new ones (a query may briefly miss a file
+being replaced).
+
+Only this module and ``pipeline`` catch per-file errors: a file that cannot be
+read, is not media, or fails to decode is recorded in the report and the run
+goes on. Store, model and configuration errors stop the run.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .detect import detect_kind
-from .embed import Embedded, embed_audio, embed_image, embed_soundtrack, embed_video
-from .errors import DecodeError, UnsupportedMediaError
-from .identity import content_hash, file_id, row_id
+from .embed import Embedded, embed_frames, embed_sound
+from .identity import file_id, row_id
+from .pipeline import DecodePool, Job, Outcome, default_workers
 from .store.milvus import COLLECTIONS, FileRecord
 from .types import Failure, IndexReport
 from .walk import Entry, walk
@@ -33,12 +59,15 @@ from .walk import Entry, walk
 if TYPE_CHECKING:
     from .library import Library
 
-__all__ = ["index_paths", "remove_paths"]
+__all__ = ["index_paths", "remove_paths", "remove_file_ids"]
 
 log = logging.getLogger(__name__)
 
-#: Errors that belong to one file: recorded, and the run goes on.
-FILE_ERRORS = (UnsupportedMediaError, DecodeError, OSError)
+Progress = Callable[[dict[str, Any]], None]
+_LOOKUP = 256  # manifest ids per query
+_WRITE_ROWS = 256  # write when this many rows are ready...
+_WRITE_SECONDS = 2.0  # ...or this long after the last write (bounds the work a kill loses)
+_INLINE_BELOW = 8  # fewer files than this: decode inline, starting workers costs more
 
 
 @dataclass
@@ -49,8 +78,8 @@ class Prepared:
     fid: str
     kind: str
     content_hash: str
-    rows: dict[str, dict[str, Any]]  # kind -> columns
-    notes: list[str]
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # kind -> columns
+    notes: list[str] = field(default_factory=list)
 
     @property
     def n_rows(self) -> int:
@@ -63,49 +92,37 @@ def index_paths(
     *,
     delete_missing: bool = True,
     follow_symlinks: bool = False,
-    progress: Callable[[dict[str, Any]], None] | None = None,
+    progress: Progress | None = None,
+    workers: int | None = None,
 ) -> IndexReport:
-    """Index files and folders; see the module docstring."""
+    """Index files and folders; see the module docstring.
+
+    ``progress`` is called with ``{"event": "start", "total": files to index,
+    "unchanged": n}`` once the walk and manifest lookups are done, then with
+    ``{"event": "file", "done": k, "total": n, "path": p, "status": s}`` as each
+    file is written, found unchanged by content, or fails. ``workers``: decode
+    processes (default ``pipeline.default_workers()``; 0 decodes inline).
+    """
     started = time.monotonic()
     report = IndexReport()
     store = lib.store
     roots = [os.fspath(p) for p in paths]
     _repair(lib, report)
-    seen: set[str] = set()
-    entries = list(walk(roots, follow_symlinks=follow_symlinks, skip={lib.settings.uri} if lib.settings.is_lite else None))
-    total = len(entries)
-    for start in range(0, total, 256):
-        chunk = entries[start : start + 256]
-        known = store.get_files([file_id(e.real) for e in chunk if not e.error])
-        pending: list[Prepared] = []
-        for e in chunk:
-            fid = file_id(e.real)
-            seen.add(fid)
-            if e.error:
-                report.failed.append(Failure(e.path, f"{e.path} {e.error}."))
-                continue
-            old = known.get(fid)
-            if old and old.state == "done" and old.size == e.size and old.mtime == e.mtime and old.path == e.real:
-                report.unchanged += 1
-                continue
-            try:
-                item = _prepare(lib, e, fid, old)
-            except FILE_ERRORS as err:
-                report.failed.append(Failure(e.path, _sentence(err, e.path)))
-                if old:  # its indexed rows describe content that is gone
-                    remove_file_ids(lib, [fid])
-                continue
-            if item is None:  # same bytes as indexed: only the stat changed
-                store.put_files([FileRecord(**{**old.__dict__, "size": e.size, "mtime": e.mtime})])  # type: ignore[union-attr]
-                report.unchanged += 1
-                continue
-            pending.append(item)
-            if sum(p.n_rows for p in pending) >= 256:
-                _write(lib, pending, known, report)
-                pending = []
-        _write(lib, pending, known, report)
-        if progress:
-            progress({"done": min(start + 256, total), "total": total})
+    skip = {lib.settings.uri} if lib.settings.is_lite else None
+    entries = list(walk(roots, follow_symlinks=follow_symlinks, skip=skip, notes=report.notes))
+    seen = {file_id(e.real) for e in entries if not e.error}  # a failing file is not "gone"
+    todo, known = _triage(lib, entries, report)
+    if progress:
+        progress({"event": "start", "total": len(todo), "unchanged": report.unchanged})
+    run = _Run(lib, report, known, progress, {e.real: e for e in todo})
+    n_workers = default_workers() if workers is None else workers
+    if len(todo) < _INLINE_BELOW:
+        n_workers = 0
+    jobs = (Job(e.path, e.real, lib.settings, _known_hash(known.get(file_id(e.real)), e)) for e in todo)
+    with DecodePool(n_workers) as pool:
+        for outcome in pool.run(jobs):
+            run.take(outcome)
+        run.finish()
     if delete_missing:
         report.removed += _remove_missing(lib, roots, seen)
     store.flush()
@@ -113,35 +130,160 @@ def index_paths(
     return report
 
 
-def _sentence(err: BaseException, path: str) -> str:
-    if isinstance(err, OSError) and not isinstance(err, (DecodeError, UnsupportedMediaError)):
-        return f"{path} cannot be read: {err.strerror or err}."
-    return str(err)
+def _triage(lib: Library, entries: list[Entry], report: IndexReport) -> tuple[list[Entry], dict[str, FileRecord]]:
+    """Split walked entries into failures, unchanged files and files to decode (batched manifest lookups)."""
+    ok = []
+    for e in entries:
+        if e.error:
+            report.failed.append(Failure(e.path, f"{e.path} {e.error}."))
+        elif not _is_utf8(e.real):
+            shown = e.path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            report.failed.append(
+                Failure(shown, f"{shown}: its name is not valid UTF-8 and Milvus stores paths as text; rename it (e.g. with convmv).")
+            )
+        else:
+            ok.append(e)
+    fids = [file_id(e.real) for e in ok]
+    known: dict[str, FileRecord] = {}
+    if lib.store.has("files"):
+        for start in range(0, len(fids), _LOOKUP):
+            known.update(lib.store.get_files(fids[start : start + _LOOKUP]))
+    todo = []
+    for e, fid in zip(ok, fids):
+        old = known.get(fid)
+        if old and old.state == "done" and old.size == e.size and old.mtime == e.mtime and old.path == e.real:
+            report.unchanged += 1
+        else:
+            todo.append(e)
+    return todo, known
 
 
-def _prepare(lib: Library, e: Entry, fid: str, old: FileRecord | None) -> Prepared | None:
-    digest = content_hash(e.real)
-    if old and old.state == "done" and old.content_hash == digest and old.path == e.real:
-        return None
-    kind = detect_kind(e.real)
-    common = {"file_id": fid, "path": e.real, "content_hash": digest}
-    rows: dict[str, dict[str, Any]] = {}
-    notes: list[str] = []
-    if kind == "image":
-        emb = embed_image(lib, e.real)
-        rows["image"] = _columns([fid], emb.vectors, {**common, "size": e.size, "mtime": e.mtime})
-    elif kind == "video":
-        frames = embed_video(lib, e.real)
-        notes += [f"{e.path}: {n}" for n in frames.notes]
-        rows["video"] = _sequence_columns(fid, "v", frames, common)
-        sound = embed_soundtrack(lib, e.real)
-        if sound is not None:
-            rows["audio"] = _sequence_columns(fid, "a", sound, {**common, "source": "video"})
-    else:
-        sound = embed_audio(lib, e.real)
-        notes += [f"{e.path}: {n}" for n in sound.notes]
-        rows["audio"] = _sequence_columns(fid, "a", sound, {**common, "source": "audio"})
-    return Prepared(e, fid, kind, digest, rows, notes)
+def _is_utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _known_hash(old: FileRecord | None, e: Entry) -> str | None:
+    return old.content_hash if old and old.state == "done" and old.path == e.real else None
+
+
+class _Run:
+    """The embed and write stages: batches pictures across files, writes finished files."""
+
+    def __init__(
+        self, lib: Library, report: IndexReport, known: dict[str, FileRecord], progress: Progress | None, entries: dict[str, Entry]
+    ) -> None:
+        self.lib, self.report, self.known, self.progress = lib, report, known, progress
+        self.entries, self.total = entries, len(entries)
+        self.waiting: list[tuple[Prepared, Outcome]] = []  # decoded, frames not yet embedded
+        self.frames = 0
+        self.ready: list[Prepared] = []
+        self.touched: list[FileRecord] = []
+        self.done = 0
+        self.last_write = time.monotonic()
+
+    def take(self, out: Outcome) -> None:
+        e = self.entries[out.job.real]
+        fid = file_id(e.real)
+        if out.error:
+            self.report.failed.append(Failure(e.path, out.error))
+            if fid in self.known:  # its indexed rows describe content that is gone
+                remove_file_ids(self.lib, [fid])
+            self._tick(e.path, "failed")
+        elif out.same:
+            old = self.known[fid]
+            self.touched.append(FileRecord(**{**old.__dict__, "size": e.size, "mtime": e.mtime}))
+            self.report.unchanged += 1
+            self._tick(e.path, "unchanged")
+        else:
+            item = self._prepare(out, e, fid)
+            if out.decoded is not None and out.decoded.n_frames:
+                self.waiting.append((item, out))
+                self.frames += out.decoded.n_frames
+            else:
+                self.ready.append(item)
+        if self.frames >= self.lib.settings.batch_size:
+            self._embed_waiting()
+        self._maybe_write()
+
+    def finish(self) -> None:
+        self._embed_waiting()
+        self._maybe_write(force=True)
+
+    def _prepare(self, out: Outcome, e: Entry, fid: str) -> Prepared:
+        """Embed the sound now (its windows batch within the file); pictures wait for a full batch."""
+        d = out.decoded
+        assert d is not None
+        item = Prepared(e, fid, out.kind, out.content_hash)
+        item.notes += [f"{e.path}: {n}" for n in d.notes]
+        common = {"file_id": fid, "path": e.real, "content_hash": out.content_hash}
+        if d.audio is not None:
+            sound = embed_sound(self.lib, d.audio, "video" if d.kind == "video" else "audio")
+            if d.kind == "audio":
+                item.notes += [f"{e.path}: {n}" for n in sound.notes]
+            if len(sound):
+                item.rows["audio"] = _sequence_columns(fid, "a", sound, {**common, "source": sound.source})
+        return item
+
+    def _embed_waiting(self) -> None:
+        if not self.waiting:
+            return
+        frames = np.concatenate([o.decoded.frames for _, o in self.waiting])  # type: ignore[union-attr]
+        vectors = embed_frames(self.lib, frames)
+        at = 0
+        for item, out in self.waiting:
+            d = out.decoded
+            assert d is not None and d.timestamps is not None
+            vecs = vectors[at : at + d.n_frames]
+            at += d.n_frames
+            common = {"file_id": item.fid, "path": item.entry.real, "content_hash": item.content_hash}
+            if d.kind == "image":
+                e = item.entry
+                item.rows["image"] = _columns([item.fid], vecs, {**common, "size": e.size, "mtime": e.mtime})
+            else:
+                emb = Embedded(vecs, d.timestamps, d.duration)
+                item.rows["video"] = _sequence_columns(item.fid, "v", emb, common)
+            self.ready.append(item)
+        self.waiting, self.frames = [], 0
+
+    def _maybe_write(self, *, force: bool = False) -> None:
+        rows = sum(i.n_rows for i in self.ready)
+        due = time.monotonic() - self.last_write >= _WRITE_SECONDS
+        if not (self.ready or self.touched) or not (force or due or rows >= _WRITE_ROWS):
+            return
+        with _interrupt_after():
+            if self.touched:
+                self.lib.store.put_files(self.touched)
+            _write(self.lib, self.ready, self.known, self.report)
+        for item in self.ready:
+            self._tick(item.entry.path, "indexed")
+        log.info("wrote %d file(s) (%d rows); %d/%d done", len(self.ready), rows, self.done, self.total)
+        self.ready, self.touched = [], []
+        self.last_write = time.monotonic()
+
+    def _tick(self, path: str, status: str) -> None:
+        self.done += 1
+        if self.progress:
+            self.progress({"event": "file", "done": self.done, "total": self.total, "path": path, "status": status})
+
+
+@contextmanager
+def _interrupt_after() -> Iterator[None]:
+    """Hold SIGINT back while a batch is written, then raise it: a batch is written whole or not at all."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    caught: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _columns(ids: list[str], vectors: np.ndarray, fields: dict[str, Any]) -> dict[str, Any]:
@@ -233,6 +375,7 @@ def _remove_missing(lib: Library, roots: list[str], seen: set[str]) -> int:
 
 
 def remove_file_ids(lib: Library, file_ids: list[str]) -> int:
+    """Delete the rows and manifest entries of the given files; returns how many."""
     store = lib.store
     for kind in COLLECTIONS:
         store.delete_rows(kind, file_ids)  # type: ignore[arg-type]

@@ -95,12 +95,20 @@ class Library:
         *,
         delete_missing: bool = True,
         follow_symlinks: bool = False,
-        progress: Callable[[dict[str, Any]], None] | None = None,
+        progress: Callable[..., None] | None = None,
+        workers: int | None = None,
     ) -> IndexReport:
+        """Index files and folders; see ``media_search.indexer``. ``workers``: decode processes
+        (default one per CPU core beyond the first; 0 decodes in this process)."""
         from .indexer import index_paths
 
         return index_paths(
-            self, list(paths), delete_missing=delete_missing, follow_symlinks=follow_symlinks, progress=progress
+            self,
+            list(paths),
+            delete_missing=delete_missing,
+            follow_symlinks=follow_symlinks,
+            progress=progress,
+            workers=workers,
         )
 
     def search(self, path: str | Path, k: int = 10, kinds: Sequence[str] | None = None) -> SearchResult:

@@ -63,28 +63,40 @@ def _looks_like_media(path: str) -> bool:
         return False
 
 
-def walk(roots: list[str], *, follow_symlinks: bool = False, skip: set[str] | None = None) -> Iterator[Entry]:
-    """Yield each candidate file once (by resolved path) under ``roots``."""
+def walk(
+    roots: list[str], *, follow_symlinks: bool = False, skip: set[str] | None = None, notes: list[str] | None = None
+) -> Iterator[Entry]:
+    """Yield each candidate file once (by resolved path) under ``roots``.
+
+    Problems are entries with an ``error`` (a folder that cannot be listed, a
+    broken link when following links); remarks (links skipped) go to ``notes``.
+    """
     seen: set[str] = set()
     skip_real = {os.path.realpath(s) for s in (skip or set())}
+    links: list[str] = []
     for root in roots:
         root = os.fspath(root)
         if os.path.isdir(root) and not _is_lite_db(root):
-            yield from _walk_dir(root, follow_symlinks, seen, skip_real)
+            yield from _walk_dir(root, follow_symlinks, seen, skip_real, links)
         else:
             e = _entry(root)
             if e.real not in seen:
                 seen.add(e.real)
                 yield e
+    if links and notes is not None:
+        notes.append(
+            f"skipped {len(links)} symbolic link(s) (e.g. {links[0]}); pass --follow-symlinks to index their targets"
+        )
 
 
-def _walk_dir(root: str, follow: bool, seen: set[str], skip: set[str]) -> Iterator[Entry]:
+def _walk_dir(root: str, follow: bool, seen: set[str], skip: set[str], links: list[str]) -> Iterator[Entry]:
     visited: set[tuple[int, int]] = set()
+    unlisted: list[OSError] = []
 
-    def onerror(err: OSError) -> None:
-        log.warning("cannot list %s: %s", err.filename, err.strerror)
-
-    for folder, dirs, files in os.walk(root, followlinks=follow, onerror=onerror):
+    for folder, dirs, files in os.walk(root, followlinks=follow, onerror=unlisted.append):
+        while unlisted:
+            err = unlisted.pop()
+            yield Entry(err.filename, os.path.realpath(err.filename), 0, 0.0, f"is a folder that cannot be listed: {err.strerror or err}")
         try:
             st = os.stat(folder)
             key = (st.st_dev, st.st_ino)
@@ -99,6 +111,8 @@ def _walk_dir(root: str, follow: bool, seen: set[str], skip: set[str]) -> Iterat
             if not d.startswith(".") and Path(d).suffix.lower() in MEDIA_SUFFIXES:
                 p = os.path.join(folder, d)
                 yield Entry(p, os.path.realpath(p), 0, 0.0, "is a directory, not a media file")
+        if not follow:
+            links.extend(os.path.join(folder, d) for d in dirs if not d.startswith(".") and os.path.islink(os.path.join(folder, d)))
         dirs[:] = sorted(
             d for d in dirs
             if not d.startswith(".")
@@ -109,12 +123,14 @@ def _walk_dir(root: str, follow: bool, seen: set[str], skip: set[str]) -> Iterat
             if name.startswith("."):
                 continue
             path = os.path.join(folder, name)
-            if os.path.islink(path) and not follow:
+            if not follow and os.path.islink(path):
+                links.append(path)
                 continue
             try:
                 mode = os.stat(path).st_mode
             except OSError as e:
-                yield Entry(path, os.path.realpath(path), 0, 0.0, f"cannot be read: {e.strerror or e}")
+                why = "is a broken symbolic link" if os.path.islink(path) else "cannot be read"
+                yield Entry(path, os.path.realpath(path), 0, 0.0, f"{why}: {e.strerror or e}")
                 continue
             if not stat_module.S_ISREG(mode):
                 continue
@@ -123,3 +139,6 @@ def _walk_dir(root: str, follow: bool, seen: set[str], skip: set[str]) -> Iterat
                 continue
             seen.add(real)
             yield _entry(path)
+    while unlisted:
+        err = unlisted.pop()
+        yield Entry(err.filename, os.path.realpath(err.filename), 0, 0.0, f"is a folder that cannot be listed: {err.strerror or err}")

@@ -16,9 +16,16 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(scope="session")
+def _engines_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ONNX export cache for the session (an export costs seconds; each test has its own home)."""
+    return tmp_path_factory.mktemp("engines")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, _engines_cache: Path) -> None:
     home = tmp_path_factory.mktemp("home")
+    (home / "engines").symlink_to(_engines_cache, target_is_directory=True)
     monkeypatch.setenv("MEDIA_SEARCH_HOME", str(home))
     monkeypatch.setenv("MEDIA_SEARCH_IMAGE_WEIGHTS", "random")
     monkeypatch.setenv("MEDIA_SEARCH_AUDIO_WEIGHTS", "random")
@@ -41,6 +48,12 @@ def milvus_server_uri() -> str:
         from milvus import default_server
     except ImportError:
         pytest.skip("the `milvus` package (embedded Milvus server) is not installed")
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 2380)) == 0:
+            pytest.fail(
+                "port 2380 is taken: the embedded Milvus 2.3.5 server always runs its etcd peer there; "
+                "stop the other embedded Milvus server first"
+            )
     base = tempfile.mkdtemp(prefix="milvus-server-")
     default_server.set_base_dir(base)
     default_server.config.set("proxy_port", _free_port())

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from media_search.decode import audio as audio_mod
-from media_search.decode.audio import SAMPLE_RATE, decode_audio, has_ffmpeg
+from media_search.decode.audio import SAMPLE_RATE, NoSoundtrackError, decode_audio, has_ffmpeg
 from media_search.errors import DecodeError, MediaSearchError, UnsupportedMediaError
 
 needs_ffmpeg = pytest.mark.skipif(not has_ffmpeg(), reason="ffmpeg is not installed")
@@ -70,7 +70,7 @@ def test_video_soundtrack(media: Path) -> None:
 
 @needs_ffmpeg
 def test_video_without_audio_says_no_soundtrack(media: Path) -> None:
-    with pytest.raises(DecodeError, match="has no soundtrack"):
+    with pytest.raises(NoSoundtrackError, match="has no soundtrack"):
         decode_audio(media / "mute.mp4", from_video=True)
 
 

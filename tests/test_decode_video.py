@@ -115,7 +115,7 @@ def test_rgb_channel_order(tmp_path: Path) -> None:
     red[::8, :, 1] = 120  # stripes: not a blank frame
     path = write_video(tmp_path / "red.mp4", [red] * 10)
     (kf,) = keyframes(path)[0]
-    assert kf.rgb[..., 0].mean() > 150 > 50 > kf.rgb[..., 2].mean()
+    assert kf.rgb[..., 0].mean() > 150 and kf.rgb[..., 2].mean() < 50
 
 
 def test_large_frames_are_downscaled(tmp_path: Path) -> None:
@@ -271,8 +271,8 @@ def test_timeout_fires(tmp_path: Path) -> None:
 def test_time_held_by_the_consumer_does_not_count(tmp_path: Path) -> None:
     path = write_video(tmp_path / "t.mp4", scenes([(4.0, 1)]))
     n = 0
-    for _ in iter_keyframes(path, timeout=0.5):
-        time.sleep(0.2)
+    for _ in iter_keyframes(path, timeout=1.5):
+        time.sleep(0.5)
         n += 1
     assert n == 4
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import DecodeError, UnsupportedMediaError
 
-__all__ = ["SAMPLE_RATE", "Audio", "decode_audio", "has_ffmpeg"]
+__all__ = ["SAMPLE_RATE", "Audio", "NoSoundtrackError", "decode_audio", "has_ffmpeg", "resample"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,10 @@ _FFMPEG_SUFFIXES = frozenset(
     ".m4a .aac .mp4 .m4v .mkv .webm .avi .mov .wmv .wma .flv .3gp .ts .mpg .mpeg .ac3 .amr".split()
 )
 _INSTALL_FFMPEG = "install it (apt install ffmpeg / brew install ffmpeg) and try again"
+
+
+class NoSoundtrackError(DecodeError):
+    """A video has no audio stream: callers skip its soundtrack quietly."""
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,8 @@ def decode_audio(
     """Decode ``path`` to mono float32 at ``sr`` Hz.
 
     ``from_video=True`` reads the soundtrack of a video file and marks the result
-    ``source="video"``; a video without an audio stream raises ``DecodeError``
-    whose message ends with "has no soundtrack".
+    ``source="video"``; a video without an audio stream raises
+    ``NoSoundtrackError`` (a ``DecodeError``: "... has no soundtrack").
 
     Raises ``DecodeError`` for empty, corrupt or timed-out files and
     ``UnsupportedMediaError`` for files that no decoder recognises as audio.
@@ -156,7 +160,7 @@ def _decode_ffmpeg(
     if proc.returncode != 0:
         low = err.lower()
         if "matches no streams" in low or "does not contain any stream" in low:
-            raise DecodeError(f"{path.name} has no soundtrack.", path=path)
+            raise NoSoundtrackError(f"{path.name} has no soundtrack.", path=path)
         unreadable = "invalid data found when processing input" in low or err.startswith(f"{path}: ")
         if unreadable and sf_error is not None:  # neither decoder recognises the container
             raise UnsupportedMediaError(

@@ -11,6 +11,7 @@ model sees beyond resampling noise.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,11 +36,13 @@ def open_image(path: str | Path, *, min_side: int | None = None, max_pixels: int
 
     p = os.fspath(path)
     if os.path.isdir(p):
-        raise UnsupportedMediaError(f"{p} is a directory, not an image.", path=p)
+        raise UnsupportedMediaError(f"{p} is a directory, not an image: give an image file.", path=p)
     try:
         if os.path.getsize(p) == 0:
-            raise DecodeError(f"{p} is empty (0 bytes).", path=p)
-        with Image.open(p) as im:
+            raise DecodeError(f"{p} is empty (0 bytes): give a complete image file.", path=p)
+        with warnings.catch_warnings(), Image.open(p) as im:
+            # Our own limit below replaces Pillow's warning between its 89 MP and 179 MP marks.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             w, h = im.size
             if w <= 0 or h <= 0 or w * h > max_pixels:
                 raise DecodeError(
@@ -57,11 +60,15 @@ def open_image(path: str | Path, *, min_side: int | None = None, max_pixels: int
     except DecodeError:
         raise
     except UnidentifiedImageError as e:
-        raise UnsupportedMediaError(f"{p} is not an image Pillow can read.", path=p) from e
-    except Image.DecompressionBombError as e:
-        raise DecodeError(f"{p} is too large to decode safely ({e}).", path=p) from e
+        raise UnsupportedMediaError(f"{p} is not an image Pillow can read: give a JPEG, PNG, GIF, WebP, TIFF or BMP file.", path=p) from e
+    except Image.DecompressionBombError as e:  # Pillow's own guard fires first past ~179 MP
+        raise DecodeError(
+            f"{p} declares more pixels than the {max_pixels // 1_000_000} megapixel limit: "
+            "refusing to decode it (possible decompression bomb).",
+            path=p,
+        ) from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise DecodeError(f"{p} is a damaged or truncated image: {e}.", path=p) from e
+        raise DecodeError(f"{p} is a damaged or truncated image ({_reason(e)}): copy or export it again.", path=p) from e
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -81,3 +88,7 @@ def _to_rgb(im: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return im.convert("RGB")
+
+
+def _reason(e: BaseException) -> str:
+    return (str(e) or type(e).__name__).strip().rstrip(".")

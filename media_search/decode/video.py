@@ -7,18 +7,26 @@ How keyframes are chosen (one sequential pass, memory flat):
   **probes** every ``PROBE_SECONDS``. Timestamps are ``frame index / fps``
   (``CAP_PROP_POS_MSEC`` is unreliable in some containers).
 * **Cuts** are suspected when two consecutive probes' 48x48 grey thumbnails
-  differ by more than ``CUT_MAD``. A second capture then seeks to the earlier
-  probe, checks that it landed on the identical frame, and reads the few frames
-  up to the later probe to find the single biggest jump: that frame is the
-  cut, exact to the frame. If no single step carries half of the change it was
-  motion or a fade, not a cut. Where seeking proves unreliable (the check
-  fails) or too slow, the later probe stands for the cut (at most
-  ``PROBE_SECONDS`` late).
-* Why not seek for the samples too: measured on a 60 s 720p H.264 video (keyint
-  250, 2 cores), seeking to every 1 s sample took 19 s against 6.7 s for
-  decoding every frame, because each seek decodes again from the previous
-  keyframe; grabbing without retrieving is correct in every container and
-  saves the colour conversion (about a third of the time at 720p).
+  differ by more than ``CUT_MAD``, and located to the frame:
+  - encoders put a keyframe at most scene cuts, so a demux-only pre-pass
+    (packets, no decoding: about 10 ms per minute of 720p) lists the
+    keyframes, and frames ``K-1`` and ``K`` of every keyframe ``K`` are probed
+    too: a cut at a keyframe shows up between two adjacent probes, for free;
+  - otherwise a second capture seeks to the earlier probe, checks that it
+    landed on the identical frame, and reads the few frames up to the later
+    probe to find the biggest single jump. If no single step carries half of
+    the change, it was motion or a fade, not a cut. OpenCV's seek decodes
+    again from the keyframe before ``target - 16`` (0.2 to 4 s per cut on the
+    720p benchmark), so this path has a budget (``SEEK_BUDGET``, estimated
+    from the keyframe list before seeking); past it, or where seeking proves
+    unreliable, the later probe stands for the cut (at most ``PROBE_SECONDS``
+    late).
+* Why not seek for the samples too: on a 60 s 720p H.264 video (keyint 250,
+  2 busy cores) seeking to each 1 s sample took 19 s, decoding every frame
+  6.7 s: each seek decodes again from a keyframe. Seeking only wins when the
+  interval is much longer than the GOP (12 s: 1.7 s), and then cuts would go
+  unseen. Grabbing every frame is correct in every container and skips the
+  colour conversion of all but about one frame in eight.
 * Black, blank (one flat colour) and near-duplicate frames (against the last
   kept one) are dropped; see ``keyframes.py`` for the thresholds.
 * ``max_frames`` caps the samples: a long video gets a wider interval, and a
@@ -27,7 +35,7 @@ How keyframes are chosen (one sequential pass, memory flat):
 
 from __future__ import annotations
 
-import logging
+import bisect
 import math
 import os
 import time
@@ -50,11 +58,9 @@ from media_search.decode.keyframes import (
     thumbnail,
     to_rgb_small,
 )
-from media_search.errors import DecodeError, UnsupportedMediaError
+from media_search.errors import DecodeError, MediaSearchError, UnsupportedMediaError
 
 __all__ = ["MAX_SIDE", "VideoInfo", "Keyframe", "probe_video", "iter_keyframes"]
-
-logger = logging.getLogger(__name__)
 
 PROBE_SECONDS = 0.25
 """Spacing of the cheap probe frames used to detect cuts."""
@@ -63,6 +69,12 @@ DEFAULT_FPS = 25.0
 """Frame rate assumed when the container reports none, or an absurd one."""
 
 MAX_FPS = 1000.0
+
+SEEK_BUDGET = 0.1
+SEEK_ALLOWANCE = 5.0
+"""Locating cuts may decode again at most ``SEEK_BUDGET`` of the frames so far,
+plus ``SEEK_ALLOWANCE`` seconds of video (or, without a keyframe list, take that
+share of the time)."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +107,7 @@ def probe_video(path: str | Path) -> VideoInfo:
     finally:
         cap.release()
     if count <= 0:
-        count = _count_packets(p)
+        count, _ = _scan_packets(p, _Clock(p, 60.0))
     return VideoInfo(duration=count / fps, fps=fps, frame_count=count, width=width, height=height)
 
 
@@ -146,6 +158,9 @@ def _sample(
             step = math.ceil(last_t / (max_frames - 1) * 10) / 10 if max_frames > 1 else math.inf
             notes.append(f"long video: sampled every {step:.1f} s instead of {interval:g} s (cap {max_frames} frames)")
     probe_every = max(1, round(fps * min(PROBE_SECONDS, step)))
+    _, keys = _scan_packets(p, clock, max_key_density=1.0 / (2 * probe_every))
+    key_probes = {j for k in keys or () if k > 0 for j in (k - 1, k)}
+    seek_frames = 0  # frames the cut locator decoded, estimated from the keyframe list
 
     last_kept: np.ndarray | None = None
     fallback: Keyframe | None = None  # first non-blank probe, in case no sample survives
@@ -171,7 +186,7 @@ def _sample(
         i += 1
         t = i / fps
         is_sample = t + 0.5 / fps >= next_sample
-        if not is_sample and i % probe_every:
+        if not is_sample and i % probe_every and i not in key_probes:
             continue
         ok, bgr = cap.retrieve()
         if not ok or bgr is None:
@@ -179,7 +194,13 @@ def _sample(
         thumb = thumbnail(bgr)
         cut_at = -1
         if prev is not None and cuts < max_frames and is_cut(prev[1], thumb):
-            found = locator.locate(prev[0], prev[1], i, thumb, budget=max(1.0, 0.5 * clock.elapsed()))
+            # OpenCV seeks to the keyframe before (target - 16) and decodes from there.
+            allowed = locator.seconds <= max(0.5, SEEK_BUDGET * clock.elapsed())
+            if keys and allowed:
+                cost = i - keys[max(0, bisect.bisect_right(keys, prev[0] - 16) - 1)]
+                allowed = seek_frames + cost <= SEEK_BUDGET * i + SEEK_ALLOWANCE * fps
+                seek_frames += cost if allowed else 0
+            found = locator.locate(prev[0], prev[1], i, thumb, allowed=allowed)
             if found is not None:
                 cut_at, cut_bgr = found
                 if cut_bgr is None:
@@ -339,13 +360,31 @@ def _frame_count(cap: Any) -> int:
     return int(n) if math.isfinite(n) and n > 0 else 0
 
 
-def _count_packets(p: Path) -> int:
-    """Frames in the video stream, counted by demuxing its packets (no decoding)."""
-    cap = _open(p, 30.0, raw=True)
+def _scan_packets(p: Path, clock: _Clock, *, max_key_density: float = 0.0) -> tuple[int, list[int] | None]:
+    """Demux the video stream without decoding: (packet count, keyframe indices).
+
+    Keyframe indices are those of the packets, which are the frames' display
+    indices in closed GOPs (the common case; an error here only costs an extra
+    seek). They are None, and collection stops, when keyframes are denser than
+    ``max_key_density`` (per packet, checked every 500 packets), or when the
+    file cannot be opened in demux-only mode.
+    """
+    import cv2
+
     try:
-        n = 0
+        cap = _open(p, 30.0, raw=True)
+    except MediaSearchError:
+        return 0, None
+    n, keys = 0, []
+    try:
         while cap.grab():
+            if keys is not None and cap.get(cv2.CAP_PROP_LRF_HAS_KEY_FRAME):
+                keys.append(n)
             n += 1
-        return n
+            if n % 500 == 0:
+                clock.check()
+                if keys is not None and len(keys) > max_key_density * n:
+                    keys = None
+        return n, (None if keys is None or len(keys) > max_key_density * n else keys)
     finally:
         cap.release()

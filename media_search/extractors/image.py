@@ -28,8 +28,6 @@ log = logging.getLogger(__name__)
 
 INPUT_SIZE = 224
 PREPROCESS = "v1:squash224-bilinear-imagenet"
-_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
 def prepare(picture: Image.Image | np.ndarray) -> np.ndarray:
@@ -55,10 +53,15 @@ class ImageEmbedder:
     """Embeds prepared 224x224 RGB arrays with ResNet50.
 
     ``weights``: ``pretrained``, a path to a ``.pth`` state dict, or ``random``
-    (seeded with ``seed``; for tests and offline demos only).
+    (seeded with ``seed``; for tests and offline demos only). ``engine``:
+    ``auto`` / ``torch`` / ``onnx`` (default: ``MEDIA_SEARCH_ENGINE``, see
+    ``extractors.engines``); fp32 engines share the torch model's ``spec``.
     """
 
-    def __init__(self, weights: str = "pretrained", device: str = "auto", seed: int = 0) -> None:
+    def __init__(
+        self, weights: str = "pretrained", device: str = "auto", seed: int = 0, engine: str | None = None
+    ) -> None:
+        from .engines import engine_setting
         from .runtime import torch_device
         from .weights import RESNET50_IMAGENET, resolve
 
@@ -71,24 +74,27 @@ class ImageEmbedder:
             metric="COSINE",
             preprocess=PREPROCESS,
         )
-        self._model = _load_model(self.resolved.mode, str(self.resolved.path or ""), seed, str(self.device))
+        self.engine = _load_engine(
+            engine or engine_setting(), self.spec, self.resolved.mode, str(self.resolved.path or ""), seed, str(self.device)
+        )
 
     def embed(self, batch: Sequence[np.ndarray]) -> np.ndarray:
         """(n, 224, 224, 3) uint8 -> (n, 2048) float32 unit vectors."""
-        import torch
-
         if len(batch) == 0:
             return np.zeros((0, self.spec.dim), dtype=np.float32)
         arr = np.stack([np.asarray(b, dtype=np.uint8) for b in batch])
-        x = torch.from_numpy(arr).to(self.device)
-        with torch.inference_mode():
-            x = x.permute(0, 3, 1, 2).float().div_(255.0)
-            mean = torch.as_tensor(_MEAN, device=self.device).view(1, 3, 1, 1)
-            std = torch.as_tensor(_STD, device=self.device).view(1, 3, 1, 1)
-            x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
-            feats = self._model(x).float()
-            feats = torch.nn.functional.normalize(feats, dim=1)
-        return feats.cpu().numpy().astype(np.float32, copy=False)
+        return self.engine(arr)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_engine(setting: str, spec: ModelSpec, mode: str, path: str, seed: int, device: str) -> Any:
+    """One engine per (setting, model, device) in this process; the torch model is built only if needed."""
+    from ..config import data_home
+    from .engines import build_engine
+
+    return build_engine(
+        setting, device, spec, lambda: _load_model(mode, path, seed, device), data_home() / "engines"
+    )
 
 
 @functools.lru_cache(maxsize=4)

@@ -1,0 +1,254 @@
+"""Audio copy detection: a landmark fingerprint (spectral peak pairs, Wang 2003) and offset voting.
+
+**Fingerprint.** Mono audio resampled to 8 kHz; STFT of 512 samples, hop 128
+(16 ms frames, 15.6 Hz bins); peaks are local maxima of the log spectrum in a
+15-frame x 15-bin neighbourhood, at most ``PEAKS_PER_S`` per second (the
+strongest in each 1 s block, so loud and quiet passages both get peaks). Each
+anchor peak is paired with up to ``FAN_OUT`` later peaks at most 1 s ahead and
+at most 64 bins away; a pair ``(f1, f2, dt)`` is a 23-bit hash. Stored form:
+``hash << 31 | anchor_frame`` in one int64 (``pack``), so a row carries hashes
+with their times in one ARRAY<INT64> field that both Milvus Lite and Milvus
+2.3 store.
+
+**Matching** (``match``): query hashes are looked up in a candidate's
+(numpy, sorted), each hit votes for the time offset ``t_lib - t_query``, and a
+copy is a peak in that offset histogram: ``votes`` distinct query pairs in one
+32 ms offset bin (or its neighbour), counted as distinct 96 ms slots of
+query time (a held note that happens to match votes once; a copy matches
+throughout). The peak gives the offset in seconds.
+
+**Tempo.** A tempo change of +-5 % stretches every ``dt`` (pitch is kept). ``dt``
+is quantised to 2 frames and the query is hashed under the time-scale
+hypotheses ``SCALES`` (0.95 ... 1.05, step 2.5 %): under the right one every
+rescaled ``dt`` is within a frame of the original's, and anchor times are
+rescaled too so the offset stays one bin. The best hypothesis wins.
+
+``decide`` turns votes into ``copy`` / ``confidence`` (calibrated on
+``scripts/bench_copy.py``; unrelated files stay under 8 votes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "FP_VERSION",
+    "FP_RATE",
+    "FRAME_S",
+    "Pairs",
+    "AudioMatch",
+    "AudioEvidence",
+    "landmarks",
+    "pack",
+    "split_by_time",
+    "match",
+    "decide",
+]
+
+FP_VERSION = "landmark-8k-512-128-v1"
+FP_RATE = 8000
+N_FFT = 512
+HOP = 128
+FRAME_S = HOP / FP_RATE  # 16 ms
+PEAKS_PER_S = 30
+TILE = 6  # frames (96 ms)
+FAN_OUT = 6
+MAX_DT = 62  # frames (~1 s)
+MAX_DF = 63  # bins
+F_LO, F_HI = 4, 250  # bins kept: ~60 Hz .. 3.9 kHz
+SCALES = (1.0, 0.975, 1.025, 0.95, 1.05)
+_TIME_BITS = 31
+
+# Calibrated with scripts/bench_copy.py's media (126 edited snippets against 18 files): unrelated
+# pairs reached at most 7 votes; copies 8 or more, except a pure sine sweep (no stable peaks).
+_VOTES_LO, _VOTES_HI = 6, 10
+COPY_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Landmark pairs of one sound: anchor frequency bin, target bin, frame gap, anchor frame."""
+
+    f1: np.ndarray
+    f2: np.ndarray
+    dt: np.ndarray
+    t1: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.t1)
+
+    def hashes(self, scale: float = 1.0) -> np.ndarray:
+        """23-bit hashes; ``scale`` stretches gaps (a tempo hypothesis)."""
+        dt = np.rint(self.dt * scale).astype(np.int64) if scale != 1.0 else self.dt.astype(np.int64)
+        return (self.f1.astype(np.int64) << 14) | (self.f2.astype(np.int64) << 5) | np.clip(dt // 2, 0, 31)
+
+
+@dataclass(frozen=True)
+class AudioMatch:
+    votes: int  # query time slots agreeing on one offset
+    offset: float  # s: library time = query time * scale + offset
+    scale: float  # the tempo hypothesis that won
+    hits: int  # all hash hits, any offset
+    runner_up: int = 0  # votes of the best offset away from the winner (a copy has one sharp peak)
+
+
+@dataclass(frozen=True)
+class AudioEvidence:
+    copy: bool
+    confidence: float
+    votes: int
+
+
+def _resample(samples: np.ndarray, sr: int) -> np.ndarray:
+    from math import gcd
+
+    x = np.asarray(samples, dtype=np.float32)
+    if x.ndim > 1:
+        x = x.mean(axis=1)
+    if sr == FP_RATE:
+        return x
+    from scipy.signal import resample_poly
+
+    g = gcd(int(sr), FP_RATE)
+    return resample_poly(x, FP_RATE // g, int(sr) // g).astype(np.float32)
+
+
+def _spectrogram(x: np.ndarray) -> np.ndarray:
+    """Log magnitude, (bins, frames)."""
+    if len(x) < N_FFT:
+        x = np.pad(x, (0, N_FFT - len(x)))
+    n = 1 + (len(x) - N_FFT) // HOP
+    frames = np.lib.stride_tricks.as_strided(x, (n, N_FFT), (x.strides[0] * HOP, x.strides[0]))
+    mag = np.abs(np.fft.rfft(frames * np.hanning(N_FFT).astype(np.float32), axis=1)).T
+    return np.log(mag + 1e-6).astype(np.float32)
+
+
+def _peaks(spec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(frames, bins) of the kept peaks, sorted by time.
+
+    A peak is a maximum over 15 bins in frequency and, in time, over a
+    sliding window of ``2 * TILE + 1`` frames or over its tile of ``TILE``
+    frames. The window alone misses held notes (a slowly decaying tone has no
+    window maximum after its onset, but one in every tile); tiles alone miss
+    sweeps (the tile phase moves the peak along the sweep).
+    """
+    from scipy.ndimage import maximum_filter1d
+
+    s = spec[F_LO:F_HI]
+    n = s.shape[1]
+    pad = (-n) % TILE
+    fmax = maximum_filter1d(s, size=15, axis=0, mode="constant", cval=-np.inf)
+    tiles = np.pad(fmax, ((0, 0), (0, pad)), constant_values=-np.inf).reshape(s.shape[0], -1, TILE).max(axis=2)
+    tmax = np.repeat(tiles, TILE, axis=1)[:, :n]
+    window = maximum_filter1d(fmax, size=2 * TILE + 1, axis=1, mode="constant", cval=-np.inf)
+    local = (s == fmax) & ((s == tmax) | (s == window)) & (s > np.log(1e-3))
+    f, t = np.nonzero(local)
+    if len(t) == 0:
+        return t, f
+    # Relative to the frame's median: a steady noise floor raises every bin, not the peaks' rank.
+    strength = s[f, t] - np.median(s, axis=0)[t]
+    block = (t * FRAME_S).astype(np.int64)  # 1 s blocks
+    order = np.lexsort((-strength, block))
+    b_sorted = block[order]
+    rank = np.arange(len(order)) - np.searchsorted(b_sorted, b_sorted, side="left")
+    keep = order[rank < PEAKS_PER_S]
+    keep = keep[np.argsort(t[keep], kind="stable")]
+    return t[keep], f[keep] + F_LO
+
+
+def landmarks(samples: np.ndarray, sr: int) -> Pairs:
+    """Landmark pairs of mono (or multi-channel) audio at ``sr`` Hz."""
+    x = _resample(samples, sr)
+    t, f = _peaks(_spectrogram(x))
+    a_idx, b_idx = [], []
+    for i in range(len(t)):
+        j = i + 1
+        taken = 0
+        while j < len(t) and t[j] - t[i] <= MAX_DT and taken < FAN_OUT:
+            if t[j] - t[i] >= 1 and 2 <= abs(int(f[j]) - int(f[i])) <= MAX_DF:
+                a_idx.append(i)
+                b_idx.append(j)
+                taken += 1
+            j += 1
+    a = np.asarray(a_idx, dtype=np.int64)
+    b = np.asarray(b_idx, dtype=np.int64)
+    return Pairs(f[a].astype(np.int32), f[b].astype(np.int32), (t[b] - t[a]).astype(np.int32), t[a].astype(np.int64))
+
+
+def pack(p: Pairs) -> np.ndarray:
+    """The stored form: ``hash << 31 | anchor_frame`` (int64), in time order."""
+    return (p.hashes() << _TIME_BITS) | np.minimum(p.t1, (1 << _TIME_BITS) - 1)
+
+
+def unpack(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(hashes, anchor frames) of packed values."""
+    v = np.asarray(packed, dtype=np.int64)
+    return v >> _TIME_BITS, v & ((1 << _TIME_BITS) - 1)
+
+
+def split_by_time(packed: np.ndarray, starts: Sequence[float], *, cap: int = 4096) -> list[np.ndarray]:
+    """Share packed values among rows starting at ``starts`` (s, ascending): each value goes to the
+    last row starting at or before its anchor (the first row takes anything earlier); at most ``cap``
+    values per row, the earliest kept."""
+    if not len(starts):
+        return []
+    _, t = unpack(packed)
+    edges = np.asarray(starts, dtype=np.float64)[1:] / FRAME_S
+    row = np.searchsorted(edges, t, side="right")
+    return [packed[row == i][:cap] for i in range(len(starts))]
+
+
+def match(query: Pairs, files: Sequence[np.ndarray]) -> list[AudioMatch]:
+    """Score each candidate (its packed values, any order) against the query's pairs."""
+    out = [AudioMatch(0, 0.0, 1.0, 0) for _ in files]
+    if len(query) == 0 or not files:
+        return out
+    sizes = [len(f) for f in files]
+    if sum(sizes) == 0:
+        return out
+    lib_h, lib_t = unpack(np.concatenate([np.asarray(f, dtype=np.int64) for f in files]))
+    lib_f = np.repeat(np.arange(len(files)), sizes)
+    order = np.argsort(lib_h, kind="stable")
+    lib_h, lib_t, lib_f = lib_h[order], lib_t[order], lib_f[order]
+    for scale in SCALES:
+        qh = query.hashes(scale)
+        lo = np.searchsorted(lib_h, qh, side="left")
+        hi = np.searchsorted(lib_h, qh, side="right")
+        n = hi - lo
+        if n.sum() == 0:
+            continue
+        qi = np.repeat(np.arange(len(qh)), n)
+        li = np.concatenate([np.arange(a, b) for a, b in zip(lo[n > 0], hi[n > 0])])
+        offsets = lib_t[li] - query.t1[qi] * scale  # frames
+        fidx = lib_f[li]
+        bins = np.floor(offsets / 2.0).astype(np.int64)
+        for f in np.unique(fidx):
+            sel = fidx == f
+            votes, best_bin, runner_up = _peak(bins[sel], query.t1[qi[sel]])
+            if votes > out[f].votes:
+                off = float(np.median(offsets[sel][np.abs(bins[sel] - best_bin) <= 1])) * FRAME_S
+                out[f] = AudioMatch(votes, round(off, 3), scale, int(sel.sum()), runner_up)
+    return out
+
+
+def _peak(bins: np.ndarray, t: np.ndarray) -> tuple[int, int, int]:
+    """Votes at the best offset (two adjacent bins), that bin, and the best votes more than two
+    bins away. A vote is a distinct ``TILE``-frame slot of query time with a hit at that offset:
+    the many pairs of one held note that happens to match count once, a real copy matches
+    throughout."""
+    slots = np.unique(np.stack([bins, t // TILE], axis=1), axis=0)
+    ub, counts = np.unique(slots[:, 0], return_counts=True)
+    c = dict(zip(ub.tolist(), counts.tolist()))
+    totals = {b: n + max(c.get(b - 1, 0), c.get(b + 1, 0)) for b, n in c.items()}
+    best_bin = max(totals, key=lambda b: totals[b])
+    runner_up = max((v for b, v in totals.items() if abs(b - best_bin) > 2), default=0)
+    return totals[best_bin], best_bin, runner_up
+
+
+def decide(votes: int) -> AudioEvidence:
+    """Votes (distinct query pairs at one offset) as a copy verdict and a 0..1 confidence."""
+    conf = min(1.0, max(0.0, (votes - _VOTES_LO) / (_VOTES_HI - _VOTES_LO)))
+    return AudioEvidence(conf >= COPY_THRESHOLD, round(conf, 4), int(votes))

@@ -1,0 +1,253 @@
+"""The Gradio page: drop a file, see the library's most similar files.
+
+One ``Library`` (hence one store connection and one copy of each model) serves
+every visitor; searches go through a lock because the store client and the
+models are not known to be thread-safe. Every handler turns errors into a
+message in the page (or a ``gr.Error`` for API callers): the page never shows a
+traceback and never dies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..types import KINDS, SearchResult
+from . import render
+from .roots import LibraryRoots
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+    from ..library import Library
+
+__all__ = ["build_app", "serve", "Searcher", "DEFAULT_MAX_FILE_SIZE", "DEFAULT_UPLOAD_TTL"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_FILE_SIZE = "500mb"
+#: Uploads older than this (s) are deleted, checked as often; all are deleted at shutdown.
+DEFAULT_UPLOAD_TTL = 900
+MAX_K = 100
+
+
+class Searcher:
+    """The page's verbs over one ``Library``, serialised by a lock."""
+
+    def __init__(self, lib: Library, roots: LibraryRoots) -> None:
+        self.lib = lib
+        self.roots = roots
+        self.lock = threading.Lock()
+
+    def search(self, path: str, k: int, kinds: list[str] | None) -> SearchResult:
+        """``Library.search`` with ``k`` capped at ``MAX_K``; result folders become servable (default roots)."""
+        with self.lock:
+            result = self.lib.search(path, k=min(int(k), MAX_K), kinds=kinds or None)
+        self.roots.admit([m.path for m in result.results] + list(result.exact_copies))
+        return result
+
+    def stats(self) -> dict[str, Any]:
+        with self.lock:
+            return self.lib.stats()
+
+    def warm_up(self) -> None:
+        """Load the image model now (in the background) so that the first drop is not slow."""
+        try:
+            import numpy as np
+
+            with self.lock:
+                self.lib.model("image").embed([np.zeros((224, 224, 3), dtype=np.uint8)])
+        except Exception as e:  # noqa: BLE001 - a query will report the same problem to the user
+            log.warning("warming up the image model failed: %s", e)
+
+    def is_empty(self) -> bool:
+        return not any(self.stats()["files"].values())
+
+    # -- handlers -------------------------------------------------------------------------------
+    def page_search(self, path: str | None, k: float, kinds: list[str] | None) -> tuple[str, str, Any]:
+        """(status HTML, results HTML, JSON) for the page."""
+        if not path:
+            return render.render_message("Drop an image, a video or a sound above to search.", "info"), "", None
+        name = os.path.basename(path)
+        start = time.perf_counter()
+        try:
+            result = self.search(path, int(k), kinds)
+            if not result.results and not result.exact_copies and self.is_empty():
+                return render.render_message(render.EMPTY_INDEX, "info", "Empty index"), "", None
+        except Exception as e:  # noqa: BLE001 - the page must survive anything
+            return self._failure(e, path), "", None
+        seconds = time.perf_counter() - start
+        status = ""
+        if not result.results:
+            status = render.render_message(
+                "No other file of the searched kinds in the index: tick other kinds or index more files.", "info"
+            )
+        return status, render.render_results(result, name=name, seconds=seconds), self._json(result, name)
+
+    def api_search(self, path: str | None, k: float, kinds: list[str] | None) -> str:
+        """The ``/search`` endpoint: the JSON text ``media-search query --json`` prints, or a ``gr.Error``.
+
+        Text, not a dict: gradio_client would take each result (a dict with a
+        ``path``) for a file to download.
+        """
+        import gradio as gr
+
+        if not path:
+            raise gr.Error("Send a file to search with.", title="No file", print_exception=False)
+        name = os.path.basename(path)
+        try:
+            result = self.search(path, int(k), kinds)
+        except Exception as e:  # noqa: BLE001
+            title, text = self._explain(e, path)
+            raise gr.Error(text, title=title, print_exception=False) from None
+        return json.dumps(self._json(result, name), ensure_ascii=False)
+
+    def summary(self) -> str:
+        try:
+            stats = self.stats()
+        except Exception as e:  # noqa: BLE001
+            _, text = self._explain(e, "")
+            return render.render_summary(None, self.roots.paths, error=text)
+        return render.render_summary(stats, self.roots.paths)
+
+    # -- helpers --------------------------------------------------------------------------------
+    @staticmethod
+    def _json(result: SearchResult, name: str) -> dict[str, Any]:
+        out = result.to_dict()
+        out["query"] = name  # the upload's temp path means nothing to the caller
+        return out
+
+    def _explain(self, e: BaseException, path: str) -> tuple[str, str]:
+        """(title, sentence) for the user, the upload's temp folder replaced by the file name."""
+        from ..errors import MediaSearchError
+
+        if isinstance(e, (MediaSearchError, FileNotFoundError)):
+            log.info("search for %s failed: %s", path, e)
+        else:
+            log.exception("unexpected error while searching for %s", path)
+        title, text = render.error_message(e)
+        if path:
+            text = text.replace(path, os.path.basename(path))
+        return title, text
+
+    def _failure(self, e: BaseException, path: str) -> str:
+        title, text = self._explain(e, path)
+        return render.render_message(text, "error", title)
+
+
+def build_app(
+    lib: Library,
+    library_roots: list[str] | None = None,
+    *,
+    upload_ttl: int = DEFAULT_UPLOAD_TTL,
+) -> gr.Blocks:
+    """The page as a ``gr.Blocks``; ``app.media_search_roots`` holds the folders it may serve.
+
+    Launch it through ``serve`` (which sets ``allowed_paths``) rather than
+    ``Blocks.launch`` directly.
+    """
+    import gradio as gr
+
+    roots = LibraryRoots(lib, library_roots)
+    s = Searcher(lib, roots)
+    with gr.Blocks(
+        title="media-search",
+        analytics_enabled=False,
+        delete_cache=(max(1, upload_ttl // 2), upload_ttl) if upload_ttl else None,
+    ) as app:
+        gr.Markdown("## media-search\nDrop an image, a video or a sound to find the most similar files of your library.")
+        gr.HTML(render.render_notice(lib.weights_notice()), elem_id="ms-notice", js_on_load=None)
+        with gr.Row():
+            with gr.Column(scale=1, min_width=300):
+                file_in = gr.File(
+                    label="Drop an image, a video or a sound here, or click to browse",
+                    file_count="single",
+                    type="filepath",
+                    elem_id="ms-drop",
+                    height=160,
+                )
+                k = gr.Slider(1, MAX_K, value=10, step=1, label="Number of results (k)", elem_id="ms-k")
+                kinds = gr.CheckboxGroup(
+                    list(KINDS),
+                    value=[],
+                    label="Kinds to search",
+                    info="None ticked: an image finds images and videos, a video finds videos, a sound finds sounds and video soundtracks.",
+                    elem_id="ms-kinds",
+                )
+                go = gr.Button("Search", variant="primary", elem_id="ms-search")
+                with gr.Accordion("Index", open=True):
+                    summary = gr.HTML(s.summary(), elem_id="ms-summary", js_on_load=None)
+            with gr.Column(scale=3):
+                status = gr.HTML("", elem_id="ms-status", js_on_load=None)
+                results = gr.HTML("", elem_id="ms-results", js_on_load=None)
+                with gr.Accordion("JSON (as printed by media-search query --json)", open=False):
+                    as_json = gr.JSON(elem_id="ms-json")
+        api_btn = gr.Button(visible=False)
+        api_out = gr.Textbox(visible=False)
+
+        gr.on(
+            [file_in.upload, go.click, k.release, kinds.input],
+            s.page_search,
+            inputs=[file_in, k, kinds],
+            outputs=[status, results, as_json],
+            api_visibility="private",
+            concurrency_id="search",
+            concurrency_limit=2,
+        )
+        file_in.clear(lambda: ("", "", None), outputs=[status, results, as_json], api_visibility="private", queue=False)
+        api_btn.click(
+            s.api_search,
+            inputs=[file_in, k, kinds],
+            outputs=[api_out],
+            api_name="search",
+            api_description="Search the library with a file; returns the text `media-search query --json` prints.",
+            concurrency_id="search",
+            concurrency_limit=2,
+        )
+        app.load(s.summary, outputs=[summary], api_visibility="private")
+    app.media_search_roots = roots  # type: ignore[attr-defined]
+    app.media_search_searcher = s  # type: ignore[attr-defined]
+    return app
+
+
+def serve(
+    lib: Library,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    library_roots: list[str] | None = None,
+    *,
+    max_file_size: str | int = DEFAULT_MAX_FILE_SIZE,
+    upload_ttl: int = DEFAULT_UPLOAD_TTL,
+    block: bool = True,
+    quiet: bool = False,
+    warm_up: bool = True,
+) -> gr.Blocks:
+    """Start the page on ``host:port``; with ``block=False`` return the running app (``app.close()`` stops it)."""
+    app = build_app(lib, library_roots, upload_ttl=upload_ttl)
+    roots: LibraryRoots = app.media_search_roots  # type: ignore[attr-defined]
+    app.queue(default_concurrency_limit=2)
+    app.launch(
+        server_name=host,
+        server_port=port,
+        allowed_paths=list(roots.paths),
+        blocked_paths=list(roots.blocked),
+        max_file_size=max_file_size,
+        show_error=False,
+        prevent_thread_lock=True,
+        quiet=quiet,
+        ssr_mode=False,
+        css=render.CSS,
+    )
+    # Gradio reads these lists on every file request: hand it ours, so folders admitted
+    # later count, and an empty list stays empty (never GRADIO_ALLOWED_PATHS from the env).
+    app.allowed_paths = roots.paths
+    app.blocked_paths = roots.blocked
+    if warm_up:
+        threading.Thread(target=app.media_search_searcher.warm_up, name="warm-up", daemon=True).start()  # type: ignore[attr-defined]
+    if block:
+        app.block_thread()
+    return app

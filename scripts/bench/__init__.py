@@ -1,0 +1,1 @@
+"""Helpers of scripts/benchmark.py: media generation, one module per section, the report."""

@@ -1,0 +1,151 @@
+"""The benchmark's Markdown tables and plots, from its results dict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join("" if c is None else str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _skipped(sec: dict[str, Any]) -> str | None:
+    return sec.get("skipped") or (f"error: {sec['error']}" if "error" in sec else None)
+
+
+def markdown(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    parts = [f"# media_search benchmark ({r['mode']})\n",
+             f"`{r['command']}` on {m['cpus']} CPUs, torch {m['torch']}, GPU: {m['cuda'] or 'none'}; "
+             f"load average at start {', '.join(f'{x:.1f}' for x in m['load_average'])}. "
+             "Random-init weights. Every ratio is against a baseline measured in the same run.\n"]
+    if "images" in r:
+        s = r["images"]
+        parts.append("## Image indexing\n")
+        if _skipped(s):
+            parts.append(_skipped(s) + "\n")
+        else:
+            p = s["photos"]
+            parts.append(f"{s['ours']['files']} JPEGs of {p['min']} to {p['max']} MP (mean {p['mean']} MP, {p['mean_file_mb']} MB).\n\n")
+            rows = [["naive loop", s["naive"]["files_per_s"], "1.00", _shares(s["naive"].get("share"))],
+                    [f"Library.index ({s['ours']['engine']})", s["ours"]["files_per_s"], s["ratio"], ""]]
+            if "ours_torch_engine" in s:
+                t = s["ours_torch_engine"]
+                rows.append(["Library.index (torch engine)", t["files_per_s"], round(t["files_per_s"] / s["naive"]["files_per_s"], 2), ""])
+            parts.append(_table(["pipeline", "files/s", "× naive", "time share"], rows))
+            c = s["stage_costs"]
+            parts.append("\nOur stages, isolated, one core each (ms per file): "
+                         f"decode+prepare {c['decode_s_per_file'] * 1000:.0f} (full-size decode would be "
+                         f"{c['full_size_decode_s_per_file'] * 1000:.0f}), inference ({c['engine']}) "
+                         f"{c['inference_s_per_file'] * 1000:.0f}, insert {c['insert_s_per_file'] * 1000:.1f}. "
+                         f"Target: {s['target']}.\n")
+    if "video" in r:
+        parts.append("\n## Video (multiples of real time)\n")
+        s = r["video"]
+        if _skipped(s):
+            parts.append(_skipped(s) + "\n")
+        else:
+            rows = [[k, v["seconds_of_video"], v["naive_sampling_x_realtime"], v["ours_sampling_x_realtime"], v["sampling_ratio"],
+                     v["naive_index_x_realtime"], v["ours_index_x_realtime"], v["index_ratio"]]
+                    for k, v in s.items() if isinstance(v, dict) and "seconds_of_video" in v]
+            parts.append(_table(["video", "s", "naive sampling ×rt", "keyframes ×rt", "ratio", "naive index ×rt (frames only)", "our index ×rt (frames + soundtrack + writes)", "ratio"], rows))
+    if "audio" in r:
+        parts.append("\n## Audio indexing (multiples of real time)\n")
+        s = r["audio"]
+        if _skipped(s):
+            parts.append(_skipped(s) + "\n")
+        else:
+            rows = [[k, v["naive_x_realtime"], v["ours_x_realtime"], v["ratio"]] for k, v in s.items() if isinstance(v, dict) and "ratio" in v]
+            parts.append(_table(["audio", "naive ×rt", "ours ×rt", "ratio"], rows))
+    if "insert" in r:
+        parts.append("\n## Inserts (2048-d rows/s)\n")
+        s = r["insert"]
+        if _skipped(s):
+            parts.append(_skipped(s) + "\n")
+        else:
+            rows = []
+            for where in ("lite", "server"):
+                v = s.get(where, {})
+                if "skipped" in v or "error" in v:
+                    rows.append([where, v.get("skipped") or v.get("error"), "", "", ""])
+                else:
+                    rows.append([where, v.get("insert_rows_batch64"), v.get("insert_rows_batch256"), v.get("insert_rows_batch1024"), v.get("store_upsert_rows")])
+            parts.append(_table(["store", "insert b=64", "b=256", "b=1024", "MilvusStore.upsert_rows"], rows))
+            for k, v in s.items():
+                if k.startswith("at_"):
+                    parts.append(f"\n{k}: {v}\n")
+    if "query" in r:
+        parts.append("\n## Query latency (ms)\n")
+        s = r["query"]
+        if _skipped(s):
+            parts.append(_skipped(s) + "\n")
+        else:
+            rows = []
+            for where in ("lite", "server"):
+                entries = s.get(where, {})
+                if "skipped" in entries:
+                    rows.append([where, "", "", entries["skipped"], "", "", "", ""])
+                    continue
+                for n, v in entries.items():
+                    if "error" in v:
+                        rows.append([where, n, "", v["error"], "", "", "", ""])
+                    for kind in ("image", "video", "audio"):
+                        if kind in v and "p50_ms" in v[kind]:
+                            cold = v.get("cold_image", {}) if kind == "image" else {}
+                            extra = f"embed {v[kind].get('embed_ms')} + store {v[kind].get('store_search_ms')}" if kind == "image" else ""
+                            rows.append([where, n, kind, v[kind]["p50_ms"], v[kind]["p95_ms"], cold.get("p50_ms"), cold.get("p95_ms"), extra])
+            parts.append(_table(["store", "vectors", "query", "warm p50", "warm p95", "cold p50", "cold p95", "image parts (p50)"], rows))
+            parts.append(f"\nTarget: {s['target']}. {' '.join(s.get('notes', []))}\n")
+    if "gpu" in r:
+        parts.append("\n## GPU\n")
+        s = r["gpu"]
+        if _skipped(s):
+            parts.append(_skipped(s) + "\n")
+        else:
+            rows = [["ResNet50 bf16 channels_last, model only", s["model_only"]["images_per_s"], f"batch {s['model_only']['batch']}"],
+                    ["JPEG decode on the GPU (720p)", s["jpeg_decode"]["images_per_s"], f"batch {s['jpeg_decode']['batch']}"],
+                    ["end to end: read + GPU decode + model", s["end_to_end"]["files_per_s"], f"{s['end_to_end']['files']} files"],
+                    ["Milvus Lite writes beside it", s["store_vs_gpu"]["lite_rows_per_s"], f"{s['store_vs_gpu']['writers_needed_to_keep_up']} writers to keep up"]]
+            parts.append(f"{s['device']}. bf16 vs fp32 cosine min {s['model_only']['bf16_vs_fp32_cosine_min']}.\n\n")
+            parts.append(_table(["what", "per second", "note"], rows))
+    return "\n".join(parts)
+
+
+def _shares(share: dict[str, float] | None) -> str:
+    return ", ".join(f"{k} {v:.0%}" for k, v in share.items()) if share else ""
+
+
+def plots(r: dict[str, Any], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = r.get("images", {})
+    if "ours" in s and "naive" in s:
+        fig, ax = plt.subplots(figsize=(6, 3))
+        names = ["naive loop", f"ours ({s['ours']['engine']})"] + (["ours (torch)"] if "ours_torch_engine" in s else [])
+        vals = [s["naive"]["files_per_s"], s["ours"]["files_per_s"]] + ([s["ours_torch_engine"]["files_per_s"]] if "ours_torch_engine" in s else [])
+        ax.barh(names, vals, color=["#999", "#2a7"] + ["#7a2"] * (len(vals) - 2))
+        ax.set_xlabel("image files / s (1-12 MP JPEG)")
+        fig.tight_layout()
+        fig.savefig(out / "images.png", dpi=120)
+        plt.close(fig)
+    q = r.get("query", {})
+    if q.get("lite"):
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for where, style in (("lite", "-o"), ("server", "--s")):
+            pts = sorted((int(n), v["image"]["p50_ms"]) for n, v in q.get(where, {}).items() if "image" in v)
+            if pts:
+                ax.plot(*zip(*pts), style, label=f"{where} warm p50")
+        ax.axhline(250, color="r", lw=0.8, label="target 250 ms")
+        ax.set_xscale("log")
+        ax.set_xlabel("vectors in the library")
+        ax.set_ylabel("image query, ms")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "query_latency.png", dpi=120)
+        plt.close(fig)

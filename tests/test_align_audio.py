@@ -1,0 +1,68 @@
+"""Offset-consistent window scoring and spectral alignment of audio excerpts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from media_search.align_audio import match_excerpt, score_offsets
+
+SR = 32000
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def test_score_offsets_prefers_consistent_agreement() -> None:
+    rng = np.random.default_rng(0)
+    cand_ts = np.arange(9) * 2.5
+    cand = _unit(rng.standard_normal((9, 64)))
+    # query windows every 2.5 s that copy candidate windows 2..5 (offset 5 s), slightly perturbed
+    query_ts = np.arange(4) * 2.5
+    query = _unit(cand[2:6] + 0.05 * rng.standard_normal((4, 64)))
+    # one lucky query window matches candidate window 8 perfectly (offset 12.5 s)
+    query[3] = cand[8]
+    score, offset = score_offsets(query_ts, query, cand_ts, cand)
+    assert offset == pytest.approx(5.0, abs=0.01)
+    assert 0.6 < score <= 1.0  # 3 of 4 windows agree at 5 s
+    # a candidate with nothing in common scores lower
+    other, _ = score_offsets(query_ts, query, cand_ts, _unit(rng.standard_normal((9, 64))))
+    assert other < score / 2
+    assert score_offsets(query_ts, query, np.zeros(0), np.zeros((0, 64))) == (0.0, 0.0)
+
+
+def _notes(seed: int, seconds: float) -> np.ndarray:
+    rng, out = np.random.default_rng(seed), []
+    while sum(map(len, out)) < seconds * SR:
+        d, f = rng.uniform(0.15, 0.5), 110 * 2 ** (rng.integers(0, 36) / 12)
+        t = np.arange(int(d * SR)) / SR
+        out.append(np.sin(2 * np.pi * f * t) * np.exp(-t * 3) * np.minimum(1, t / 0.01))
+    return (0.4 * np.concatenate(out)[: int(seconds * SR)]).astype(np.float32)
+
+
+def test_match_excerpt_finds_offset_under_noise_and_tempo() -> None:
+    import subprocess
+    import shutil
+
+    clip, other = _notes(1, 15), _notes(2, 15)
+    q = clip[int(6.3 * SR) : int(9.3 * SR)]
+    noisy = q + np.random.default_rng(3).standard_normal(q.size).astype(np.float32) * np.sqrt(np.mean(q**2) / 10)
+    corr, at, q_at = match_excerpt(noisy * 0.3, clip)
+    assert at - q_at == pytest.approx(6.3, abs=0.1) and corr > 0.5
+    assert match_excerpt(noisy, other)[0] < corr - 0.2
+    if shutil.which("sox"):  # +5% tempo
+        fast = subprocess.run(["sox", "-t", "f32", "-r", str(SR), "-c", "1", "-", "-t", "f32", "-",
+                               "tempo", "1.05"], input=q.tobytes(), capture_output=True, check=True).stdout  # fmt: skip
+        corr_t, at_t, q_at_t = match_excerpt(np.frombuffer(fast, np.float32), clip)
+        assert at_t - q_at_t == pytest.approx(6.3, abs=0.25) and corr_t > 0.4
+
+
+def test_match_excerpt_long_query_and_short_candidate() -> None:
+    clip = _notes(4, 40)
+    # long query: the most varied 6 s stretch is used; offsets stay consistent
+    corr, at, q_at = match_excerpt(clip[5 * SR :], clip)
+    assert corr > 0.9 and at - q_at == pytest.approx(5.0, abs=0.05)
+    # the candidate is a 4 s piece of the query: roles swap, offsets still name each clip
+    corr, at, q_at = match_excerpt(clip, clip[20 * SR : 24 * SR])
+    assert corr > 0.9 and q_at - at == pytest.approx(20.0, abs=0.05)

@@ -1,0 +1,116 @@
+"""Copy detection end to end (issue 9): edited copies ranked first with ``copy=True``, on Milvus
+Lite and on the real Milvus server, with random weights; unrelated queries get no copy."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image, ImageDraw, ImageEnhance
+
+from media_search import Library
+
+PHOTOS = sorted((Path(__file__).resolve().parents[1] / "sample_media" / "photos").glob("*.jpg"))
+SR = 16000
+
+
+def _tune(seed: int, seconds: float = 8.0) -> np.ndarray:
+    r = np.random.default_rng(seed)
+    x = np.zeros(int(seconds * SR))
+    t0 = 0.0
+    while t0 < seconds:
+        dur = float(r.uniform(0.12, 0.45))
+        f = 110 * 2 ** r.uniform(0, 3)
+        s, e = int(t0 * SR), min(len(x), int((t0 + dur) * SR))
+        t = np.arange(e - s) / SR
+        x[s:e] += np.exp(-4 * t) * sum(np.sin(2 * np.pi * f * k * t) / k for k in (1, 2, 3))
+        t0 += dur
+    return (0.5 * x / np.abs(x).max()).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("copy_media")
+    lib, q = root / "library", root / "queries"
+    lib.mkdir()
+    q.mkdir()
+    for p in PHOTOS[:8]:
+        shutil.copy(p, lib / p.name)
+    for i in range(3):
+        sf.write(lib / f"tune_{i}.wav", _tune(i), SR)
+    photo = Image.open(PHOTOS[2]).convert("RGB")  # camera.jpg
+    w, h = photo.size
+    photo.crop((int(w * 0.15), int(h * 0.1), int(w * 0.85), int(h * 0.8))).rotate(10, resample=Image.Resampling.BICUBIC).save(q / "crop_rot.jpg", quality=40)
+    Image.fromarray(np.asarray(Image.open(PHOTOS[5]).convert("RGB"))[:, ::-1]).save(q / "mirror.jpg")
+    ImageEnhance.Brightness(Image.open(PHOTOS[0]).convert("RGB")).enhance(1.5).convert("L").save(q / "bright_gray.png")
+    shot = Image.new("RGB", (1100, 700), (236, 236, 236))
+    d = ImageDraw.Draw(shot)
+    d.rectangle([0, 0, 1100, 32], fill=(205, 205, 210))
+    d.rectangle([0, 32, 200, 700], fill=(225, 225, 230))
+    shot.paste(Image.open(PHOTOS[6]).convert("RGB").resize((600, 400)), (320, 150))
+    shot.save(q / "screenshot.png")
+    Image.open(PHOTOS[9]).convert("RGB").save(q / "unrelated.jpg")  # not in the library
+    x = _tune(1)[int(2.0 * SR) : int(3.5 * SR)]
+    noisy = x + np.random.default_rng(0).normal(0, np.sqrt(np.mean(x**2) / 10), len(x)).astype(np.float32)
+    sf.write(q / "snippet_noisy.wav", noisy, SR)
+    sf.write(q / "unrelated.wav", _tune(7, 3.0), SR)
+    return {"lib": lib, "q": q}
+
+
+@pytest.fixture
+def indexed(library: Library, media: dict[str, Path]) -> Library:
+    report = library.index([media["lib"]])
+    assert not report.failed
+    return library
+
+
+@pytest.mark.parametrize(
+    "query, original",
+    [("crop_rot.jpg", PHOTOS[2].name), ("mirror.jpg", PHOTOS[5].name), ("bright_gray.png", PHOTOS[0].name), ("screenshot.png", PHOTOS[6].name)],
+)
+def test_edited_picture_is_first_and_a_copy(indexed: Library, media: dict[str, Path], query: str, original: str) -> None:
+    res = indexed.search(media["q"] / query, k=5, kinds=["image"])
+    top = res.results[0]
+    assert Path(top.path).name == original
+    assert top.copy and 0.5 <= top.copy_confidence <= 1.0
+    assert not any(m.copy for m in res.results[1:])
+    assert res.copy_found and len(res.results) == 5
+
+
+def test_unrelated_picture_gives_no_copy(indexed: Library, media: dict[str, Path]) -> None:
+    res = indexed.search(media["q"] / "unrelated.jpg", k=5, kinds=["image"])
+    assert len(res.results) == 5
+    assert not res.copy_found and not any(m.copy for m in res.results)
+
+
+def test_noisy_snippet_is_first_with_its_offset(indexed: Library, media: dict[str, Path]) -> None:
+    res = indexed.search(media["q"] / "snippet_noisy.wav", k=3, kinds=["audio"])
+    top = res.results[0]
+    assert Path(top.path).name == "tune_1.wav" and top.copy
+    assert abs(top.timestamp - 2.0) < 0.15
+    assert not any(m.copy for m in res.results[1:])
+    other = indexed.search(media["q"] / "unrelated.wav", k=3, kinds=["audio"])
+    assert not other.copy_found
+
+
+def test_cli_json_carries_copy_fields(indexed: Library, media: dict[str, Path], cli_env: dict[str, str], store_uri: str) -> None:
+    if indexed.settings.is_lite:
+        indexed.close()  # Lite: one process per .db
+    env = {**cli_env, "MEDIA_SEARCH_MILVUS_URI": store_uri}
+    import os
+
+    if os.environ.get("MEDIA_SEARCH_PREFIX"):
+        env["MEDIA_SEARCH_PREFIX"] = os.environ["MEDIA_SEARCH_PREFIX"]
+    out = subprocess.run(
+        ["python", "-m", "media_search", "query", str(media["q"] / "mirror.jpg"), "-k", "3", "--kind", "image", "--json"],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    data = json.loads(out.stdout)
+    first = data["results"][0]
+    assert set(first) >= {"path", "kind", "score", "timestamp", "query_timestamp", "copy", "copy_confidence"}
+    assert first["copy"] is True and Path(first["path"]).name == PHOTOS[5].name

@@ -1,0 +1,198 @@
+"""Copy detection building blocks: pHash, local-feature verification, audio landmarks, decisions."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from media_search.copydetect import audio as ca
+from media_search.copydetect import image as ci
+
+
+def _scene(seed: int, w: int = 520, h: int = 400) -> np.ndarray:
+    """A picture with structure (shapes, gradients, texture) rather than plain noise."""
+    from PIL import Image, ImageDraw, ImageFilter
+
+    r = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(w, h)
+    base = np.stack([127 + 100 * np.sin(r.uniform(2, 9) * xx + r.uniform(1, 5) * yy + r.uniform(0, 6)) for _ in range(3)], -1)
+    im = Image.fromarray(base.astype(np.uint8))
+    d = ImageDraw.Draw(im)
+    for _ in range(30):
+        x0, y0 = int(r.integers(0, w)), int(r.integers(0, h))
+        box = [x0, y0, x0 + int(r.integers(15, w // 3)), y0 + int(r.integers(15, h // 3))]
+        col = tuple(int(c) for c in r.integers(0, 256, 3))
+        (d.ellipse if r.random() < 0.5 else d.rectangle)(box, fill=col, outline=(0, 0, 0))
+    arr = np.asarray(im.filter(ImageFilter.GaussianBlur(0.8))).astype(np.float32) + r.normal(0, 5, (h, w, 1))
+    return arr.clip(0, 255).astype(np.uint8)
+
+
+def _jpeg(a: np.ndarray, q: int) -> np.ndarray:
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", a, [cv2.IMWRITE_JPEG_QUALITY, q])
+    return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+
+
+def _rotate(a: np.ndarray, deg: float) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(a).rotate(deg, resample=Image.Resampling.BICUBIC))
+
+
+# -- pHash -------------------------------------------------------------------------------------------
+def test_phash_is_stable_under_photometric_edits_and_separates_pictures() -> None:
+    a, b = _scene(1), _scene(2)
+    h = ci.phash(a)
+    assert 0 <= h < 2**64 and ci.phash_hex(a) == f"{h:016x}"
+    assert ci.hamming(h, ci.phash(_jpeg(a, 20))) <= 6
+    assert ci.hamming(h, ci.phash(np.clip(a.astype(int) * 0.7 + 30, 0, 255).astype(np.uint8))) <= 6
+    gray = np.asarray(__import__("PIL.Image", fromlist=["Image"]).fromarray(a).convert("L"))
+    assert ci.hamming(h, ci.phash(gray)) <= 6
+    assert ci.hamming(h, ci.phash(b)) >= 16
+    assert ci.hamming(ci.phash_hex(a), ci.phash_hex(a)) == 0
+
+
+def test_phash_pair_makes_a_mirror_a_zero_distance_copy() -> None:
+    a = _scene(3)
+    direct, mirrored = ci.phash_pair(a[:, ::-1])
+    stored = ci.phash(a)
+    assert ci.hamming(mirrored, stored) == 0
+    assert ci.hamming(direct, stored) > 10
+
+
+# -- local features ------------------------------------------------------------------------------------
+def test_verification_finds_crop_rotation_and_mirror_and_rejects_another_picture() -> None:
+    a = _scene(4)
+    lib = ci.features(a)
+    crop = _jpeg(_rotate(a[40:340, 60:480], 12), 30)
+    q, qm = ci.features(crop), ci.features(crop[:, ::-1])
+    v = ci.verify_mirrored(q, qm, lib)
+    assert v.inliers >= 30 and not v.mirrored
+    assert ci.decide(v, None).copy
+
+    m = a[:, ::-1].copy()
+    direct = ci.verify(ci.features(m), lib)  # SIFT alone is not mirror-invariant...
+    mv = ci.verify_mirrored(ci.features(m), ci.features(a), lib)
+    assert mv.mirrored and mv.inliers >= 30 and mv.inliers > 3 * direct.inliers  # ...the mirrored query is
+
+    other = ci.verify_mirrored(ci.features(_scene(5)), ci.features(_scene(5)[:, ::-1]), lib)
+    assert other.inliers < 8
+    assert not ci.decide(other, 30).copy
+
+
+def test_verification_of_a_picture_inside_a_screenshot() -> None:
+    a = _scene(6)
+    canvas = np.full((800, 1280, 3), 236, np.uint8)
+    canvas[:34] = 200
+    canvas[74:, :220] = 228
+    small = np.asarray(__import__("PIL.Image", fromlist=["Image"]).fromarray(a).resize((780, 600)))
+    canvas[120:720, 300:1080] = small
+    v = ci.verify(ci.features(canvas), ci.features(a))
+    assert ci.decide(v, ci.hamming(ci.phash(canvas), ci.phash(a))).copy
+
+
+def test_file_features_reads_images_and_video_frames(tmp_path: Path) -> None:
+    import cv2
+    from PIL import Image
+
+    a, b = _scene(7, 320, 240), _scene(8, 320, 240)
+    Image.fromarray(a).save(tmp_path / "a.png")
+    path = str(tmp_path / "v.mp4")
+    w = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 10, (320, 240))
+    for i in range(40):  # 2 s of a, then 2 s of b
+        w.write(cv2.cvtColor(a if i < 20 else b, cv2.COLOR_RGB2BGR))
+    w.release()
+    q = ci.features(b)
+    assert ci.verify(q, ci.file_features(path, 3.0)).inliers > 3 * max(1, ci.verify(q, ci.file_features(path, 0.5)).inliers)
+    assert len(ci.file_features(tmp_path / "a.png")) > 50
+    assert ci.file_features(tmp_path / "missing.png") is None
+
+
+def test_decide_is_monotone_and_bounded() -> None:
+    confs = [ci.decide(ci.Verification(n, max(n, 10)), None).confidence for n in range(0, 60, 5)]
+    assert confs == sorted(confs) and confs[0] == 0.0 and confs[-1] == 1.0
+    assert ci.decide(None, 0).copy and not ci.decide(None, 20).copy
+    assert ci.decide(None, None) == ci.CopyEvidence(False, 0.0, 0, 0.0, None)
+
+
+# -- audio landmarks -----------------------------------------------------------------------------------
+SR = 16000
+
+
+def _tune(seed: int, seconds: float = 8.0) -> np.ndarray:
+    """Notes of random pitch and length with harmonics, plus a little noise (two tunes share no
+    scale or rhythm grid, as two unrelated recordings would not)."""
+    r = np.random.default_rng(seed)
+    x = np.zeros(int(seconds * SR))
+    t0 = 0.0
+    while t0 < seconds:
+        dur = float(r.uniform(0.12, 0.45))
+        f = 110 * 2 ** r.uniform(0, 3)
+        s, e = int(t0 * SR), min(len(x), int((t0 + dur) * SR))
+        t = np.arange(e - s) / SR
+        x[s:e] += np.exp(-4 * t) * sum(np.sin(2 * np.pi * f * k * t) / k for k in (1, 2, 3))
+        t0 += dur
+    x += r.normal(0, 0.01, len(x))
+    return (0.5 * x / np.abs(x).max()).astype(np.float32)
+
+
+def test_pack_unpack_and_split_by_time() -> None:
+    p = ca.landmarks(_tune(1), SR)
+    assert len(p) > 200
+    packed = ca.pack(p)
+    h, t = ca.unpack(packed)
+    assert np.array_equal(h, p.hashes()) and np.array_equal(t, p.t1) and h.max() < 2**23
+    parts = ca.split_by_time(packed, [0.0, 2.5, 5.0])
+    assert sum(len(x) for x in parts) == len(packed)
+    _, t1 = ca.unpack(parts[1])
+    assert np.all((t1 * ca.FRAME_S >= 2.5 - 1e-9) & (t1 * ca.FRAME_S < 5.0))
+
+
+@pytest.mark.parametrize("edit", ["clean", "noise_10db", "gain", "resample_8k"])
+def test_snippet_is_found_at_its_offset(edit: str) -> None:
+    from scipy.signal import resample_poly
+
+    lib = [ca.pack(ca.landmarks(_tune(s), SR)) for s in (10, 11, 12)]
+    r = np.random.default_rng(0)
+    x = _tune(11)[int(3.2 * SR) : int(4.6 * SR)]  # 1.4 s from 3.2 s
+    if edit == "noise_10db":
+        x = x + r.normal(0, np.sqrt(np.mean(x**2) / 10), len(x)).astype(np.float32)
+    elif edit == "gain":
+        x = x * 0.1
+    elif edit == "resample_8k":
+        x = resample_poly(x, 1, 2)
+    m = ca.match(ca.landmarks(x, 8000 if edit == "resample_8k" else SR), lib)
+    assert m[1].votes > 2 * max(m[0].votes, m[2].votes)
+    assert ca.decide(m[1].votes).copy and not ca.decide(max(m[0].votes, m[2].votes)).copy
+    assert abs(m[1].offset - 3.2) < 0.1
+
+
+@pytest.mark.skipif(shutil.which("sox") is None, reason="sox is not installed")
+@pytest.mark.parametrize("factor", [0.95, 1.05])
+def test_tempo_change_is_matched_by_a_scale_hypothesis(tmp_path: Path, factor: float) -> None:
+    import soundfile as sf
+
+    x = _tune(20)
+    sf.write(tmp_path / "in.wav", x[int(2 * SR) : int(5 * SR)], SR)
+    subprocess.run(["sox", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), "tempo", str(factor)], check=True)
+    y, sr = sf.read(tmp_path / "out.wav", dtype="float32")
+    m = ca.match(ca.landmarks(y, sr), [ca.pack(ca.landmarks(x, SR)), ca.pack(ca.landmarks(_tune(21), SR))])
+    assert ca.decide(m[0].votes).copy and not ca.decide(m[1].votes).copy
+    assert abs(m[0].offset - 2.0) < 0.15
+
+
+def test_short_and_silent_inputs_do_not_crash() -> None:
+    assert len(ca.landmarks(np.zeros(SR), SR)) == 0
+    assert len(ca.landmarks(np.zeros(10), SR)) == 0
+    assert ca.match(ca.landmarks(np.zeros(SR), SR), [np.zeros(0, np.int64)])[0].votes == 0
+    assert ca.split_by_time(np.zeros(0, np.int64), []) == []
+
+
+def test_audio_decide_is_monotone_and_bounded() -> None:
+    confs = [ca.decide(v).confidence for v in range(0, 40)]
+    assert confs == sorted(confs) and confs[0] == 0.0 and confs[-1] == 1.0

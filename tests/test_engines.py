@@ -1,0 +1,207 @@
+"""Inference engines: the ONNX copy is interchangeable with torch, cached, and rebuilt when damaged."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from media_search.errors import ConfigError
+from media_search.extractors import engines as E
+from media_search.extractors.spec import ModelSpec
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+
+def _pictures(n: int = 30, seed: int = 7) -> list[np.ndarray]:
+    """Prepared 224x224 pictures: shapes on gradients, with near-duplicate variants among them."""
+    from PIL import Image, ImageDraw, ImageFilter
+
+    from media_search.extractors.image import prepare
+
+    rng = np.random.default_rng(seed)
+    out: list[np.ndarray] = []
+    while len(out) < n:
+        w, h = int(rng.integers(300, 900)), int(rng.integers(300, 900))
+        yy, xx = np.mgrid[0:h, 0:w] / max(w, h)
+        c0, c1 = rng.integers(0, 255, 3), rng.integers(0, 255, 3)
+        base = (c0 * (1 - xx[..., None]) + c1 * yy[..., None]).clip(0, 255).astype(np.uint8)
+        im = Image.fromarray(base)
+        draw = ImageDraw.Draw(im)
+        for _ in range(int(rng.integers(2, 7))):
+            x0, y0 = int(rng.integers(0, w - 50)), int(rng.integers(0, h - 50))
+            box = (x0, y0, x0 + int(rng.integers(30, w // 2)), y0 + int(rng.integers(30, h // 2)))
+            fill = tuple(int(v) for v in rng.integers(0, 255, 3))
+            (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=fill)
+        out.append(prepare(im))
+        if len(out) < n:  # a near duplicate: blurred and cropped
+            out.append(prepare(im.filter(ImageFilter.GaussianBlur(2)).crop((10, 10, w - 10, h - 10))))
+    return out
+
+
+def _top(queries: np.ndarray, library: np.ndarray, k: int = 5) -> list[list[int]]:
+    """Top-k library rows per query by cosine, the query's own row excluded."""
+    scores = queries @ library.T
+    np.fill_diagonal(scores, -np.inf)
+    return [[int(i) for i in np.argsort(-row, kind="stable")[:k]] for row in scores]
+
+
+def _same_ranking(got: list[list[int]], want: list[list[int]], reference: np.ndarray, eps: float = 1e-6) -> bool:
+    """Equal rankings, where two items whose reference cosines differ by < eps count as a tie.
+
+    Random-init ResNet50 puts every picture at cosine 0.99 to 0.99999 of the others, so
+    some neighbours differ by less than float32 rounding: their order is a tie, not a ranking.
+    """
+    scores = reference @ reference.T
+    for q, (g, w) in enumerate(zip(got, want)):
+        if any(abs(scores[q, a] - scores[q, b]) >= eps for a, b in zip(g, w)):
+            return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data home shared by this module's ResNet50 tests, so that it is exported once."""
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="module")
+def resnet(home: Path):
+    """The random-weights ResNet50, its torch engine and a fresh ONNX export of it."""
+    from media_search.extractors.image import PREPROCESS, _load_model
+
+    model = _load_model("random", "", 0, "cpu")
+    spec = ModelSpec("resnet50", "random:0", 2048, "COSINE", PREPROCESS)
+    return E.TorchEngine(model, "cpu"), E.onnx_engine(spec, lambda: model, home / "engines")
+
+
+def test_onnx_embeddings_and_rankings_equal_torch(resnet) -> None:
+    torch_engine, onnx_engine = resnet
+    batch = np.stack(_pictures())
+    a = np.concatenate([torch_engine(batch[i : i + 16]) for i in range(0, len(batch), 16)])
+    b = np.concatenate([onnx_engine(batch[i : i + 16]) for i in range(0, len(batch), 16)])
+    assert a.shape == b.shape == (30, 2048)
+    assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    assert float(np.abs(a - b).max()) < E.PROBE_TOLERANCE
+    # A library indexed with one engine and queried with the other ranks exactly as torch alone.
+    reference = _top(a, a)
+    for got in (_top(b, a), _top(a, b), _top(b, b)):
+        assert _same_ranking(got, reference, a)
+        assert sum(g == w for g, w in zip(got, reference)) >= 27  # near-ties aside, identical lists
+
+
+def test_fp32_engine_keeps_model_identity(resnet, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from media_search.extractors.image import ImageEmbedder
+
+    monkeypatch.setenv("MEDIA_SEARCH_HOME", str(home))  # reuse the module's export
+
+    onnx = ImageEmbedder("random", "cpu", engine="onnx")
+    monkeypatch.setenv("MEDIA_SEARCH_ENGINE", "torch")
+    torch_ = ImageEmbedder("random", "cpu")
+    assert onnx.engine.name == "onnx" and torch_.engine.name == "torch"
+    assert onnx.spec == torch_.spec
+    pics = _pictures(4)
+    assert np.abs(onnx.embed(pics) - torch_.embed(pics)).max() < E.PROBE_TOLERANCE
+    assert onnx.embed([]).shape == (0, 2048)
+
+
+# -- cache behaviour, on a tiny real model (fast to export) ----------------------------------------
+
+
+def _tiny_model(seed: int = 0):
+    import torch
+
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, stride=4), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()
+    ).eval()
+
+
+class _Counter:
+    """Builds the tiny model and counts how often it was asked for (an export needs it)."""
+
+    def __init__(self, model=None) -> None:
+        self.model = model if model is not None else _tiny_model()
+        self.calls = 0
+
+    def __call__(self):
+        self.calls += 1
+        return self.model
+
+
+TINY = ModelSpec("tiny", "random:0", 8, "COSINE", "test")
+
+
+def test_export_is_cached(tmp_path: Path) -> None:
+    load = _Counter()
+    first = E.onnx_engine(TINY, load, tmp_path)
+    path = E.onnx_cache_path(TINY, tmp_path)
+    stat = path.stat()
+    second = E.onnx_engine(TINY, load, tmp_path)
+    assert load.calls == 1, "the second construction must reuse the exported file"
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
+    probe = E.probe_batch(3, seed=9)
+    assert np.array_equal(first(probe), second(probe))
+    # Another model identity gets its own file.
+    other = ModelSpec("tiny", "random:1", 8, "COSINE", "test")
+    E.onnx_engine(other, _Counter(_tiny_model(1)), tmp_path)
+    assert E.onnx_cache_path(other, tmp_path) != path and E.onnx_cache_path(other, tmp_path).is_file()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage"])
+def test_corrupt_cache_is_rebuilt(tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture) -> None:
+    import torch
+
+    load = _Counter()
+    E.onnx_engine(TINY, load, tmp_path)
+    path = E.onnx_cache_path(TINY, tmp_path)
+    data = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":  # same size, a weight byte changed: loads fine, hash does not match
+        path.write_bytes(data[:-100] + bytes([data[-100] ^ 0xFF]) + data[-99:])
+    else:
+        path.write_bytes(b"not an onnx file")
+    with caplog.at_level(logging.WARNING, logger=E.__name__):
+        engine = E.onnx_engine(TINY, load, tmp_path)
+    assert load.calls == 2
+    assert "exporting it again" in caplog.text
+    assert path.read_bytes() != b"not an onnx file" and len(path.read_bytes()) == len(data)
+    probe = E.probe_batch(2)
+    with torch.inference_mode():
+        want = E._pipeline(load.model)(torch.from_numpy(probe)).numpy()
+    assert np.abs(engine(probe) - want).max() < E.PROBE_TOLERANCE
+
+
+def test_mismatching_export_falls_back_to_torch(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A model whose ONNX copy does not reproduce its outputs is run by torch, with a warning."""
+    import torch
+
+    class Noisy(torch.nn.Module):  # random noise in forward: no two runs agree
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.mean(dim=(2, 3)) + torch.rand_like(x.mean(dim=(2, 3)))
+
+    spec = ModelSpec("noisy", "random:0", 3, "COSINE", "test")
+    with caplog.at_level(logging.WARNING, logger=E.__name__):
+        engine = E.build_engine("auto", "cpu", spec, Noisy, tmp_path)
+    assert engine.name == "torch"
+    assert "differs from torch" in caplog.text
+    assert not E.onnx_cache_path(spec, tmp_path).exists()
+    with pytest.raises(ConfigError, match="MEDIA_SEARCH_ENGINE=torch"):
+        E.build_engine("onnx", "cpu", spec, Noisy, tmp_path)
+
+
+def test_engine_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert E.choose_engine("auto", "cpu") == "onnx"
+    assert E.choose_engine("torch", "cpu") == "torch"
+    assert E.choose_engine("auto", "cuda") == "torch"
+    with pytest.raises(ConfigError, match="CPU only"):
+        E.choose_engine("onnx", "cuda")
+    monkeypatch.setenv("MEDIA_SEARCH_ENGINE", "tensorrt")
+    with pytest.raises(ConfigError, match="auto, torch, onnx"):
+        E.engine_setting()
+    monkeypatch.setenv("MEDIA_SEARCH_ENGINE", "ONNX")
+    assert E.engine_setting() == "onnx"

@@ -1,0 +1,350 @@
+"""One contract suite for the store (media_search.store.milvus), run on both backends.
+
+Every test runs against Milvus Lite (a fresh ``.db``) and the real Milvus 2.3.5
+server (``store_uri`` in conftest). Where the backends differ (DESIGN.md
+section 6), the test says so next to an explicit ``if backend == ...``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from media_search.config import Settings
+from media_search.errors import IndexMismatchError, StoreLockedError
+from media_search.extractors.spec import ModelSpec
+from media_search.identity import file_id, row_id
+from media_search.store.filters import quote
+from media_search.store import milvus as milvus_module
+from media_search.store.milvus import FileRecord, MilvusStore
+
+SPEC = ModelSpec("resnet50", "random:0", 2048, "COSINE", "v1:test")
+OTHER = ModelSpec("resnet50", "IMAGENET1K_V2:0123abcd", 2048, "COSINE", "v1:test")
+FIELDS = {
+    "image": {"id", "vector", "path", "content_hash", "size", "mtime"},
+    "video": {"id", "vector", "path", "content_hash", "timestamp", "duration"},
+    "audio": {"id", "vector", "path", "content_hash", "timestamp", "duration", "source"},
+}
+NAMES = {"image": "images", "video": "video_frames", "audio": "audio_windows"}
+ODD_PATH = '/lib/it\'s "q" \\ back\\\\slash\nnew\tline #1 😀 фото 写真.jpg'
+
+
+@pytest.fixture
+def backend(store_uri: str) -> str:
+    return "server" if store_uri.startswith("http") else "lite"
+
+
+_SHARED_PREFIX: dict[str, str] = {}
+
+
+def _drop_all(s: MilvusStore) -> None:
+    for name in s.client.list_collections():
+        if name.startswith(s.prefix):
+            s.client.drop_collection(name)
+
+
+@pytest.fixture
+def fresh_store(store_uri: str):
+    """A store with no collection at all (a fresh Lite file, or a fresh prefix on the server)."""
+    s = MilvusStore.from_settings(Settings.from_env())
+    try:
+        yield s
+    finally:
+        if not s.is_lite:  # the server outlives the test: leave it clean
+            _drop_all(s)
+        s.close()
+
+
+@pytest.fixture
+def store(store_uri: str, backend: str):
+    """A store for row tests; its collections may exist already, but hold no row.
+
+    Backend difference: creating a collection takes ~3 s on the 2.3.5 server (the
+    client polls its load state) and ~0.3 s on Lite, so on the server the row tests
+    share one prefix and are emptied after each test.
+    """
+    if backend == "lite":
+        s = MilvusStore.from_settings(Settings.from_env())
+        yield s
+        s.close()
+        return
+    s = MilvusStore(store_uri, prefix=_SHARED_PREFIX.setdefault(store_uri, f"shared{uuid.uuid4().hex[:8]}_"))
+    try:
+        yield s
+    finally:
+        for kind in ("image", "video", "audio", "files"):
+            if s.has(kind):
+                s.client.delete(s.name(kind), filter='id != ""')
+        s.close()
+
+
+def unit(n: int, seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal((n, SPEC.dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def hexhash(i: int) -> str:
+    return f"{i:064x}"
+
+
+def image_rows(paths: list[str], vectors: np.ndarray, hashes: list[str]) -> dict:
+    ids = [file_id(p) for p in paths]
+    return {
+        "id": ids,
+        "file_id": ids,
+        "vector": vectors,
+        "path": paths,
+        "content_hash": hashes,
+        "size": [100 + i for i in range(len(paths))],
+        "mtime": [1.5 * i for i in range(len(paths))],
+    }
+
+
+def frame_rows(path: str, vectors: np.ndarray, content: str, tag: str = "v", **extra: list) -> dict:
+    fid = file_id(path)
+    stamps = [float(i) for i in range(len(vectors))]
+    return {
+        "id": [row_id(fid, tag, t) for t in stamps],
+        "file_id": [fid] * len(vectors),
+        "vector": vectors,
+        "path": [path] * len(vectors),
+        "content_hash": [content] * len(vectors),
+        "timestamp": stamps,
+        "duration": [float(len(vectors))] * len(vectors),
+        **extra,
+    }
+
+
+# --- collections and model identity ------------------------------------------------------
+
+
+def test_ensure_creates_the_design_collections(fresh_store: MilvusStore) -> None:
+    store = fresh_store
+    for kind in ("image", "video", "audio"):
+        store.ensure(kind, SPEC)
+        name = store.prefix + NAMES[kind]
+        assert store.name(kind) == name
+        info = store.client.describe_collection(name)
+        fields = {f["name"]: f for f in info["fields"]}
+        assert FIELDS[kind] <= set(fields), f"{name} lacks {FIELDS[kind] - set(fields)}"
+        assert fields["id"].get("is_primary")
+        assert int(fields["vector"]["params"]["dim"]) == 2048
+        index = store.client.describe_index(name, "vector")
+        assert index["metric_type"] == "COSINE"
+    assert store.has("files")
+
+
+def test_model_identity_is_stamped_and_checked(fresh_store: MilvusStore, store_uri: str) -> None:
+    store = fresh_store
+    assert store.model_of("image") is None
+    store.ensure("image", SPEC)
+    assert store.model_of("image") == SPEC
+    store.ensure("image", SPEC)  # same model: fine, again and again
+    again = MilvusStore.from_settings(Settings.from_env())  # a fresh client reads the stamp back
+    try:
+        assert again.model_of("image") == SPEC
+        again.ensure("image", SPEC)
+        with pytest.raises(IndexMismatchError) as info:
+            again.ensure("image", OTHER)
+    finally:
+        again.close()
+    message = str(info.value)
+    assert "random:0" in message and "IMAGENET1K_V2" in message
+    assert "media-search reset --kind image" in message and "index again" in message
+
+
+# --- rows ----------------------------------------------------------------------------------
+
+
+def test_upsert_is_idempotent_and_count_is_immediate(store: MilvusStore, backend: str) -> None:
+    store.ensure("image", SPEC)
+    paths = [f"/lib/{i}.jpg" for i in range(5)]
+    cols = image_rows(paths, unit(5, 1), [hexhash(i) for i in range(5)])
+    assert store.upsert_rows("image", cols) == 5
+    assert store.count("image") == 5  # Strong consistency: no flush, no sleep
+    store.upsert_rows("image", cols)
+    store.upsert_rows("image", image_rows(paths[:2], unit(2, 2), [hexhash(9)] * 2))
+    assert store.count("image") == 5
+    rows = store.fetch_rows("image", [file_id(p) for p in paths[:2]], vectors=False)
+    assert {r["content_hash"] for r in rows} == {hexhash(9)}  # the last write wins
+
+
+def test_insert_differs_between_backends(store: MilvusStore, backend: str) -> None:
+    """Why the store only ever upserts: a plain ``insert`` of an existing id."""
+    store.ensure("image", SPEC)
+    cols = image_rows(["/lib/a.jpg"], unit(1, 3), [hexhash(1)])
+    row = {k: (v[0] if k != "vector" else v[0].tolist()) for k, v in cols.items()}
+    name = store.name("image")
+    store.client.insert(name, [row])
+    store.client.insert(name, [row])
+    if backend == "server":
+        # Milvus 2.3.5 keeps both rows under one primary key.
+        assert store.count("image") == 2
+    else:
+        # Milvus Lite keeps one row per primary key.
+        assert store.count("image") == 1
+
+
+def test_delete_rows_by_file_id(store: MilvusStore) -> None:
+    store.ensure("video", SPEC)
+    store.upsert_rows("video", frame_rows("/lib/a.mp4", unit(4, 4), hexhash(1)))
+    store.upsert_rows("video", frame_rows("/lib/b.mp4", unit(3, 5), hexhash(2)))
+    assert store.count("video") == 7
+    store.delete_rows("video", [file_id("/lib/a.mp4")])
+    assert store.count("video") == 3
+    assert {r["path"] for r in store.fetch_rows("video", [file_id("/lib/a.mp4"), file_id("/lib/b.mp4")], vectors=False)} == {"/lib/b.mp4"}
+    store.delete_rows("video", [])  # nothing to do
+    store.delete_rows("audio", [file_id("/lib/b.mp4")])  # no such collection yet: nothing to do
+    assert store.count("video") == 3
+
+
+def test_search_excludes_a_hash_and_ranks_by_cosine(store: MilvusStore) -> None:
+    store.ensure("image", SPEC)
+    base = unit(1, 6)[0]
+    noise = unit(6, 7)
+    # Vectors at decreasing similarity to ``base``; file 0 has the query's content hash.
+    mix = np.array([1.0, 0.95, 0.8, 0.6, 0.4, 0.2])[:, None]
+    vecs = mix * base + (1 - mix) * noise
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    paths = [f"/lib/{i}.jpg" for i in range(6)]
+    hashes = [hexhash(100)] + [hexhash(i) for i in range(1, 6)]
+    hashes[5] = hexhash(100)  # another file with the query's bytes: excluded too
+    store.upsert_rows("image", image_rows(paths, vecs, hashes))
+    (hits,) = store.search("image", base[None, :], 10, exclude_hash=hexhash(100))
+    assert [h.path for h in hits] == paths[1:5]
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    np.testing.assert_allclose(scores, vecs[1:5] @ base, atol=1e-4)
+    (all_hits,) = store.search("image", base[None, :], 3)
+    assert [h.path for h in all_hits] == paths[:3] and all_hits[0].score == pytest.approx(1.0, abs=1e-4)
+    assert store.search("video", base[None, :], 3) == [[]]  # a kind never indexed: no hits
+
+
+def test_fetch_rows_returns_vectors_and_timestamps(store: MilvusStore) -> None:
+    store.ensure("audio", SPEC)
+    vecs = unit(3, 8)
+    store.upsert_rows("audio", frame_rows("/lib/s.wav", vecs, hexhash(3), tag="a", source=["audio"] * 3))
+    rows = sorted(store.fetch_rows("audio", [file_id("/lib/s.wav")]), key=lambda r: r["timestamp"])
+    assert [r["timestamp"] for r in rows] == [0.0, 1.0, 2.0]
+    assert {r["source"] for r in rows} == {"audio"} and {r["duration"] for r in rows} == {3.0}
+    np.testing.assert_allclose(np.array([r["vector"] for r in rows], dtype=np.float32), vecs, atol=1e-6)
+    (hits,) = store.search("audio", vecs[:1], 5, source="video")
+    assert hits == []  # the source filter
+    assert store.fetch_rows("audio", []) == []
+
+
+def test_manifest_put_get_iter_forget(store: MilvusStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Page through the server's query iterator past 2 rows (it is used past 16384 rows).
+    monkeypatch.setattr(milvus_module, "_WINDOW", 2)
+    recs = [
+        FileRecord(file_id(f"/lib/{i}.jpg"), f"/lib/{i}.jpg", "image", hexhash(i % 2), 10 + i, 2.5 + i, "done", 1)
+        for i in range(4)
+    ]
+    store.put_files(recs)
+    got = store.get_files([r.file_id for r in recs[:2]] + ["ab" * 16])
+    assert got == {r.file_id: r for r in recs[:2]}
+    assert {r.path for r in store.iter_files(content_hash=hexhash(1))} == {"/lib/1.jpg", "/lib/3.jpg"}
+    store.put_files([FileRecord(**{**recs[0].__dict__, "state": "pending", "rows": 0})])
+    assert [r.file_id for r in store.iter_files(state="pending")] == [recs[0].file_id]
+    assert len(list(store.iter_files())) == 4  # an upsert, not a second entry
+    store.forget_files([recs[0].file_id, recs[1].file_id])
+    assert sorted(r.path for r in store.iter_files()) == ["/lib/2.jpg", "/lib/3.jpg"]
+    assert list(store.iter_files(state="pending")) == []
+    store.flush()
+    assert store.count("files") == 2
+
+
+def test_flush_keeps_everything(store: MilvusStore) -> None:
+    store.ensure("image", SPEC)
+    store.upsert_rows("image", image_rows(["/lib/a.jpg", "/lib/b.jpg"], unit(2, 9), [hexhash(1), hexhash(2)]))
+    store.flush()
+    assert store.count("image") == 2
+    (hits,) = store.search("image", unit(2, 9)[:1], 2)
+    assert hits[0].path == "/lib/a.jpg"
+
+
+def test_drop_forgets_the_kind(fresh_store: MilvusStore) -> None:
+    store = fresh_store
+    store.ensure("image", SPEC)
+    store.upsert_rows("image", image_rows(["/lib/a.jpg"], unit(1, 10), [hexhash(1)]))
+    store.put_files([FileRecord(file_id("/lib/a.jpg"), "/lib/a.jpg", "image", hexhash(1), 1, 1.0)])
+    store.drop("image")
+    assert not store.has("image") and store.count("image") == 0
+    assert list(store.iter_files()) == []
+    store.ensure("image", OTHER)  # a rebuild may use another model
+    assert store.model_of("image") == OTHER
+
+
+# --- the escape rule, proven on the real backends --------------------------------------------
+
+
+def test_quote_round_trips_an_odd_path(store: MilvusStore) -> None:
+    """A filter built by ``quote()`` on a path finds exactly that row (the product itself
+    never filters on paths: see test_names.py, which records every filter it sends)."""
+    store.ensure("image", SPEC)
+    paths = [ODD_PATH, ODD_PATH.replace("\\", "/"), ODD_PATH.replace('"', "'"), "/lib/plain.jpg"]
+    store.upsert_rows("image", image_rows(paths, unit(4, 11), [hexhash(i) for i in range(4)]))
+    store.put_files([FileRecord(file_id(p), p, "image", hexhash(i), 1, 1.0) for i, p in enumerate(paths)])
+    for i, path in enumerate(paths):
+        for kind in ("image", "files"):
+            rows = store.client.query(
+                store.name(kind), filter=f"path == {quote(path)}", output_fields=["path", "content_hash"],
+                consistency_level="Strong",
+            )
+            assert [r["path"] for r in rows] == [path], (kind, path)
+            assert rows[0]["content_hash"] == hexhash(i)
+    assert store.get_files([file_id(ODD_PATH)])[file_id(ODD_PATH)].path == ODD_PATH
+
+
+# --- one process per Lite file ------------------------------------------------------------------
+
+_HOLDER = textwrap.dedent(
+    """
+    import sys
+    from media_search.store.milvus import MilvusStore
+    from media_search.extractors.spec import ModelSpec
+    store = MilvusStore(sys.argv[1], prefix=sys.argv[2])
+    store.ensure("image", ModelSpec("resnet50", "random:0", 2048, "COSINE", "v1:test"))
+    print("ready", store.count("image"), flush=True)
+    sys.stdin.readline()  # hold the store until the test is done
+    """
+)
+
+
+def test_a_second_process(store: MilvusStore, store_uri: str, backend: str, cli_env: dict) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, store_uri, store.prefix],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().split() == ["ready", "0"], holder.stderr.read() if holder.stderr else ""
+        if backend == "lite":
+            # Milvus Lite: one process per .db; a second one gets a clear error.
+            with pytest.raises(StoreLockedError, match="in use by another process"):
+                store.count("image")
+            env = {**cli_env, "MEDIA_SEARCH_MILVUS_URI": store_uri}
+            out = subprocess.run(
+                ["media-search", "stats"], env=env, capture_output=True, text=True, timeout=120
+            )
+            assert out.returncode == 1
+            lines = out.stderr.strip().splitlines()
+            assert len(lines) == 1 and "in use by another process" in lines[0], out.stderr
+            assert "Traceback" not in out.stderr
+        else:
+            # A Milvus server serves many processes at once.
+            assert store.has("image") and store.count("image") == 0
+    finally:
+        if holder.stdin:
+            holder.stdin.close()
+        holder.wait(timeout=60)
+    assert holder.returncode == 0
+    if backend == "lite":  # the lock goes with the process that held it
+        assert store.count("image") == 0
