@@ -210,9 +210,12 @@ def _query(lib: Any, args: argparse.Namespace) -> int:
         where = f"  at {_fmt_time(m.timestamp)}" if m.timestamp is not None else ""
         if m.query_timestamp is not None:
             where += f" (query at {_fmt_time(m.query_timestamp)})"
-        print(f"{i:>3}. {m.score:.4f}  {m.kind:<5}  {m.path}{where}")
+        copy = f"  [edited copy, confidence {m.copy_confidence:.2f}]" if m.copy and m.copy_confidence is not None else "  [edited copy]" if m.copy else ""
+        print(f"{i:>3}. {m.score:.4f}  {m.kind:<5}  {m.path}{where}{copy}")
     for path in result.exact_copies:
         print(f"  exact copy: {path}")
+    if result.results and not result.copy_found:
+        print("  no edited copy of the query found: these results are only similar")
     return EXIT_OK
 
 

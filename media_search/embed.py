@@ -38,6 +38,7 @@ __all__ = [
     "decode_image",
     "decode_video",
     "decode_sound",
+    "add_copy_signals",
     "embed_frames",
     "embed_sound",
     "embed_image",
@@ -68,6 +69,9 @@ class Decoded:
     ``frames``: ``(n, 224, 224, 3)`` uint8 prepared pictures -- one for an image,
     the keyframes of a video (at ``timestamps``). ``audio``: the sound of an audio
     file or the soundtrack of a video (None when the video has none).
+    Copy-detection signals (``decode_file`` fills them, see ``copydetect``):
+    ``phashes``, one 16-hex-digit pHash per frame; ``prints``, the audio's
+    packed landmark fingerprint.
     """
 
     kind: str
@@ -76,6 +80,8 @@ class Decoded:
     duration: float | None = None
     audio: Audio | None = None
     notes: list[str] = field(default_factory=list)
+    phashes: list[str] | None = None
+    prints: np.ndarray | None = None
 
     @property
     def n_frames(self) -> int:
@@ -128,12 +134,27 @@ def decode_sound(path: str | Path, settings: Settings, *, from_video: bool = Fal
 
 
 def decode_file(path: str | Path, kind: str, settings: Settings) -> Decoded:
-    """The decode stage for a file of a known kind (``detect.detect_kind``)."""
+    """The decode stage for a file of a known kind (``detect.detect_kind``), with its copy-detection
+    signals (pHashes of the prepared frames, the audio's landmark fingerprint)."""
     if kind == "image":
-        return decode_image(path)
-    if kind == "video":
-        return decode_video(path, settings)
-    return Decoded("audio", audio=decode_sound(path, settings))
+        d = decode_image(path)
+    elif kind == "video":
+        d = decode_video(path, settings)
+    else:
+        d = Decoded("audio", audio=decode_sound(path, settings))
+    return add_copy_signals(d)
+
+
+def add_copy_signals(d: Decoded) -> Decoded:
+    """Fill ``phashes`` and ``prints`` (cheap next to decoding and embedding)."""
+    from .copydetect.audio import landmarks, pack
+    from .copydetect.image import phash_hex
+
+    if d.frames is not None:
+        d.phashes = [phash_hex(f) for f in d.frames]
+    if d.audio is not None:
+        d.prints = pack(landmarks(d.audio.samples, d.audio.sr))
+    return d
 
 
 # -- embed stage -----------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .embed import Embedded, embed_frames, embed_sound
+from .embed import Decoded, Embedded, add_copy_signals, embed_frames, embed_sound
 from .identity import file_id, row_id
 from .pipeline import DecodePool, Job, Outcome, default_workers
 from .store.milvus import COLLECTIONS, FileRecord
@@ -225,7 +225,7 @@ class _Run:
             if d.kind == "audio":
                 item.notes += [f"{e.path}: {n}" for n in sound.notes]
             if len(sound):
-                item.rows["audio"] = _sequence_columns(fid, "a", sound, {**common, "source": sound.source})
+                item.rows["audio"] = _sequence_columns(fid, "a", sound, {**common, "source": sound.source, "fp": _prints(d, sound)})
         return item
 
     def _embed_waiting(self) -> None:
@@ -242,10 +242,10 @@ class _Run:
             common = {"file_id": item.fid, "path": item.entry.real, "content_hash": item.content_hash}
             if d.kind == "image":
                 e = item.entry
-                item.rows["image"] = _columns([item.fid], vecs, {**common, "size": e.size, "mtime": e.mtime})
+                item.rows["image"] = _columns([item.fid], vecs, {**common, "size": e.size, "mtime": e.mtime, "phash": _phashes(d)})
             else:
                 emb = Embedded(vecs, d.timestamps, d.duration)
-                item.rows["video"] = _sequence_columns(item.fid, "v", emb, common)
+                item.rows["video"] = _sequence_columns(item.fid, "v", emb, {**common, "phash": _phashes(d)})
             self.ready.append(item)
         self.waiting, self.frames = [], 0
 
@@ -292,6 +292,24 @@ def _columns(ids: list[str], vectors: np.ndarray, fields: dict[str, Any]) -> dic
     for name, value in fields.items():
         cols[name] = value if isinstance(value, (list, np.ndarray)) else [value] * n
     return cols
+
+
+def _phashes(d: Decoded) -> list[str]:
+    """One pHash per frame (copy detection); computed here if the decode stage did not."""
+    if d.phashes is None:
+        add_copy_signals(d)
+    return list(d.phashes or [])
+
+
+def _prints(d: Decoded, sound: Embedded) -> list[list[int]]:
+    """The audio fingerprint shared among the window rows by time (``copydetect.audio.split_by_time``)."""
+    from .copydetect.audio import split_by_time
+    from .store.milvus import FP_CAPACITY
+
+    if d.prints is None:
+        add_copy_signals(d)
+    parts = split_by_time(d.prints if d.prints is not None else np.zeros(0, np.int64), [float(t) for t in sound.timestamps], cap=FP_CAPACITY)
+    return [p.tolist() for p in parts]
 
 
 def _sequence_columns(fid: str, tag: str, emb: Embedded, fields: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,12 @@ query's content hash excluded in the store) → group rows per file, rank,
 localise → ``SearchResult``. Exactly ``k`` results come back whenever the
 library holds ``k`` other files of the searched kinds: exclusion happens in the
 search itself, and searches widen until enough distinct files are found.
+
+Copy detection (``copydetect``) re-ranks a wider pool (``COPY_POOL`` files):
+an image query is searched with its mirror too, candidates are checked by
+pHash and local features; a sound (or a video's soundtrack) by its landmark
+fingerprint. Verified copies come first (``Match.copy``), then the rest by
+score; ``SearchResult.copy_found`` is False when nothing passed.
 """
 
 from __future__ import annotations
@@ -13,14 +19,15 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .align import align
 from .detect import detect_kind
-from .embed import Embedded, embed_audio, embed_image, embed_soundtrack, embed_video
-from .errors import ConfigError
+from .copydetect import rank as copyrank
+from .embed import Embedded, decode_image, decode_sound, embed_frames, embed_sound, embed_video
+from .errors import ConfigError, DecodeError
 from .identity import content_hash, resolve_path
 from .types import KINDS, Kind, Match, SearchResult
 
@@ -54,6 +61,8 @@ class Query:
     image: Embedded | None = None  # image query: one vector
     frames: Embedded | None = None  # video query: keyframes
     sound: Embedded | None = None  # audio query, or a video's soundtrack
+    picture: copyrank.PictureQuery | None = None  # image query: pHashes and local features
+    pairs: Any = None  # the sound's landmarks (copydetect.audio.Pairs)
 
 
 def search(lib: Library, path: str | Path, *, k: int = 10, kinds: Sequence[str] | None = None) -> SearchResult:
@@ -67,7 +76,7 @@ def search(lib: Library, path: str | Path, *, k: int = 10, kinds: Sequence[str] 
     results: list[Match] = []
     for target in targets:
         results.extend(_rank(lib, q, target, k))
-    results.sort(key=lambda m: (-m.score, m.path))
+    results = copyrank.order(results)  # verified copies first, then by score
     copies = sorted(
         {rec.path for rec in lib.store.iter_files(content_hash=q.content_hash) if rec.path != real}
     ) if lib.store.has("files") else []
@@ -89,16 +98,31 @@ def _targets(kind: Kind, kinds: Sequence[str] | None) -> tuple[Kind, ...]:
 
 
 def _embed_query(lib: Library, path: str, kind: Kind, targets: tuple[Kind, ...]) -> Query:
+    from .copydetect.audio import landmarks
+
     q = Query(path=path, kind=kind, content_hash=content_hash(path))
     if kind == "image":
-        q.image = embed_image(lib, path)
-    elif kind == "video":
+        # The picture and its mirror: a mirrored copy is as near as the original (best per file).
+        # A screenshot's main picture is searched too (``PictureQuery.inner``).
+        pic = decode_image(path).frames[0]  # type: ignore[index]
+        q.picture = copyrank.PictureQuery(path, pic)
+        views = [pic, pic[:, ::-1]] + ([q.picture.inner] if q.picture.inner is not None else [])
+        q.image = Embedded(embed_frames(lib, np.stack(views)), np.zeros(len(views)))
+        return q
+    if kind == "video":
         if "video" in targets or "image" in targets:
             q.frames = embed_video(lib, path)
         if "video" in targets or "audio" in targets:
-            q.sound = embed_soundtrack(lib, path, query=True)
-    else:
-        q.sound = embed_audio(lib, path, query=True)
+            try:
+                audio = decode_sound(path, lib.settings, from_video=True)
+            except DecodeError:  # no soundtrack
+                return q
+            sound = embed_sound(lib, audio, "video", query=True)
+            if len(sound):
+                q.sound, q.pairs = sound, landmarks(audio.samples, audio.sr)
+        return q
+    audio = decode_sound(path, lib.settings)
+    q.sound, q.pairs = embed_sound(lib, audio, "audio", query=True), landmarks(audio.samples, audio.sr)
     return q
 
 
@@ -109,20 +133,20 @@ def _rank(lib: Library, q: Query, target: Kind, k: int) -> list[Match]:
         if vecs is None or not store.has("image"):
             return []
         lib.ensure("image")
-        return _best_per_file(lib, "image", vecs, k, q.content_hash, result_kind="image")
+        return _best_per_file(lib, "image", vecs, k, q.content_hash, result_kind="image", picture=q.picture)
     if target == "video":
         if q.image is not None:
             if not store.has("video"):
                 return []
             lib.ensure("video")
-            return _best_per_file(lib, "video", q.image.vectors, k, q.content_hash, result_kind="video")
+            return _best_per_file(lib, "video", q.image.vectors, k, q.content_hash, result_kind="video", picture=q.picture)
         if q.frames is not None:
             return _rank_sequences(lib, q, k)
         if q.sound is not None:  # a sound finds the videos whose soundtrack it is in
-            return _rank_audio(lib, q.sound, k, q.content_hash, source="video")
+            return _rank_audio(lib, q.sound, k, q.content_hash, source="video", pairs=q.pairs)
         return []
     if target == "audio" and q.sound is not None:
-        return _rank_audio(lib, q.sound, k, q.content_hash, source="audio")
+        return _rank_audio(lib, q.sound, k, q.content_hash, source="audio", pairs=q.pairs)
     return []
 
 
@@ -144,15 +168,34 @@ def _candidates(
         limit = min(limit * 4, 16384)
 
 
-def _best_per_file(lib: Library, kind: Kind, vecs: np.ndarray, k: int, exclude: str, *, result_kind: Kind) -> list[Match]:
-    groups = _candidates(lib, kind, vecs, k, exclude)
-    out = []
+#: Files gathered by the embeddings before copy detection re-ranks them: wider than ``k`` so that an
+#: edited copy the embeddings rank low (random weights, a screenshot) is still checked.
+COPY_POOL = 32
+
+
+def _best_per_file(
+    lib: Library, kind: Kind, vecs: np.ndarray, k: int, exclude: str, *, result_kind: Kind,
+    picture: copyrank.PictureQuery | None = None,
+) -> list[Match]:  # fmt: skip
+    groups = _candidates(lib, kind, vecs, max(k, COPY_POOL) if picture else k, exclude)
+    cands = []
     for hits in groups.values():
         best = max(hits, key=lambda h: h.score)
-        ts = None if kind == "image" else best.timestamp
-        out.append(Match(best.path, result_kind, round(best.score, 6), ts, None))
-    out.sort(key=lambda m: -m.score)
-    return out[:k]
+        row = best
+        if picture is not None and kind == "video":  # verify the keyframe nearest by pHash, if one is near
+            near = min(hits, key=lambda h: _dist(picture, h.phash))
+            if _dist(picture, near.phash) <= copyrank.HASH_SHORTLIST:
+                row = near
+        ts = None if kind == "image" else row.timestamp
+        cands.append(copyrank.Candidate(Match(best.path, result_kind, round(best.score, 6), ts, None), row.phash))
+    if picture is None:
+        return sorted((c.match for c in cands), key=lambda m: -m.score)[:k]
+    return copyrank.rerank_pictures(picture, cands)[:k]
+
+
+def _dist(picture: copyrank.PictureQuery, phash: str | None) -> int:
+    d = picture.hash_distance(phash)
+    return 64 if d is None else d
 
 
 def _rank_sequences(lib: Library, q: Query, k: int) -> list[Match]:
@@ -169,31 +212,45 @@ def _rank_sequences(lib: Library, q: Query, k: int) -> list[Match]:
     rows = store.fetch_rows("video", shortlist)
     tol = max(lib.settings.video_interval * 1.5, 0.5)
     sound_scores: dict[str, float] = {}
+    sound_rows: list[dict] = []
     if q.sound is not None and store.has("audio"):
         lib.ensure("audio")
-        for m in _align_rows(q.sound, store.fetch_rows("audio", shortlist), tol=2.5, source="video"):
+        sound_rows = store.fetch_rows("audio", shortlist, copy_fields=q.pairs is not None)
+        for m in _align_rows(q.sound, sound_rows, tol=2.5, source="video"):
             sound_scores[m.path] = m.score
     out = []
     for m in _align_rows(frames, rows, tol=tol):
         if m.path in sound_scores:
             m = Match(m.path, m.kind, round(0.75 * m.score + 0.25 * sound_scores[m.path], 6), m.timestamp, m.query_timestamp)
         out.append(m)
+    if q.pairs is not None and sound_rows:  # the soundtracks' fingerprints: copies, localised in time
+        return copyrank.rerank_sounds(q.pairs, out, _prints(sound_rows, "video"))[:k]
     out.sort(key=lambda m: -m.score)
     return out[:k]
 
 
-def _rank_audio(lib: Library, sound: Embedded, k: int, exclude: str, *, source: str) -> list[Match]:
+def _prints(rows: list[dict], source: str) -> dict[str, list[np.ndarray]]:
+    prints: dict[str, list[np.ndarray]] = {}
+    for r in rows:
+        if r.get("source", source) == source and r.get("fp"):
+            prints.setdefault(r["path"], []).append(np.asarray(r["fp"], dtype=np.int64))
+    return prints
+
+
+def _rank_audio(lib: Library, sound: Embedded, k: int, exclude: str, *, source: str, pairs: Any = None) -> list[Match]:
     store = lib.store
     if not store.has("audio") or len(sound) == 0:
         return []
     lib.ensure("audio")
-    pool = max(2 * k, 10)
+    pool = max(2 * k, COPY_POOL if pairs is not None else 10)
     groups = _candidates(lib, "audio", sound.vectors, pool, exclude, source=source)
     shortlist = _shortlist(groups, pool)
-    rows = store.fetch_rows("audio", shortlist)
+    rows = store.fetch_rows("audio", shortlist, copy_fields=pairs is not None)
     from .extractors.audio import AUDIO_HOP
 
     out = _align_rows(sound, rows, tol=AUDIO_HOP, source=source)
+    if pairs is not None:
+        return copyrank.rerank_sounds(pairs, out, _prints(rows, source))[:k]
     out.sort(key=lambda m: -m.score)
     return out[:k]
 

@@ -19,6 +19,13 @@ class Match:
     ``score`` is on the cosine scale (higher is more similar). ``timestamp`` is
     where the match is in the result (seconds; ``None`` for images) and
     ``query_timestamp`` where it is in the query.
+
+    ``copy``: the file holds the query's own content, edited (cropped, rotated,
+    mirrored, re-encoded, framed in a screenshot; a sound snippet under noise,
+    re-encoding or a tempo change), as verified by local features or an audio
+    fingerprint -- not by the embeddings, so it holds whatever the weights.
+    ``copy_confidence`` (0..1, ``copy`` from 0.5) is ``None`` when no copy
+    check ran on this file. Copies rank first, then the rest by ``score``.
     """
 
     path: str
@@ -26,6 +33,8 @@ class Match:
     score: float
     timestamp: float | None = None
     query_timestamp: float | None = None
+    copy: bool = False
+    copy_confidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -39,6 +48,11 @@ class SearchResult:
     kind: Kind
     results: list[Match]
     exact_copies: list[str] = field(default_factory=list)
+
+    @property
+    def copy_found(self) -> bool:
+        """Whether any result is an edited copy of the input; False means "no match", only similar files."""
+        return any(m.copy for m in self.results)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -55,10 +55,13 @@ def imagehash_rank(data: dict) -> dict[str, dict[str, str]]:
 
 
 def _fpcalc(path: str) -> np.ndarray:
+    # fpcalc may exit non-zero after printing a good fingerprint ("Error decoding audio frame (End of
+    # file)" on some wav files): trust the JSON, not the exit status.
     r = subprocess.run(["fpcalc", "-raw", "-json", path], capture_output=True, text=True)
-    if r.returncode != 0 or not r.stdout.strip():
-        return np.zeros(0, dtype=np.uint32)
-    return np.asarray(json.loads(r.stdout).get("fingerprint") or [], dtype=np.int64).astype(np.uint32)
+    for line in r.stdout.splitlines():
+        if line.startswith("{"):
+            return np.asarray(json.loads(line).get("fingerprint") or [], dtype=np.int64).astype(np.uint32)
+    return np.zeros(0, dtype=np.uint32)
 
 
 def _ber(q: np.ndarray, c: np.ndarray, min_overlap: int = 4) -> float:

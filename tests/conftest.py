@@ -93,3 +93,14 @@ def cli_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update({"MEDIA_SEARCH_IMAGE_WEIGHTS": "random", "MEDIA_SEARCH_AUDIO_WEIGHTS": "random", "MEDIA_SEARCH_DEVICE": "cpu"})
     return env
+
+
+BACKENDS = ["lite", pytest.param("server", marks=pytest.mark.server)]
+
+
+def backend_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """(uri, prefix) of a fresh store on the backend named by ``request.param`` -- for module-scoped
+    fixtures parametrised with ``BACKENDS`` that index a library once per backend."""
+    if request.param == "lite":
+        return str(tmp_path_factory.mktemp("lite") / "index.db"), "media_search_"
+    return request.getfixturevalue("milvus_server_uri"), f"m{uuid.uuid4().hex[:10]}_"

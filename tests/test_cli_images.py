@@ -148,7 +148,7 @@ def test_index_and_query_end_to_end(tmp_path: Path, store_uri: str, env: dict[st
     assert real(library / COPY_OF) not in paths and real(library / COPY_NAME) not in paths
     assert result["exact_copies"] == [real(library / COPY_NAME)]
     for m in result["results"]:
-        assert set(m) == {"path", "kind", "score", "timestamp", "query_timestamp"}
+        assert set(m) == {"path", "kind", "score", "timestamp", "query_timestamp", "copy", "copy_confidence"}
         assert m["kind"] == "image" and m["timestamp"] is None and -1.0 <= m["score"] <= 1.0001
     scores = [m["score"] for m in result["results"]]
     assert scores == sorted(scores, reverse=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -62,11 +63,27 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"lib": lib, "q": q}
 
 
-@pytest.fixture
-def indexed(library: Library, media: dict[str, Path]) -> Library:
-    report = library.index([media["lib"]])
-    assert not report.failed
-    return library
+@pytest.fixture(scope="module", params=["lite", pytest.param("server", marks=pytest.mark.server)])
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """One index per backend for the whole module (indexing is the slow part)."""
+    if request.param == "lite":
+        return {"MEDIA_SEARCH_MILVUS_URI": str(tmp_path_factory.mktemp("copy_index") / "index.db")}
+    return {"MEDIA_SEARCH_MILVUS_URI": request.getfixturevalue("milvus_server_uri"), "MEDIA_SEARCH_PREFIX": f"c{uuid.uuid4().hex[:12]}_"}
+
+
+@pytest.fixture(scope="module")
+def indexed(backend: dict[str, str], media: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEDIA_SEARCH_HOME", str(tmp_path_factory.mktemp("home")))
+        for name, value in backend.items():
+            mp.setenv(name, value)
+        lib = Library(image_weights="random", audio_weights="random", device="cpu")
+        try:
+            report = lib.index([media["lib"]])
+            assert not report.failed
+            yield lib
+        finally:
+            lib.close()
 
 
 @pytest.mark.parametrize(
@@ -98,17 +115,11 @@ def test_noisy_snippet_is_first_with_its_offset(indexed: Library, media: dict[st
     assert not other.copy_found
 
 
-def test_cli_json_carries_copy_fields(indexed: Library, media: dict[str, Path], cli_env: dict[str, str], store_uri: str) -> None:
-    if indexed.settings.is_lite:
-        indexed.close()  # Lite: one process per .db
-    env = {**cli_env, "MEDIA_SEARCH_MILVUS_URI": store_uri}
-    import os
-
-    if os.environ.get("MEDIA_SEARCH_PREFIX"):
-        env["MEDIA_SEARCH_PREFIX"] = os.environ["MEDIA_SEARCH_PREFIX"]
+def test_cli_json_carries_copy_fields(indexed: Library, backend: dict[str, str], media: dict[str, Path], cli_env: dict[str, str]) -> None:
+    indexed.close()  # Lite: one process per .db (the library reopens its store when next used)
     out = subprocess.run(
         ["python", "-m", "media_search", "query", str(media["q"] / "mirror.jpg"), "-k", "3", "--kind", "image", "--json"],
-        capture_output=True, text=True, env=env, check=True,
+        capture_output=True, text=True, env={**cli_env, **backend}, check=True,
     )  # fmt: skip
     data = json.loads(out.stdout)
     first = data["results"][0]

@@ -96,6 +96,18 @@ def test_verification_of_a_picture_inside_a_screenshot() -> None:
     assert ci.decide(v, ci.hamming(ci.phash(canvas), ci.phash(a))).copy
 
 
+def test_content_box_finds_the_picture_inside_a_screenshot() -> None:
+    a = _scene(9)
+    canvas = np.full((800, 1280, 3), 236, np.uint8)
+    canvas[:34] = 200
+    canvas[74:, :220] = 228
+    canvas[150:550, 400:920] = a
+    top, bottom, left, right = ci.content_box(canvas)
+    assert abs(top - 150) <= 8 and abs(bottom - 550) <= 8 and abs(left - 400) <= 8 and abs(right - 920) <= 8
+    assert ci.hamming(ci.phash(canvas[top:bottom, left:right]), ci.phash(a)) <= 8
+    assert ci.content_box(a) is None  # a plain picture has no frame
+
+
 def test_file_features_reads_images_and_video_frames(tmp_path: Path) -> None:
     import cv2
     from PIL import Image
@@ -196,3 +208,32 @@ def test_short_and_silent_inputs_do_not_crash() -> None:
 def test_audio_decide_is_monotone_and_bounded() -> None:
     confs = [ca.decide(v).confidence for v in range(0, 40)]
     assert confs == sorted(confs) and confs[0] == 0.0 and confs[-1] == 1.0
+
+
+# -- fusion and presentation ---------------------------------------------------------------------------
+def test_order_puts_verified_copies_first_then_score() -> None:
+    from media_search.copydetect.rank import order
+    from media_search.types import Match, SearchResult
+
+    ms = [
+        Match("/a.jpg", "image", 0.999),
+        Match("/b.jpg", "image", 0.95, copy=True, copy_confidence=0.6),
+        Match("/c.jpg", "image", 0.90, copy=True, copy_confidence=1.0),
+        Match("/d.jpg", "image", 0.998, copy=False, copy_confidence=0.1),
+    ]
+    assert [m.path for m in order(ms)] == ["/c.jpg", "/b.jpg", "/a.jpg", "/d.jpg"]
+    d = ms[2].to_dict()
+    assert d["copy"] is True and d["copy_confidence"] == 1.0
+    assert set(d) == {"path", "kind", "score", "timestamp", "query_timestamp", "copy", "copy_confidence"}
+    assert SearchResult("q", "image", order(ms)).copy_found
+    assert not SearchResult("q", "image", [ms[0], ms[3]]).copy_found
+
+
+def test_page_shows_a_copy_badge_and_an_explicit_no_copy() -> None:
+    from media_search.types import Match, SearchResult
+    from media_search.web.render import render_results
+
+    html = render_results(SearchResult("q", "image", [Match("/lib/a.jpg", "image", 0.9, copy=True, copy_confidence=0.87)]), name="q.jpg", seconds=0.1)
+    assert "class='ms-copy' data-confidence='0.87'" in html and "data-copy='true'" in html and "1 edited copy" in html
+    html = render_results(SearchResult("q", "image", [Match("/lib/a.jpg", "image", 0.9)]), name="q.jpg", seconds=0.1)
+    assert "No copy of your file found" in html and "data-confidence" not in html

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import BACKENDS, backend_store
 from media_search import Library
 
 PHOTOS = sorted((Path(__file__).resolve().parents[1] / "sample_media" / "photos").glob("*.jpg"))
@@ -86,13 +86,10 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return v
 
 
-@pytest.fixture(scope="module", params=["lite", pytest.param("server", marks=pytest.mark.server)])
+@pytest.fixture(scope="module", params=BACKENDS)
 def indexed(request: pytest.FixtureRequest, videos: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
     """The video library indexed once per backend."""
-    if request.param == "lite":
-        uri, prefix = str(tmp_path_factory.mktemp("lite") / "index.db"), "media_search_"
-    else:
-        uri, prefix = request.getfixturevalue("milvus_server_uri"), f"v{uuid.uuid4().hex[:10]}_"
+    uri, prefix = backend_store(request, tmp_path_factory)
     lib = Library(uri=uri, prefix=prefix, image_weights="random", audio_weights="random", device="cpu")
     report = lib.index([videos["library"]])
     assert report.failed == [] and report.by_kind == {"video": 5}
@@ -168,7 +165,7 @@ def test_cli_video_query(indexed, videos, cli_env):
     top = data["results"][0]
     assert Path(top["path"]).name in ("scenes.mp4", "scenes copy.mp4")
     assert abs(top["timestamp"] - 4.0) <= 1.0
-    assert set(top) == {"path", "kind", "score", "timestamp", "query_timestamp"}
+    assert set(top) == {"path", "kind", "score", "timestamp", "query_timestamp", "copy", "copy_confidence"}
 
 
 def _bad_videos(folder: Path, good: Path) -> dict[str, str]:

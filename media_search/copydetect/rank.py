@@ -47,13 +47,30 @@ class Candidate:
 
 
 class PictureQuery:
-    """A query picture: its pHashes (direct and mirrored) now, its local features when first needed."""
+    """A query picture: its pHashes (direct and mirrored; of the main picture too when it sits in a
+    frame such as a screenshot, ``inner``) now, its local features when first needed."""
 
     def __init__(self, path: str | Path | None, prepared: np.ndarray, picture: np.ndarray | None = None) -> None:
         self.path = path
-        self.hashes = fi.phash_pair(prepared)
+        self.hashes = list(fi.phash_pair(prepared))
         self._picture = picture
         self._features: tuple[fi.Features, fi.Features] | None = None
+        self.inner: np.ndarray | None = None  # the prepared main picture, when framed (a screenshot)
+        box = fi.content_box(self.picture)
+        if box is not None:
+            from ..extractors.image import prepare
+
+            top, bottom, left, right = box
+            self.inner = prepare(np.ascontiguousarray(self.picture[top:bottom, left:right]))
+            self.hashes += fi.phash_pair(self.inner)
+
+    @property
+    def picture(self) -> np.ndarray:
+        if self._picture is None:
+            from ..decode.image import open_image
+
+            self._picture = np.asarray(open_image(self.path, min_side=fi.MAX_SIDE))  # type: ignore[arg-type]
+        return self._picture
 
     def hash_distance(self, stored: str | None) -> int | None:
         if not stored:
@@ -62,15 +79,11 @@ class PictureQuery:
             h = int(stored, 16)
         except ValueError:
             return None
-        return min(fi.hamming(self.hashes[0], h), fi.hamming(self.hashes[1], h))
+        return min(fi.hamming(x, h) for x in self.hashes)
 
     def features(self) -> tuple[fi.Features, fi.Features]:
         if self._features is None:
-            pic = self._picture
-            if pic is None:
-                from ..decode.image import open_image
-
-                pic = np.asarray(open_image(self.path, min_side=fi.MAX_SIDE))  # type: ignore[arg-type]
+            pic = self.picture
             self._features = (fi.features(pic), fi.features(np.ascontiguousarray(pic[:, ::-1])))
         return self._features
 

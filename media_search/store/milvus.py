@@ -5,7 +5,7 @@ Collections (names take the configured prefix):
 * ``images``, ``video_frames``, ``audio_windows``: one row per image, keyframe
   or audio window (DESIGN.md section 2), plus ``file_id`` (hex of the resolved
   path) so that a file's rows can be found and deleted without putting a path
-  in a filter.
+  in a filter, and a copy-detection field (``COPY_FIELDS``: ``phash`` or ``fp``).
 * ``files``: one row per indexed file (path, kind, hash, size, mtime, state,
   rows). A file's rows are written between a ``pending`` and a ``done`` entry,
   so a run killed at any moment leaves a mark that the next run repairs: this
@@ -51,6 +51,16 @@ _BATCH = 256
 _WINDOW = 16384  # the most rows one server query returns
 _STRONG = {"consistency_level": "Strong"}
 _HNSW = {"M": 16, "efConstruction": 200}
+#: Copy-detection fields (``copydetect``): a pHash per image and keyframe row (16 hex digits), the
+#: landmark fingerprint of each audio window's stretch (``copydetect.audio.pack`` values). ARRAY
+#: fields are stored and returned by Milvus Lite 3.2 and Milvus 2.3.5 alike; they are never
+#: filtered on (``array_contains_any`` is a per-row Python loop on Lite), only fetched.
+FP_CAPACITY = 4096
+COPY_FIELDS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "image": ("phash", "VARCHAR", {"max_length": 16}),
+    "video": ("phash", "VARCHAR", {"max_length": 16}),
+    "audio": ("fp", "ARRAY", {"element_type": "INT64", "max_capacity": FP_CAPACITY}),
+}
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,7 @@ class Hit:
     timestamp: float | None = None
     duration: float | None = None
     source: str | None = None
+    phash: str | None = None  # images and keyframes: the stored pHash (copy detection)
 
 
 @dataclass(frozen=True)
@@ -180,6 +191,7 @@ class MilvusStore:
         if not self.has(kind):
             self._create(kind, spec)
         else:
+            self._check_copy_field(kind)
             stamped = self.model_of(kind)
             if stamped != spec:
                 raise IndexMismatchError(
@@ -192,6 +204,17 @@ class MilvusStore:
             self._load(name)
         self._checked[kind] = spec
 
+    def _check_copy_field(self, kind: Kind) -> None:
+        info = self._call("describe a collection", self.client.describe_collection, self.name(kind))
+        names = {f.get("name") for f in info.get("fields", [])}
+        field = COPY_FIELDS[kind][0]
+        if field not in names:
+            raise IndexMismatchError(
+                f"The {kind} collection {self.name(kind)} was built by an older media_search, without "
+                f"the copy-detection field {field!r}. Rebuild it: `media-search reset --kind {kind}` "
+                "then index again (or choose another MEDIA_SEARCH_MILVUS_URI / prefix)."
+            )
+
     def _schema(self, fields: list[tuple[str, Any, dict[str, Any]]], dim: int) -> Any:
         from pymilvus import DataType, MilvusClient
 
@@ -199,6 +222,8 @@ class MilvusStore:
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
         for fname, dtype, params in fields:
+            if "element_type" in params:
+                params = {**params, "element_type": getattr(DataType, params["element_type"])}
             schema.add_field(fname, getattr(DataType, dtype), **params)
         return schema
 
@@ -214,6 +239,7 @@ class MilvusStore:
             fields += [("timestamp", "DOUBLE", {}), ("duration", "DOUBLE", {})]
         if kind == "audio":
             fields += [("source", "VARCHAR", {"max_length": 16})]
+        fields += [COPY_FIELDS[kind]]
         index = self.client.prepare_index_params()
         index.add_index(field_name="vector", index_type="HNSW", metric_type=spec.metric, params=_HNSW)
         self._create_collection(
@@ -269,10 +295,15 @@ class MilvusStore:
     # -- content rows -------------------------------------------------------------------------
     def upsert_rows(self, kind: Kind, columns: dict[str, Sequence[Any] | np.ndarray]) -> int:
         """Upsert rows given as columns (``id``, ``vector`` and the collection's fields)."""
-        names = list(columns)
         n = len(columns["id"])
+        copy_field = COPY_FIELDS[kind][0]
+        if copy_field not in columns:  # a writer without copy signals: rows are simply never copies
+            columns = {**columns, copy_field: [[] if copy_field == "fp" else ""] * n}
+        names = list(columns)
         vectors = np.asarray(columns["vector"], dtype=np.float32)
         plain = {k: list(v.tolist() if isinstance(v, np.ndarray) else v) for k, v in columns.items() if k != "vector"}
+        if copy_field == "fp":
+            plain["fp"] = [[int(x) for x in v] for v in plain["fp"]]
         done = 0
         for start in range(0, n, _BATCH):
             stop = min(start + _BATCH, n)
@@ -315,7 +346,7 @@ class MilvusStore:
             clauses.append(f"source == {filters.quote(source)}")
         fields = ["file_id", "path", "content_hash"] + (
             [] if kind == "image" else ["timestamp", "duration"] + (["source"] if kind == "audio" else [])
-        )
+        ) + (["phash"] if kind != "audio" else [])
         data = np.asarray(vectors, dtype=np.float32)
         result = self._call(
             "search",
@@ -330,14 +361,17 @@ class MilvusStore:
         )
         return [[_hit(h) for h in hits] for hits in result]
 
-    def fetch_rows(self, kind: Kind, file_ids: Sequence[str], *, vectors: bool = True) -> list[dict[str, Any]]:
-        """Every row of the given files (with vectors if asked)."""
+    def fetch_rows(
+        self, kind: Kind, file_ids: Sequence[str], *, vectors: bool = True, copy_fields: bool = False
+    ) -> list[dict[str, Any]]:
+        """Every row of the given files (with vectors, and the copy-detection field, if asked)."""
         if not file_ids or not self.has(kind):
             return []
         fields = ["id", "file_id", "path", "content_hash"]
         fields += ["timestamp", "duration"] if kind != "image" else []
         fields += ["source"] if kind == "audio" else []
         fields += ["vector"] if vectors else []
+        fields += [COPY_FIELDS[kind][0]] if copy_fields else []
         out: list[dict[str, Any]] = []
         for start in range(0, len(file_ids), 64):
             expr = filters.is_in("file_id", file_ids[start : start + 64])
@@ -453,6 +487,7 @@ def _hit(h: dict[str, Any]) -> Hit:
         timestamp=e.get("timestamp"),
         duration=e.get("duration"),
         source=e.get("source"),
+        phash=e.get("phash"),
     )
 
 

@@ -58,6 +58,7 @@ CSS = """
 .ms-score {font-weight: 600; font-family: monospace;}
 .ms-kind {border-radius: 4px; padding: 0 5px; background: #e4e4e4; font-size: 0.85em;}
 .ms-muted {color: #666;}
+.ms-copy {border-radius: 4px; padding: 0 5px; background: #1f7a3a; color: #fff; font-size: 0.85em; font-weight: 600;}
 .ms-summary table {border-collapse: collapse; width: 100%; font-size: 0.9em;}
 .ms-summary ul {font-size: 0.85em; margin-top: 0;}
 .ms-summary td, .ms-summary th {padding: 2px 6px; text-align: left; border-bottom: 1px solid #eee;}
@@ -88,16 +89,21 @@ def _caption(rank: int, m: Match) -> str:
         where = f"<br>at <b class='ms-time'>{fmt_time(m.timestamp)}</b>"
         if m.query_timestamp is not None:
             where += f" <span class='ms-muted'>(query at {fmt_time(m.query_timestamp)})</span>"
+    badge = ""
+    if m.copy:
+        conf = f"{m.copy_confidence:.2f}" if m.copy_confidence is not None else ""
+        badge = (f" <span class='ms-copy' data-confidence='{conf}' title='An edited copy of your file "
+                 f"(confidence {conf}), verified by local features or an audio fingerprint'>copy</span>")  # fmt: skip
     return (
         f"<figcaption><span class='ms-rank'>#{rank}</span> <span class='ms-score'>{m.score:.4f}</span> "
-        f"<span class='ms-kind'>{_e(m.kind)}</span><br><b class='ms-name'>{_e(name)}</b>{where}"
+        f"<span class='ms-kind'>{_e(m.kind)}</span>{badge}<br><b class='ms-name'>{_e(name)}</b>{where}"
         f"<br><span class='ms-muted' title='{_e(m.path)}'>{_e(os.path.dirname(m.path))}</span></figcaption>"
     )
 
 
 def _card(rank: int, m: Match) -> str:
     url = _e(media_url(m.path))
-    attrs = f"class='ms-card' data-rank='{rank}' data-kind='{_e(m.kind)}' data-path='{_e(m.path)}'"
+    attrs = f"class='ms-card' data-rank='{rank}' data-kind='{_e(m.kind)}' data-path='{_e(m.path)}' data-copy='{str(m.copy).lower()}'"
     if m.kind == "image":
         body = f"<a href='{url}' target='_blank' rel='noopener'><img src='{url}' loading='lazy' alt='{_e(os.path.basename(m.path))}'></a>"
     else:
@@ -117,6 +123,15 @@ def render_results(result: SearchResult, *, name: str, seconds: float) -> str:
         f"<p class='ms-head'>{n} similar file{'s' if n != 1 else ''} for <b>{_e(name)}</b> "
         f"({_e(result.kind)}) in {seconds:.2f} s</p>"
     )
+    if n:
+        copies = sum(m.copy for m in result.results)
+        head += (
+            f"<p class='ms-copies-found' data-copies='{copies}'><span class='ms-copy'>copy</span> "
+            f"{copies} edited cop{'ies' if copies != 1 else 'y'} of your file found (ranked first).</p>"
+            if copies
+            else "<p class='ms-no-copy ms-muted' data-copies='0'>No copy of your file found: "
+            "these results are only similar.</p>"
+        )
     parts = [f"<div class='ms-results' id='ms-results-body'>{head}"]
     ranked = list(enumerate(result.results, 1))
     best = {m.kind: r for r, m in reversed(ranked)}  # the section holding #1 comes first
