@@ -61,7 +61,8 @@ def test_quick_start_runs_on_the_sample_media(tmp_path, cli_env):
     image, video, sound = sections[1], sections[2], sections[3]
     first = lambda s: next(line for line in s.splitlines() if re.match(r"\s+1\. ", line))  # noqa: E731
     first_image = next(line for line in image.splitlines() if "  image  " in line)
-    assert re.search(r"(photos/astronaut\.jpg|variants/astronaut_copy\.jpg)$", first_image), image
+    assert re.search(r"(photos/astronaut\.jpg|variants/astronaut_copy\.jpg)( |$)", first_image), image
+    assert "[edited copy" in first_image, image  # the crop is recognised as an edited copy
     # An image query searches videos too: space_tour.mp4 pans over the astronaut.
     assert any("space_tour" in line for line in image.splitlines()[1:4]), image
     assert "videos/space_tour.mp4" in first(video), video
