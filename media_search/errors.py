@@ -71,3 +71,13 @@ class StoreError(MediaSearchError):
 
 class StoreLockedError(StoreError):
     """A Milvus Lite database is held by another process."""
+
+
+def reason(e: BaseException) -> str:
+    """A caught exception as a clause for one of our messages (no trailing full stop).
+
+    For the package's own messages; not part of the public API.
+    """
+    msg = getattr(e, "message", None) or str(e) or type(e).__name__
+    return str(msg).strip().rstrip(".")
+

@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import DecodeError, UnsupportedMediaError
+from ..errors import DecodeError, UnsupportedMediaError, reason
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -68,7 +68,7 @@ def open_image(path: str | Path, *, min_side: int | None = None, max_pixels: int
             path=p,
         ) from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise DecodeError(f"{p} is a damaged or truncated image ({_reason(e)}): copy or export it again.", path=p) from e
+        raise DecodeError(f"{p} is a damaged or truncated image ({reason(e)}): copy or export it again.", path=p) from e
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -88,7 +88,3 @@ def _to_rgb(im: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return im.convert("RGB")
-
-
-def _reason(e: BaseException) -> str:
-    return (str(e) or type(e).__name__).strip().rstrip(".")

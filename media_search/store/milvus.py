@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import IndexMismatchError, StoreError, StoreLockedError
+from ..errors import IndexMismatchError, StoreError, StoreLockedError, reason
 from ..extractors.spec import ModelSpec
 from ..types import Kind
 from . import filters
@@ -122,12 +122,7 @@ class MilvusStore:
             folder = os.path.dirname(os.path.abspath(self.uri))
             os.makedirs(folder, exist_ok=True)
             if _lite_locked(self.uri):
-                raise StoreLockedError(
-                    f"The index {self.uri} is in use by another process (Milvus Lite lets one "
-                    "process open a .db at a time): stop the other media-search process, or "
-                    "serve the index with `milvus-lite server` or a Milvus server and point "
-                    "MEDIA_SEARCH_MILVUS_URI at it."
-                )
+                raise self._locked_error()
         try:
             kwargs: dict[str, Any] = {"uri": self.uri}
             if self.token:
@@ -136,16 +131,22 @@ class MilvusStore:
             if self.is_lite:
                 _LITE_USERS[os.path.abspath(self.uri)] = _LITE_USERS.get(os.path.abspath(self.uri), 0) + 1
         except Exception as e:
-            if self.is_lite and _lite_locked(self.uri):
-                raise StoreLockedError(
-                    f"The index {self.uri} is in use by another process: stop it or use a Milvus server."
-                ) from e
+            if self.is_lite and _lite_locked(self.uri):  # locked between our check and the open
+                raise self._locked_error() from e
             where = f"the Milvus Lite file {self.uri}" if self.is_lite else f"the Milvus server at {self.uri}"
             raise StoreError(
-                f"Cannot open {where}: {_reason(e)}. Check MEDIA_SEARCH_MILVUS_URI "
+                f"Cannot open {where}: {reason(e)}. Check MEDIA_SEARCH_MILVUS_URI "
                 "(and MEDIA_SEARCH_MILVUS_TOKEN) or pass --uri."
             ) from e
         return client
+
+    def _locked_error(self) -> StoreLockedError:
+        return StoreLockedError(
+            f"The index {self.uri} is in use by another process (Milvus Lite lets one "
+            "process open a .db at a time): stop the other media-search process, or "
+            "serve the index with `milvus-lite server` or a Milvus server and point "
+            "MEDIA_SEARCH_MILVUS_URI at it."
+        )
 
     def close(self) -> None:
         """Close the connection. For Milvus Lite, the last store of a ``.db`` in this process also
@@ -165,7 +166,7 @@ class MilvusStore:
         except (IndexMismatchError, StoreError):
             raise
         except Exception as e:
-            raise StoreError(f"Milvus failed to {what}: {_reason(e)}.") from e
+            raise StoreError(f"Milvus failed to {what}: {reason(e)}.") from e
 
     # -- collections ----------------------------------------------------------------------------
     def name(self, kind: str) -> str:
@@ -458,7 +459,7 @@ class MilvusStore:
         except (StoreError, IndexMismatchError):
             raise
         except Exception as e:
-            raise StoreError(f"Milvus failed to read rows: {_reason(e)}.") from e
+            raise StoreError(f"Milvus failed to read rows: {reason(e)}.") from e
 
 
 _FILE_FIELDS = ["id", "path", "kind", "content_hash", "size", "mtime", "state", "rows"]
@@ -547,8 +548,3 @@ def _open_lite_paths() -> list[str]:
         return list(getattr(server_manager_instance, "_servers", {}).keys())
     except Exception:  # noqa: BLE001 - best effort introspection of milvus_lite internals
         return []
-
-
-def _reason(e: BaseException) -> str:
-    msg = getattr(e, "message", None) or str(e) or type(e).__name__
-    return msg.strip().rstrip(".")
