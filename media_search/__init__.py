@@ -82,8 +82,8 @@ def search(path: str | Path, k: int = 10, kinds: Sequence[str] | None = None, **
     return _library(**settings).search(path, k=k, kinds=kinds)
 
 
-def index(paths: Sequence[str | Path], **settings: Any) -> IndexReport:
-    """Index files and folders (see ``Library.index``)."""
+def index(paths: str | Path | Sequence[str | Path], **settings: Any) -> IndexReport:
+    """Index a file or folder, or several (see ``Library.index``)."""
     return _library(**settings).index(paths)
 
 

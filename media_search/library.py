@@ -8,6 +8,7 @@ and checks that the store's collections were filled by the same models.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,20 +92,20 @@ class Library:
     # -- verbs --------------------------------------------------------------------------------------
     def index(
         self,
-        paths: Iterable[str | Path],
+        paths: str | Path | Iterable[str | Path],
         *,
         delete_missing: bool = True,
         follow_symlinks: bool = False,
         progress: Callable[..., None] | None = None,
         workers: int | None = None,
     ) -> IndexReport:
-        """Index files and folders; see ``media_search.indexer``. ``workers``: decode processes
-        (default one per CPU core beyond the first; 0 decodes in this process)."""
+        """Index a file or folder, or several; see ``media_search.indexer``. ``workers``: decode
+        processes (default one per CPU core beyond the first; 0 decodes in this process)."""
         from .indexer import index_paths
 
         return index_paths(
             self,
-            list(paths),
+            [paths] if isinstance(paths, (str, os.PathLike)) else list(paths),
             delete_missing=delete_missing,
             follow_symlinks=follow_symlinks,
             progress=progress,

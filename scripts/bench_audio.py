@@ -1,18 +1,20 @@
 #!/usr/bin/env python3
 """Audio indexing throughput, in multiples of real time, against the naive baseline.
 
-    python scripts/bench_audio.py [--lengths 30 60 120 300] [--batch-sizes 16] [--hops 2.5 5]
-                                  [--threads N] [--contiguous] [--out bench_audio.json]
+    python scripts/bench_audio.py [--lengths 30 60 120 300] [--batch-sizes 16] [--hops 5 2.5]
+                                  [--engines onnx torch int8] [--threads N] [--out bench_audio.json]
 
-*pipeline*: ``decode_audio`` (soundfile + soxr) -> 5 s windows every 2.5 s ->
-batched Cnn14 under ``torch.inference_mode``, the code the indexer runs.
-*naive*: ``librosa.load(sr=32000, mono=True)`` of the whole file and one Cnn14
-forward pass over all of it (one vector per file, no offsets).
-Both run in the same process on the same generated 44.1 kHz stereo wav files,
-with random weights (speed does not depend on the weights' values).
+*pipeline*: ``decode_audio`` (soundfile + soxr) -> 5 s windows every ``hop`` s
+-> batched Cnn14 through an inference engine (``MEDIA_SEARCH_ENGINE``: ``onnx``
+is the CPU default, ``int8`` a model identity of its own), the code the
+indexer runs. *naive*: ``librosa.load(sr=32000, mono=True)`` of the whole file
+and one torch Cnn14 forward pass over all of it (one vector per file, no
+offsets). Both run in the same process on the same generated 44.1 kHz stereo
+wav files, with random weights (speed does not depend on the weights' values).
 ``x_realtime`` is audio seconds per wall second; ``x_realtime_if_idle`` divides
-by process CPU time over the torch threads instead, an estimate of the figure
-on an otherwise idle machine when others share the cores.
+by process CPU time over the threads instead, an estimate of the figure on an
+otherwise idle machine when others share the cores; ``vs_naive`` is the
+pipeline's wall-clock speed over the naive one's.
 """
 
 from __future__ import annotations
@@ -79,31 +81,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lengths", type=int, nargs="+", default=[30, 60, 120, 300], help="seconds per file")
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[16], help="pipeline batch sizes to try")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
-    ap.add_argument("--hops", type=float, nargs="+", default=[2.5], help="library hops (s) to try")
-    ap.add_argument("--contiguous", action="store_true",
-                    help="also try the model in contiguous memory format (the library uses channels_last)")  # fmt: skip
+    ap.add_argument("--hops", type=float, nargs="+", default=[5.0, 2.5], help="library hops (s) to try")
+    ap.add_argument("--engines", nargs="+", default=["onnx", "torch", "int8"], help="inference engines to try")
     ap.add_argument("--out", type=Path, default=Path("bench_audio.json"))
     args = ap.parse_args(argv)
 
     import torch
 
-    from media_search.extractors.audio import AUDIO_HOP, AUDIO_WINDOW, AudioEmbedder
+    from media_search.extractors.audio import AUDIO_HOP, AUDIO_WINDOW, AudioEmbedder, _load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
     results: dict = {
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "machine": {"cpus": os.cpu_count(), "torch_threads": threads,
                     "torch": torch.__version__, "python": platform.python_version()},
         "window_s": AUDIO_WINDOW, "default_hop_s": AUDIO_HOP, "runs": [],
     }  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         files = [make_file(Path(tmp), s, i) for i, s in enumerate(args.lengths)]
         total = float(sum(args.lengths))
-        embedder = AudioEmbedder("random", device="cpu")
-        layouts = [torch.channels_last, torch.contiguous_format] if args.contiguous else [torch.channels_last]
-        run_pipeline(embedder, files[0])  # warm-up (oneDNN kernels, model load)
-        for layout in layouts:
-            embedder._model.to(memory_format=layout)
+        model = _load_model("random", "", 0, "cpu")
+        run_naive(model, files[0])  # warm-up
+        naive = _report("naive", total, sum(run_naive(model, f) for f in files), threads)
+        print(json.dumps(naive), flush=True)
+        for engine in args.engines:
+            embedder = AudioEmbedder("random", device="cpu", engine=engine)  # builds (once) and caches the engine
+            run_pipeline(embedder, files[0])  # warm-up
             for hop in args.hops:
                 embedder.hop = hop
                 for bs in args.batch_sizes:
@@ -112,16 +116,11 @@ def main(argv: list[str] | None = None) -> int:
                     for f in files:
                         dt, n = run_pipeline(embedder, f)
                         spent, windows = spent + dt, windows + n
-                    run = _report("pipeline", total, spent, torch.get_num_threads(), hop=hop, batch_size=bs,
-                                  channels_last=layout == torch.channels_last, windows=windows)  # fmt: skip
+                    run = _report("pipeline", total, spent, threads, engine=engine, hop=hop, batch_size=bs,
+                                  windows=windows, vs_naive=round(float(naive["seconds"] / spent[0]), 2))  # fmt: skip
                     results["runs"].append(run)
                     print(json.dumps(run), flush=True)
-        embedder._model.to(memory_format=torch.channels_last)
-        run_naive(embedder._model, files[0])  # warm-up
-        spent = sum(run_naive(embedder._model, f) for f in files)
-        run = _report("naive", total, spent, torch.get_num_threads())
-        results["runs"].append(run)
-        print(json.dumps(run), flush=True)
+        results["runs"].append(naive)
     args.out.write_text(json.dumps(results, indent=1))
     print(f"wrote {args.out}")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from media_search.errors import ConfigError
 from media_search.extractors import engines as E
+from media_search.extractors import onnx as O
 from media_search.extractors.spec import ModelSpec
 
 pytest.importorskip("onnxruntime")
@@ -75,7 +77,7 @@ def resnet(home: Path):
 
     model = _load_model("random", "", 0, "cpu")
     spec = ModelSpec("resnet50", "random:0", 2048, "COSINE", PREPROCESS)
-    return E.TorchEngine(model, "cpu"), E.onnx_engine(spec, lambda: model, home / "engines")
+    return E.TorchEngine(model, "cpu"), O.onnx_engine(spec, lambda: model, home / "engines", E.IMAGE)
 
 
 def test_onnx_embeddings_and_rankings_equal_torch(resnet) -> None:
@@ -85,7 +87,7 @@ def test_onnx_embeddings_and_rankings_equal_torch(resnet) -> None:
     b = np.concatenate([onnx_engine(batch[i : i + 16]) for i in range(0, len(batch), 16)])
     assert a.shape == b.shape == (30, 2048)
     assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
-    assert float(np.abs(a - b).max()) < E.PROBE_TOLERANCE
+    assert float(np.abs(a - b).max()) < O.PROBE_TOLERANCE
     # A library indexed with one engine and queried with the other ranks exactly as torch alone.
     reference = _top(a, a)
     for got in (_top(b, a), _top(a, b), _top(b, b)):
@@ -104,7 +106,7 @@ def test_fp32_engine_keeps_model_identity(resnet, home: Path, monkeypatch: pytes
     assert onnx.engine.name == "onnx" and torch_.engine.name == "torch"
     assert onnx.spec == torch_.spec
     pics = _pictures(4)
-    assert np.abs(onnx.embed(pics) - torch_.embed(pics)).max() < E.PROBE_TOLERANCE
+    assert np.abs(onnx.embed(pics) - torch_.embed(pics)).max() < O.PROBE_TOLERANCE
     assert onnx.embed([]).shape == (0, 2048)
 
 
@@ -137,18 +139,18 @@ TINY = ModelSpec("tiny", "random:0", 8, "COSINE", "test")
 
 def test_export_is_cached(tmp_path: Path) -> None:
     load = _Counter()
-    first = E.onnx_engine(TINY, load, tmp_path)
-    path = E.onnx_cache_path(TINY, tmp_path)
+    first = O.onnx_engine(TINY, load, tmp_path, E.IMAGE)
+    path = O.onnx_cache_path(TINY, tmp_path)
     stat = path.stat()
-    second = E.onnx_engine(TINY, load, tmp_path)
+    second = O.onnx_engine(TINY, load, tmp_path, E.IMAGE)
     assert load.calls == 1, "the second construction must reuse the exported file"
     assert (path.stat().st_ino, path.stat().st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
     probe = E.probe_batch(3, seed=9)
     assert np.array_equal(first(probe), second(probe))
     # Another model identity gets its own file.
     other = ModelSpec("tiny", "random:1", 8, "COSINE", "test")
-    E.onnx_engine(other, _Counter(_tiny_model(1)), tmp_path)
-    assert E.onnx_cache_path(other, tmp_path) != path and E.onnx_cache_path(other, tmp_path).is_file()
+    O.onnx_engine(other, _Counter(_tiny_model(1)), tmp_path, E.IMAGE)
+    assert O.onnx_cache_path(other, tmp_path) != path and O.onnx_cache_path(other, tmp_path).is_file()
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "garbage"])
@@ -156,8 +158,8 @@ def test_corrupt_cache_is_rebuilt(tmp_path: Path, damage: str, caplog: pytest.Lo
     import torch
 
     load = _Counter()
-    E.onnx_engine(TINY, load, tmp_path)
-    path = E.onnx_cache_path(TINY, tmp_path)
+    O.onnx_engine(TINY, load, tmp_path, E.IMAGE)
+    path = O.onnx_cache_path(TINY, tmp_path)
     data = path.read_bytes()
     if damage == "truncate":
         path.write_bytes(data[: len(data) // 2])
@@ -165,15 +167,15 @@ def test_corrupt_cache_is_rebuilt(tmp_path: Path, damage: str, caplog: pytest.Lo
         path.write_bytes(data[:-100] + bytes([data[-100] ^ 0xFF]) + data[-99:])
     else:
         path.write_bytes(b"not an onnx file")
-    with caplog.at_level(logging.WARNING, logger=E.__name__):
-        engine = E.onnx_engine(TINY, load, tmp_path)
+    with caplog.at_level(logging.WARNING, logger=O.__name__):
+        engine = O.onnx_engine(TINY, load, tmp_path, E.IMAGE)
     assert load.calls == 2
     assert "exporting it again" in caplog.text
     assert path.read_bytes() != b"not an onnx file" and len(path.read_bytes()) == len(data)
     probe = E.probe_batch(2)
     with torch.inference_mode():
-        want = E._pipeline(load.model)(torch.from_numpy(probe)).numpy()
-    assert np.abs(engine(probe) - want).max() < E.PROBE_TOLERANCE
+        want = E.IMAGE.wrap(load.model)(torch.from_numpy(probe)).numpy()
+    assert np.abs(engine(probe) - want).max() < O.PROBE_TOLERANCE
 
 
 def test_mismatching_export_falls_back_to_torch(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -189,7 +191,7 @@ def test_mismatching_export_falls_back_to_torch(tmp_path: Path, caplog: pytest.L
         engine = E.build_engine("auto", "cpu", spec, Noisy, tmp_path)
     assert engine.name == "torch"
     assert "differs from torch" in caplog.text
-    assert not E.onnx_cache_path(spec, tmp_path).exists()
+    assert not O.onnx_cache_path(spec, tmp_path).exists()
     with pytest.raises(ConfigError, match="MEDIA_SEARCH_ENGINE=torch"):
         E.build_engine("onnx", "cpu", spec, Noisy, tmp_path)
 
@@ -198,10 +200,100 @@ def test_engine_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert E.choose_engine("auto", "cpu") == "onnx"
     assert E.choose_engine("torch", "cpu") == "torch"
     assert E.choose_engine("auto", "cuda") == "torch"
-    with pytest.raises(ConfigError, match="CPU only"):
-        E.choose_engine("onnx", "cuda")
+    assert E.choose_engine("int8", "cpu") == "int8"
+    for setting in ("onnx", "int8"):
+        with pytest.raises(ConfigError, match="CPU only"):
+            E.choose_engine(setting, "cuda")
     monkeypatch.setenv("MEDIA_SEARCH_ENGINE", "tensorrt")
-    with pytest.raises(ConfigError, match="auto, torch, onnx"):
+    with pytest.raises(ConfigError, match="auto, torch, onnx, int8"):
         E.engine_setting()
     monkeypatch.setenv("MEDIA_SEARCH_ENGINE", "ONNX")
     assert E.engine_setting() == "onnx"
+
+
+# -- int8: a model identity of its own -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def resnet_int8(resnet, home: Path):
+    """The int8 engine quantised from the module's fp32 export (random weights)."""
+    from media_search.extractors.image import PREPROCESS, _load_model
+
+    spec = ModelSpec("resnet50", "random:0", 2048, "COSINE", PREPROCESS)
+    return O.int8_engine(spec, lambda: _load_model("random", "", 0, "cpu"), home / "engines", E.IMAGE)
+
+
+def test_int8_engine_is_close_to_fp32_and_finds_the_same_duplicates(resnet, resnet_int8) -> None:
+    _, fp32 = resnet
+    batch = np.stack(_pictures())
+    a = np.concatenate([fp32(batch[i : i + 16]) for i in range(0, len(batch), 16)])
+    b = np.concatenate([resnet_int8(batch[i : i + 16]) for i in range(0, len(batch), 16)])
+    assert resnet_int8.name == "int8" and b.shape == (30, 2048)
+    assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-4)
+    cosine = np.sum(a * b, axis=1)
+    assert cosine.min() >= O.INT8_MIN_COSINE, cosine.min()
+    assert not np.allclose(a, b, atol=O.PROBE_TOLERANCE)  # close, not equal: hence its own identity
+    # every near duplicate (pairs 2i, 2i+1) is found first, in an int8-only library as in an fp32 one
+    for emb in (a, b):
+        top1 = [row[0] for row in _top(emb, emb, k=1)]
+        assert top1 == [i ^ 1 for i in range(30)]
+
+
+def test_int8_identity_and_cache(resnet_int8, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from media_search.extractors.image import ImageEmbedder
+
+    monkeypatch.setenv("MEDIA_SEARCH_HOME", str(home))
+    int8 = ImageEmbedder("random", "cpu", engine="int8")
+    fp32 = ImageEmbedder("random", "cpu", engine="onnx")
+    assert int8.spec.weights_id == "random:0:int8" and int8.spec.is_random
+    assert int8.spec != fp32.spec and int8.spec.preprocess == fp32.spec.preprocess
+    assert int8.engine.path == resnet_int8.path, "the cached int8 file is reused"
+    meta = json.loads(resnet_int8.path.with_suffix(".json").read_text())
+    assert meta["spec"] == int8.spec.to_json() and meta["min_cosine_to_fp32"] >= O.INT8_MIN_COSINE
+
+
+def test_int8_refused_when_too_far_from_fp32(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quantised model that misses the cosine bar is never cached or used; asking for it is an error."""
+    monkeypatch.setattr(O, "INT8_MIN_COSINE", 1.000001)
+    with pytest.raises(ConfigError, match="too far from fp32"):
+        E.build_engine("int8", "cpu", TINY, _Counter(), tmp_path)
+    assert not O.onnx_cache_path(E.engine_spec(TINY, "int8"), tmp_path).exists()
+    assert O.onnx_cache_path(TINY, tmp_path).exists()  # the fp32 step it started from is fine
+
+
+def test_int8_library_is_not_searched_with_fp32(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Vectors of the int8 engine and of fp32 never meet in one collection: the user is told to pick one."""
+    from PIL import Image
+
+    from media_search import Library
+    from media_search.errors import IndexMismatchError
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, pic in enumerate(_pictures(4)):
+        Image.fromarray(pic).save(folder / f"{i}.png")
+    uri = str(tmp_path / "lib.db")
+    monkeypatch.setenv("MEDIA_SEARCH_ENGINE", "int8")
+    with Library(uri=uri) as lib:
+        lib.index(folder)
+        found = lib.search(folder / "0.png", k=1)
+        assert [Path(m.path).name for m in found.results] == ["1.png"]
+    monkeypatch.setenv("MEDIA_SEARCH_ENGINE", "onnx")
+    with Library(uri=uri) as lib, pytest.raises(IndexMismatchError, match="int8"):
+        lib.search(folder / "0.png", k=1)
+
+
+def test_audio_engines(tmp_path: Path) -> None:
+    """Cnn14 through ONNX equals torch; its int8 copy keeps the log-mel front end in fp32 and stays close."""
+    from media_search.extractors.audio import _load_model
+
+    spec = ModelSpec("panns-cnn14", "random:0", 2048, "COSINE", "test")
+    model = _load_model("random", "", 0, "cpu")
+    probe = E.audio_probe(6, seed=3)
+    want = E.TorchEngine(model, "cpu", E.AUDIO)(probe)
+    fp32 = O.onnx_engine(spec, lambda: model, tmp_path, E.AUDIO)
+    assert np.abs(fp32(probe) - want).max() < O.PROBE_TOLERANCE
+    int8 = O.int8_engine(spec, lambda: model, tmp_path, E.AUDIO)
+    assert np.sum(int8(probe) * want, axis=1).min() >= O.INT8_MIN_COSINE
+    meta = json.loads(int8.path.with_suffix(".json").read_text())
+    assert meta["kept_fp32_nodes"] >= 3  # STFT (real, imaginary) and the mel projection at least

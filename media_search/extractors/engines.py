@@ -1,37 +1,41 @@
-"""Inference engines for the image model: the same ResNet50, run faster.
+"""Inference engines: the same model, run faster, behind one call.
 
-An engine maps a batch of prepared pictures, ``(n, 224, 224, 3)`` uint8, to
-``(n, 2048)`` float32 unit vectors. Normalisation and L2 normalisation are part
-of the engine, so a whole batch is one call.
+An engine maps a batch of model inputs to ``(n, dim)`` float32 unit vectors;
+input preparation (ResNet50's normalisation) and L2 normalisation are part of
+it, so a batch is one call. A ``Recipe`` says how a model of one kind becomes
+an engine: ``IMAGE`` takes ``(n, 224, 224, 3)`` uint8 pictures, ``AUDIO``
+takes ``(n, 160000)`` float32 windows (5 s at 32 kHz).
 
-``MEDIA_SEARCH_ENGINE``:
+``MEDIA_SEARCH_ENGINE`` (for both models):
 
 * ``auto`` (default): ONNX Runtime fp32 on the CPU when ``onnxruntime`` is
-  installed (about 2x torch on CPU), torch otherwise and always on CUDA.
-* ``torch``: torch eager, channels_last, inference mode; on CUDA with bf16
-  autocast.
+  installed (ResNet50 2.1x and Cnn14 1.9x torch eager here), torch otherwise
+  and always on CUDA.
+* ``torch``: torch eager, inference mode; ResNet50 channels_last, and with bf16
+  autocast on CUDA (Cnn14 stays fp32: its log-mel front end needs the range).
 * ``onnx``: ONNX Runtime fp32, CPU only.
+* ``int8``: ONNX Runtime static int8 (QDQ, per-channel weights), CPU only,
+  about 3x ``onnx`` for ResNet50. Its vectors are close to fp32 ones (cosine
+  >= ``extractors.onnx.INT8_MIN_COSINE`` on a probe batch, or it is refused),
+  not equal, so it is a model identity of its own (``weights_id`` ends in
+  ``:int8``): a library indexed with it is searched with it.
 
-The ONNX engine is a copy of the loaded torch model exported once per model
-identity into ``<data home>/engines`` (temp file + rename, under a file lock),
-with a sidecar JSON that records the file's sha256 and how far its outputs
-were from torch's on a probe batch. An export whose outputs differ by more
-than ``PROBE_TOLERANCE`` is discarded and torch is used; a cached file whose
-hash does not match (truncated, corrupt) is rebuilt. An fp32 engine that
-passes this check gives the same rankings as torch (``tests/test_engines.py``),
-so it keeps the torch model's ``ModelSpec``: vectors of both can share a
-collection.
+An fp32 engine that passes the export check gives the same rankings as torch
+(``tests/test_engines.py``), so it keeps the torch model's ``ModelSpec``:
+vectors of both can share a collection. ONNX files are made once per model
+identity and cached, see ``extractors.onnx``. (Importing ``onnxruntime``
+writes a telemetry device id under ``~/.cache/Microsoft/DeveloperTools``: that
+is onnxruntime's own doing; ``MEDIA_SEARCH_ENGINE=torch`` never imports it.)
 """
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import importlib.util
-import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -45,25 +49,22 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENGINES",
-    "PROBE_TOLERANCE",
     "Engine",
+    "Recipe",
+    "IMAGE",
+    "AUDIO",
     "TorchEngine",
-    "OnnxEngine",
     "engine_setting",
     "choose_engine",
+    "engine_spec",
     "build_engine",
-    "onnx_engine",
-    "onnx_cache_path",
     "probe_batch",
+    "audio_probe",
 ]
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("auto", "torch", "onnx")
-#: Largest allowed |onnx - torch| on any coordinate of the unit vectors of the probe batch.
-PROBE_TOLERANCE = 1e-4
-#: Bump whenever the exported graph changes: old cache files are then ignored.
-EXPORT_VERSION = "1"
+ENGINES = ("auto", "torch", "onnx", "int8")
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 
@@ -72,7 +73,20 @@ class Engine(Protocol):
     name: str
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """(n, 224, 224, 3) uint8 -> (n, dim) float32 unit vectors."""
+        """A batch of model inputs -> (n, dim) float32 unit vectors."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a model of one kind becomes an engine."""
+
+    kind: str
+    input_name: str
+    dtype: Any  # numpy dtype of the input batch
+    wrap: Callable[[Any], Any]  # torch model -> module: input batch -> unit vectors
+    probe: Callable[..., np.ndarray]  # probe(n, seed=...) -> deterministic input batch
+    cuda_bf16: bool = False  # torch engine on CUDA runs under bf16 autocast
+    int8_keep_fp32: tuple[str, ...] = ()  # ONNX node name prefixes left in fp32 by the int8 engine
 
 
 def engine_setting() -> str:
@@ -84,51 +98,72 @@ def engine_setting() -> str:
 
 
 def choose_engine(setting: str, device: str) -> str:
-    """The engine kind (``torch`` or ``onnx``) that ``setting`` means on ``device``."""
+    """The engine kind (``torch``, ``onnx`` or ``int8``) that ``setting`` means on ``device``."""
     if setting not in ENGINES:
         raise ConfigError(f"MEDIA_SEARCH_ENGINE is {setting!r}; use one of {', '.join(ENGINES)}.")
     on_cpu = str(device).startswith("cpu")
-    has_ort = importlib.util.find_spec("onnxruntime") is not None
-    if setting == "onnx":
+    has_ort = importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
+    if setting in ("onnx", "int8"):
         if not on_cpu:
             raise ConfigError(
-                "MEDIA_SEARCH_ENGINE=onnx runs on the CPU only: set MEDIA_SEARCH_DEVICE=cpu, "
+                f"MEDIA_SEARCH_ENGINE={setting} runs on the CPU only: set MEDIA_SEARCH_DEVICE=cpu, "
                 "or MEDIA_SEARCH_ENGINE=auto to use torch on the GPU."
             )
         if not has_ort:
             raise ConfigError(
-                "MEDIA_SEARCH_ENGINE=onnx needs onnxruntime and onnx: pip install onnxruntime onnx, "
+                f"MEDIA_SEARCH_ENGINE={setting} needs onnxruntime and onnx: pip install onnxruntime onnx, "
                 "or set MEDIA_SEARCH_ENGINE=auto."
             )
-        return "onnx"
+        return setting
     if setting == "auto" and on_cpu and has_ort:
         return "onnx"
     return "torch"
 
 
+def engine_spec(spec: ModelSpec, kind: str) -> ModelSpec:
+    """The model identity of ``spec``'s model run by engine ``kind``: int8 is its own."""
+    if kind == "int8":
+        return dataclasses.replace(spec, weights_id=f"{spec.weights_id}:int8")
+    return spec
+
+
 def build_engine(
-    setting: str, device: str, spec: ModelSpec, load_model: Callable[[], Any], cache_dir: Path
+    setting: str,
+    device: str,
+    spec: ModelSpec,
+    load_model: Callable[[], Any],
+    cache_dir: Path,
+    recipe: Recipe | None = None,
 ) -> Engine:
-    """The engine for ``setting`` on ``device``; ``load_model`` gives the torch model (called only if needed)."""
+    """The engine for ``setting`` on ``device``; ``load_model`` gives the torch model (called only if needed).
+
+    ``spec`` is the torch model's identity; the engine runs under
+    ``engine_spec(spec, choose_engine(setting, device))``.
+    """
+    from . import onnx
+
+    recipe = recipe or IMAGE
     kind = choose_engine(setting, device)
-    if kind == "onnx":
-        try:
-            return onnx_engine(spec, load_model, cache_dir)
-        except _ExportFailed as e:
-            if setting == "onnx":
-                raise ConfigError(f"The ONNX engine is unavailable: {e} Set MEDIA_SEARCH_ENGINE=torch.") from e
-            log.warning("ONNX engine unavailable, using torch: %s", e)
-    return TorchEngine(load_model(), device)
+    try:
+        if kind == "onnx":
+            return onnx.onnx_engine(spec, load_model, cache_dir, recipe)
+        if kind == "int8":
+            return onnx.int8_engine(spec, load_model, cache_dir, recipe)
+    except onnx.ExportFailed as e:
+        if setting != "auto":
+            raise ConfigError(f"The {kind} engine is unavailable: {e} Set MEDIA_SEARCH_ENGINE=torch.") from e
+        log.warning("ONNX engine unavailable, using torch: %s", e)
+    return TorchEngine(load_model(), device, recipe)
 
 
 # -- torch ---------------------------------------------------------------------------------------
 
 
-def _pipeline(model: Any) -> torch.nn.Module:
+def _image_pipeline(model: Any) -> torch.nn.Module:
     """uint8 NHWC -> normalised NCHW -> model -> unit vectors, as one module (also what ONNX exports)."""
     import torch
 
-    class Pipeline(torch.nn.Module):
+    class ImagePipeline(torch.nn.Module):
         def __init__(self, inner: torch.nn.Module) -> None:
             super().__init__()
             self.inner = inner
@@ -140,78 +175,22 @@ def _pipeline(model: Any) -> torch.nn.Module:
             x = ((x - self.mean) * self.inv_std).contiguous(memory_format=torch.channels_last)
             return torch.nn.functional.normalize(self.inner(x).float(), dim=1)
 
-    return Pipeline(model).eval()
+    return ImagePipeline(model).eval()
 
 
-class TorchEngine:
-    """torch eager, channels_last, inference mode; bf16 autocast on CUDA."""
+def _audio_pipeline(model: Any) -> torch.nn.Module:
+    """float32 (n, samples) -> Cnn14's ``embedding`` output -> unit vectors."""
+    import torch
 
-    def __init__(self, model: Any, device: Any) -> None:
-        import torch
+    class AudioPipeline(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
 
-        self.device = torch.device(device)
-        self.module = _pipeline(model).to(self.device)
-        self.cuda = self.device.type == "cuda"
-        self.name = "torch-cuda-bf16" if self.cuda else "torch"
-        if self.cuda:
-            torch.backends.cudnn.benchmark = True
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.normalize(self.inner(x)["embedding"].float(), dim=1)
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        import torch
-
-        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.uint8))
-        with torch.inference_mode():
-            if self.cuda:
-                x = x.pin_memory().to(self.device, non_blocking=True)
-                with torch.autocast("cuda", dtype=torch.bfloat16):
-                    out = self.module(x)
-            else:
-                out = self.module(x)
-            return out.float().cpu().numpy()
-
-    def run_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 NHWC tensor already on the device -> unit vectors on the device (GPU decode path)."""
-        import torch
-
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cuda):
-            return self.module(x).float()
-
-
-# -- ONNX Runtime --------------------------------------------------------------------------------
-
-
-class _ExportFailed(Exception):
-    """The ONNX copy could not be made or did not match torch."""
-
-
-class OnnxEngine:
-    """ONNX Runtime fp32 on the CPU over an exported copy of the model."""
-
-    name = "onnx"
-
-    def __init__(self, path: Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            opts.intra_op_num_threads = threads
-        # Do not busy-wait between batches: decoding workers need those cores.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.log_severity_level = 3
-        self.path = path
-        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-        self._input = self.session.get_inputs()[0].name
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(batch, dtype=np.uint8)
-        return np.asarray(self.session.run(None, {self._input: x})[0], dtype=np.float32)
-
-
-def onnx_cache_path(spec: ModelSpec, cache_dir: Path) -> Path:
-    """Where the ONNX copy of ``spec``'s model lives (one file per model identity)."""
-    key = hashlib.sha256(f"{spec.to_json()}|export-v{EXPORT_VERSION}".encode()).hexdigest()[:16]
-    return Path(cache_dir) / f"{spec.name}-{key}.onnx"
+    return AudioPipeline(model).eval()
 
 
 def probe_batch(n: int = 4, size: int = 224, seed: int = 1234) -> np.ndarray:
@@ -225,102 +204,60 @@ def probe_batch(n: int = 4, size: int = 224, seed: int = 1234) -> np.ndarray:
     return out
 
 
-def onnx_engine(spec: ModelSpec, load_model: Callable[[], Any], cache_dir: Path) -> OnnxEngine:
-    """The ONNX engine for ``spec``: the cached copy if it is intact, else a fresh, verified export."""
-    path = onnx_cache_path(spec, cache_dir)
-    engine = _open_cached(path, spec)
-    if engine is not None:
-        return engine
-    path.parent.mkdir(parents=True, exist_ok=True)
-    import fcntl
-
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one exporter at a time; the others then find its file
-        engine = _open_cached(path, spec)
-        if engine is None:
-            engine = _export(path, spec, load_model())
-    return engine
+def audio_probe(n: int = 4, seed: int = 1234, samples: int = 160_000, sr: int = 32_000) -> np.ndarray:
+    """Deterministic test windows: gliding tones, clicks and noise at varied levels, float32."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(samples) / sr
+    out = np.empty((n, samples), dtype=np.float32)
+    for i in range(n):
+        f0 = 80.0 * 2 ** rng.uniform(0, 5)
+        x = np.sin(2 * np.pi * f0 * t * (1 + 0.05 * np.sin(2 * np.pi * rng.uniform(0.1, 2) * t)))
+        x += rng.uniform(0.01, 0.3) * rng.standard_normal(samples)
+        x[rng.integers(0, samples, 20)] += 0.8  # clicks
+        out[i] = (10 ** rng.uniform(-2.5, 0) * x / np.abs(x).max()).astype(np.float32)
+    return out
 
 
-def _sidecar(path: Path) -> Path:
-    return path.with_suffix(".json")
+IMAGE = Recipe("image", "pixels", np.uint8, _image_pipeline, probe_batch, cuda_bf16=True)
+AUDIO = Recipe(
+    "audio",
+    "audio",
+    np.float32,
+    _audio_pipeline,
+    audio_probe,
+    int8_keep_fp32=("/inner/spectrogram_extractor/", "/inner/logmel_extractor/", "/inner/bn0/"),
+)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+class TorchEngine:
+    """torch eager in inference mode; bf16 autocast on CUDA where the recipe allows it."""
 
+    def __init__(self, model: Any, device: Any, recipe: Recipe | None = None) -> None:
+        import torch
 
-def _open_cached(path: Path, spec: ModelSpec) -> OnnxEngine | None:
-    if not path.is_file() or not _sidecar(path).is_file():
-        return None
-    try:
-        meta = json.loads(_sidecar(path).read_text())
-        if meta.get("spec") != spec.to_json() or meta.get("sha256") != _sha256(path):
-            log.warning("the cached ONNX model %s is damaged or stale; exporting it again", path)
-            return None
-        return OnnxEngine(path)
-    except Exception as e:  # noqa: BLE001 - any failure to read the cache means: rebuild it
-        log.warning("cannot load the cached ONNX model %s (%s); exporting it again", path, e)
-        return None
+        self.recipe = recipe or IMAGE
+        self.device = torch.device(device)
+        self.module = self.recipe.wrap(model).to(self.device)
+        self.cuda = self.device.type == "cuda"
+        self.bf16 = self.cuda and self.recipe.cuda_bf16
+        self.name = "torch-cuda-bf16" if self.bf16 else f"torch-{self.device.type}" if self.cuda else "torch"
+        if self.cuda:
+            torch.backends.cudnn.benchmark = True
 
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        import torch
 
-def _export(path: Path, spec: ModelSpec, model: Any) -> OnnxEngine:
-    """Export ``model`` to ``path`` (temp file + rename), check it against torch on a probe batch."""
-    import torch
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=self.recipe.dtype))
+        with torch.inference_mode():
+            if self.cuda:
+                x = x.pin_memory().to(self.device, non_blocking=True)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                out = self.module(x)
+            return out.float().cpu().numpy()
 
-    module = _pipeline(model).to("cpu")
-    probe = probe_batch()
-    with torch.inference_mode():
-        expected = module(torch.from_numpy(probe)).numpy()
-    fd, tmp_name = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        try:
-            import warnings
+    def run_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """An input tensor already on the device -> unit vectors on the device (GPU decode path)."""
+        import torch
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    module,
-                    (torch.from_numpy(probe[:2]),),
-                    str(tmp),
-                    dynamo=False,
-                    input_names=["pixels"],
-                    output_names=["embedding"],
-                    dynamic_axes={"pixels": {0: "n"}, "embedding": {0: "n"}},
-                    opset_version=17,
-                )
-            engine = OnnxEngine(tmp)
-            got = engine(probe)
-        except Exception as e:  # noqa: BLE001 - exporter failures come in many types
-            raise _ExportFailed(f"exporting {spec.describe()} to ONNX failed ({type(e).__name__}: {e}).") from e
-        diff = float(np.abs(got - expected).max())
-        if not diff < PROBE_TOLERANCE:
-            raise _ExportFailed(
-                f"the ONNX copy of {spec.describe()} differs from torch by {diff:.2e} (limit {PROBE_TOLERANCE:.0e})."
-            )
-        import onnxruntime
-
-        meta = {
-            "spec": spec.to_json(),
-            "sha256": _sha256(tmp),
-            "max_abs_diff": diff,
-            "torch": torch.__version__,
-            "onnxruntime": onnxruntime.__version__,
-            "export_version": EXPORT_VERSION,
-        }
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        side_tmp = _sidecar(path).with_suffix(".json.tmp")
-        side_tmp.write_text(json.dumps(meta, indent=1))
-        os.replace(side_tmp, _sidecar(path))
-        log.info("exported %s to %s (max |onnx - torch| = %.1e)", spec.describe(), path, diff)
-        engine.path = path
-        return engine
-    finally:
-        tmp.unlink(missing_ok=True)
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            return self.module(x).float()

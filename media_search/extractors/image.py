@@ -54,28 +54,31 @@ class ImageEmbedder:
 
     ``weights``: ``pretrained``, a path to a ``.pth`` state dict, or ``random``
     (seeded with ``seed``; for tests and offline demos only). ``engine``:
-    ``auto`` / ``torch`` / ``onnx`` (default: ``MEDIA_SEARCH_ENGINE``, see
-    ``extractors.engines``); fp32 engines share the torch model's ``spec``.
+    ``auto`` / ``torch`` / ``onnx`` / ``int8`` (default: ``MEDIA_SEARCH_ENGINE``,
+    see ``extractors.engines``); fp32 engines share the torch model's ``spec``,
+    the int8 one has its own.
     """
 
     def __init__(
         self, weights: str = "pretrained", device: str = "auto", seed: int = 0, engine: str | None = None
     ) -> None:
-        from .engines import engine_setting
+        from .engines import choose_engine, engine_setting, engine_spec
         from .runtime import torch_device
         from .weights import RESNET50_IMAGENET, resolve
 
         self.resolved = resolve(weights, RESNET50_IMAGENET, seed=seed)
         self.device = torch_device(device)
-        self.spec = ModelSpec(
+        setting = engine or engine_setting()
+        model_spec = ModelSpec(
             name="resnet50",
             weights_id=self.resolved.weights_id,
             dim=2048,
             metric="COSINE",
             preprocess=PREPROCESS,
         )
+        self.spec = engine_spec(model_spec, choose_engine(setting, str(self.device)))
         self.engine = _load_engine(
-            engine or engine_setting(), self.spec, self.resolved.mode, str(self.resolved.path or ""), seed, str(self.device)
+            setting, model_spec, self.resolved.mode, str(self.resolved.path or ""), seed, str(self.device)
         )
 
     def embed(self, batch: Sequence[np.ndarray]) -> np.ndarray:
@@ -90,10 +93,10 @@ class ImageEmbedder:
 def _load_engine(setting: str, spec: ModelSpec, mode: str, path: str, seed: int, device: str) -> Any:
     """One engine per (setting, model, device) in this process; the torch model is built only if needed."""
     from ..config import data_home
-    from .engines import build_engine
+    from .engines import IMAGE, build_engine
 
     return build_engine(
-        setting, device, spec, lambda: _load_model(mode, path, seed, device), data_home() / "engines"
+        setting, device, spec, lambda: _load_model(mode, path, seed, device), data_home() / "engines", IMAGE
     )
 
 

@@ -1,0 +1,243 @@
+"""ONNX Runtime engines on the CPU: an fp32 copy of the torch model, and an int8 one.
+
+**fp32** (``onnx_engine``): the torch model, wrapped by its ``Recipe``, is
+exported once per model identity into ``<data home>/engines`` (temp file +
+rename, under a file lock) with a sidecar JSON that records the file's sha256
+and how far its outputs were from torch's on a probe batch. An export whose
+outputs differ by more than ``PROBE_TOLERANCE`` is discarded; a cached file
+whose hash does not match (truncated, corrupt) is rebuilt.
+
+**int8** (``int8_engine``): the fp32 file, statically quantised by ONNX
+Runtime (QDQ, per-channel int8 weights, uint8 activations, MinMax ranges from
+``CALIBRATION`` deterministic probe inputs). Nodes the recipe names stay fp32:
+for Cnn14 the STFT, log-mel and first batch norm, whose dynamic range int8
+cannot hold (quantising them drops the cosine to fp32 from 0.9998 to 0.985).
+The result is kept only if every probe vector is within ``INT8_MIN_COSINE``
+of the fp32 engine's on held-out probe inputs; it is cached like the fp32 file.
+Calibration uses synthetic inputs, never the user's files, so an int8 engine
+is a pure function of the weights: the same file on every machine.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .engines import Recipe, engine_spec
+from .spec import ModelSpec
+
+__all__ = [
+    "PROBE_TOLERANCE",
+    "INT8_MIN_COSINE",
+    "ExportFailed",
+    "OnnxEngine",
+    "onnx_cache_path",
+    "onnx_engine",
+    "int8_engine",
+]
+
+log = logging.getLogger(__name__)
+
+#: Largest allowed |onnx - torch| on any coordinate of the unit vectors of the probe batch.
+PROBE_TOLERANCE = 1e-4
+#: Smallest allowed cosine between an int8 vector and the fp32 one on the held-out probe batch.
+INT8_MIN_COSINE = 0.995
+#: Probe inputs the int8 ranges are calibrated on (seed 7); the check uses other ones (seed 99).
+CALIBRATION = 32
+#: Bump whenever the exported graph changes: old cache files are then ignored.
+EXPORT_VERSION = "2"
+
+
+class ExportFailed(Exception):
+    """The ONNX copy could not be made or did not match its reference."""
+
+
+class OnnxEngine:
+    """ONNX Runtime on the CPU over one model file."""
+
+    def __init__(self, path: Path, dtype: Any = np.uint8, name: str = "onnx", threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = threads
+        # Do not busy-wait between batches: decoding workers need those cores.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.log_severity_level = 3
+        self.path, self.dtype, self.name = path, dtype, name
+        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        self._input = self.session.get_inputs()[0].name
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(batch, dtype=self.dtype)
+        return np.asarray(self.session.run(None, {self._input: x})[0], dtype=np.float32)
+
+
+def onnx_cache_path(spec: ModelSpec, cache_dir: Path) -> Path:
+    """Where the ONNX file of ``spec`` lives (one file per model identity)."""
+    key = hashlib.sha256(f"{spec.to_json()}|export-v{EXPORT_VERSION}".encode()).hexdigest()[:16]
+    return Path(cache_dir) / f"{spec.name}-{key}.onnx"
+
+
+def onnx_engine(spec: ModelSpec, load_model: Callable[[], Any], cache_dir: Path, recipe: Recipe) -> OnnxEngine:
+    """The fp32 engine for ``spec``: the cached copy if it is intact, else a fresh, verified export."""
+    return _cached(spec, cache_dir, recipe, "onnx", lambda tmp: _export(tmp, spec, load_model(), recipe))
+
+
+def int8_engine(spec: ModelSpec, load_model: Callable[[], Any], cache_dir: Path, recipe: Recipe) -> OnnxEngine:
+    """The int8 engine for ``spec`` (whose identity is ``engine_spec(spec, 'int8')``), made from the fp32 one."""
+    int8 = engine_spec(spec, "int8")
+    return _cached(int8, cache_dir, recipe, "int8", lambda tmp: _quantize(tmp, onnx_engine(spec, load_model, cache_dir, recipe), recipe))
+
+
+def _cached(
+    spec: ModelSpec, cache_dir: Path, recipe: Recipe, name: str, make: Callable[[Path], dict[str, Any]]
+) -> OnnxEngine:
+    """The engine in ``spec``'s cache file, made by ``make(tmp) -> check figures`` when missing or damaged."""
+    path = onnx_cache_path(spec, cache_dir)
+    engine = _open_cached(path, spec, recipe, name)
+    if engine is not None:
+        return engine
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time; the others then find its file
+        engine = _open_cached(path, spec, recipe, name)
+        if engine is not None:
+            return engine
+        with _temp_file(path) as tmp:
+            checks = make(tmp)
+            _publish(tmp, path, spec, checks)
+        log.info("built the %s engine for %s in %s (%s)", name, spec.describe(), path, checks)
+        return OnnxEngine(path, recipe.dtype, name)
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _open_cached(path: Path, spec: ModelSpec, recipe: Recipe, name: str) -> OnnxEngine | None:
+    if not path.is_file() or not _sidecar(path).is_file():
+        return None
+    try:
+        meta = json.loads(_sidecar(path).read_text())
+        if meta.get("spec") != spec.to_json() or meta.get("sha256") != _sha256(path):
+            log.warning("the cached ONNX model %s is damaged or stale; exporting it again", path)
+            return None
+        return OnnxEngine(path, recipe.dtype, name)
+    except Exception as e:  # noqa: BLE001 - any failure to read the cache means: rebuild it
+        log.warning("cannot load the cached ONNX model %s (%s); exporting it again", path, e)
+        return None
+
+
+@contextmanager
+def _temp_file(path: Path) -> Iterator[Path]:
+    fd, tmp_name = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _publish(tmp: Path, path: Path, spec: ModelSpec, checks: dict[str, Any]) -> None:
+    """Move a checked file into place, then its sidecar (a file without a sidecar is never used)."""
+    import onnxruntime
+
+    meta = {"spec": spec.to_json(), "sha256": _sha256(tmp), **checks,
+            "onnxruntime": onnxruntime.__version__, "export_version": EXPORT_VERSION}  # fmt: skip
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    side_tmp = _sidecar(path).with_suffix(".json.tmp")
+    side_tmp.write_text(json.dumps(meta, indent=1))
+    os.replace(side_tmp, _sidecar(path))
+
+
+def _export(tmp: Path, spec: ModelSpec, model: Any, recipe: Recipe) -> dict[str, Any]:
+    """Export ``model`` to ``tmp``; check it against torch on a probe batch."""
+    import torch
+
+    module = recipe.wrap(model).to("cpu")
+    probe = recipe.probe(4)
+    with torch.inference_mode():
+        expected = module(torch.from_numpy(probe)).numpy()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module,
+                (torch.from_numpy(probe[:2]),),
+                str(tmp),
+                dynamo=False,
+                input_names=[recipe.input_name],
+                output_names=["embedding"],
+                dynamic_axes={recipe.input_name: {0: "n"}, "embedding": {0: "n"}},
+                opset_version=17,
+            )
+        got = OnnxEngine(tmp, recipe.dtype)(probe)
+    except Exception as e:  # noqa: BLE001 - exporter failures come in many types
+        raise ExportFailed(f"exporting {spec.describe()} to ONNX failed ({type(e).__name__}: {e}).") from e
+    diff = float(np.abs(got - expected).max())
+    if not diff < PROBE_TOLERANCE:
+        raise ExportFailed(
+            f"the ONNX copy of {spec.describe()} differs from torch by {diff:.2e} (limit {PROBE_TOLERANCE:.0e})."
+        )
+    return {"max_abs_diff": diff, "torch": torch.__version__}
+
+
+def _quantize(tmp: Path, fp32: OnnxEngine, recipe: Recipe) -> dict[str, Any]:
+    """Statically quantise ``fp32``'s file into ``tmp``; check it against ``fp32`` on held-out probes."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    calibration = recipe.probe(CALIBRATION, seed=7)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(calibration[i : i + 8] for i in range(0, len(calibration), 8))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self.batches, None)
+            return None if batch is None else {recipe.input_name: batch}
+
+    try:
+        with _temp_file(tmp.with_name(tmp.name + ".pre")) as pre, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quant_pre_process(str(fp32.path), str(pre), skip_symbolic_shape=True)
+            names = [n.name for n in onnx.load(str(pre)).graph.node]
+            keep = [n for n in names if n.startswith(recipe.int8_keep_fp32)] if recipe.int8_keep_fp32 else []
+            quantize_static(
+                str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=keep,
+            )  # fmt: skip
+        held_out = recipe.probe(16, seed=99)
+        cosine = np.sum(OnnxEngine(tmp, recipe.dtype, "int8")(held_out) * fp32(held_out), axis=1)
+    except Exception as e:  # noqa: BLE001 - quantiser failures come in many types
+        raise ExportFailed(f"quantising the {recipe.kind} model to int8 failed ({type(e).__name__}: {e}).") from e
+    worst = float(cosine.min())
+    if not worst >= INT8_MIN_COSINE:
+        raise ExportFailed(
+            f"the int8 {recipe.kind} model is too far from fp32 (cosine {worst:.4f} < {INT8_MIN_COSINE})."
+        )
+    return {"min_cosine_to_fp32": worst, "mean_cosine_to_fp32": float(cosine.mean()), "kept_fp32_nodes": len(keep)}
