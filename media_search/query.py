@@ -78,7 +78,7 @@ def search(lib: Library, path: str | Path, *, k: int = 10, kinds: Sequence[str] 
         results.extend(_rank(lib, q, target, k))
     results = copyrank.order(results)  # verified copies first, then by score
     copies = sorted(
-        {rec.path for rec in lib.store.iter_files(content_hash=q.content_hash) if rec.path != real}
+        {rec.path for rec in lib.store.iter_files(content_hash=q.content_hash, strong=False) if rec.path != real}
     ) if lib.store.has("files") else []
     return SearchResult(query=str(path), kind=kind, results=results[:k], exact_copies=copies)
 

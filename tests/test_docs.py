@@ -3,12 +3,10 @@ CI runs the README's test command, and the quick start runs and finds what it sh
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from pathlib import Path
 
-import pytest
 
 from media_search.cli import build_parser
 

@@ -7,12 +7,10 @@ section 6), the test says so next to an explicit ``if backend == ...``.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -151,7 +151,8 @@ def build_engine(
             return onnx.int8_engine(spec, load_model, cache_dir, recipe)
     except onnx.ExportFailed as e:
         if setting != "auto":
-            raise ConfigError(f"The {kind} engine is unavailable: {e} Set MEDIA_SEARCH_ENGINE=torch.") from e
+            fallback = "auto" if kind == "int8" else "torch"
+            raise ConfigError(f"The {kind} engine is unavailable: {e} Set MEDIA_SEARCH_ENGINE={fallback}.") from e
         log.warning("ONNX engine unavailable, using torch: %s", e)
     return TorchEngine(load_model(), device, recipe)
 

@@ -17,8 +17,14 @@ property ``media_search.model`` (collection descriptions are not kept by
 Milvus Lite; properties are kept by both Lite and the server).
 
 Milvus Lite holds its ``.db`` for one process: a second process gets
-``StoreLockedError``. Everything here uses ``Strong`` consistency so that a
-read sees the writes before it on the server too.
+``StoreLockedError``. Writes, counts and the manifest use ``Strong``
+consistency so that a read sees the writes before it on the server too.
+Query-time reads (``search``, ``fetch_rows``, ``iter_files(strong=False)``)
+use ``Session``: they see this client's own writes and do not wait for the
+server's next time tick (200 ms on Milvus 2.3, paid by every Strong read:
+they made an image query on a 10k server library take 800 ms instead of
+about 200, ``scripts/benchmark.py --sections query``). Another process's
+writes reach them a tick later.
 """
 
 from __future__ import annotations
@@ -26,7 +32,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,7 +39,8 @@ import numpy as np
 from ..errors import IndexMismatchError, StoreError, StoreLockedError, reason
 from ..extractors.spec import ModelSpec
 from ..types import Kind
-from . import filters
+from . import filters, lite
+from .records import FILE_FIELDS, FileRecord, Hit, file_record, hit
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -50,6 +56,7 @@ _PATH_MAX = 65535
 _BATCH = 256
 _WINDOW = 16384  # the most rows one server query returns
 _STRONG = {"consistency_level": "Strong"}
+_SESSION = {"consistency_level": "Session"}
 _HNSW = {"M": 16, "efConstruction": 200}
 #: Copy-detection fields (``copydetect``): a pHash per image and keyframe row (16 hex digits), the
 #: landmark fingerprint of each audio window's stretch (``copydetect.audio.pack`` values). ARRAY
@@ -61,34 +68,6 @@ COPY_FIELDS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "video": ("phash", "VARCHAR", {"max_length": 16}),
     "audio": ("fp", "ARRAY", {"element_type": "INT64", "max_capacity": FP_CAPACITY}),
 }
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One row returned by a vector search."""
-
-    file_id: str
-    path: str
-    content_hash: str
-    score: float
-    timestamp: float | None = None
-    duration: float | None = None
-    source: str | None = None
-    phash: str | None = None  # images and keyframes: the stored pHash (copy detection)
-
-
-@dataclass(frozen=True)
-class FileRecord:
-    """One file of the manifest."""
-
-    file_id: str
-    path: str
-    kind: str
-    content_hash: str = ""
-    size: int = 0
-    mtime: float = 0.0
-    state: str = "done"  # "pending" while its rows are being written
-    rows: int = 0
 
 
 class MilvusStore:
@@ -121,7 +100,7 @@ class MilvusStore:
         if self.is_lite:
             folder = os.path.dirname(os.path.abspath(self.uri))
             os.makedirs(folder, exist_ok=True)
-            if _lite_locked(self.uri):
+            if lite.locked(self.uri):
                 raise self._locked_error()
         try:
             kwargs: dict[str, Any] = {"uri": self.uri}
@@ -129,9 +108,9 @@ class MilvusStore:
                 kwargs["token"] = self.token
             client = MilvusClient(**kwargs)
             if self.is_lite:
-                _LITE_USERS[os.path.abspath(self.uri)] = _LITE_USERS.get(os.path.abspath(self.uri), 0) + 1
+                lite.opened(os.path.abspath(self.uri))
         except Exception as e:
-            if self.is_lite and _lite_locked(self.uri):  # locked between our check and the open
+            if self.is_lite and lite.locked(self.uri):  # locked between our check and the open
                 raise self._locked_error() from e
             where = f"the Milvus Lite file {self.uri}" if self.is_lite else f"the Milvus server at {self.uri}"
             raise StoreError(
@@ -158,7 +137,7 @@ class MilvusStore:
                 log.debug("closing the Milvus client failed", exc_info=True)
             self._client = None
             if self.is_lite:
-                _release_lite(os.path.abspath(self.uri))
+                lite.release(os.path.abspath(self.uri))
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -358,9 +337,9 @@ class MilvusStore:
             filter=" and ".join(clauses),
             output_fields=fields,
             search_params={"metric_type": "COSINE", "params": {"ef": max(64, min(limit, 16384))}},
-            **_STRONG,
+            **_SESSION,
         )
-        return [[_hit(h) for h in hits] for hits in result]
+        return [[hit(h) for h in hits] for hits in result]
 
     def fetch_rows(
         self, kind: Kind, file_ids: Sequence[str], *, vectors: bool = True, copy_fields: bool = False
@@ -376,7 +355,7 @@ class MilvusStore:
         out: list[dict[str, Any]] = []
         for start in range(0, len(file_ids), 64):
             expr = filters.is_in("file_id", file_ids[start : start + 64])
-            out.extend(self._query_all(self.name(kind), expr, fields))
+            out.extend(self._query_all(self.name(kind), expr, fields, _SESSION))
         return out
 
     def count(self, kind: str) -> int:
@@ -396,8 +375,8 @@ class MilvusStore:
         out: dict[str, FileRecord] = {}
         for start in range(0, len(file_ids), _BATCH):
             expr = filters.is_in("id", file_ids[start : start + _BATCH])
-            for row in self._query_all(self.name(FILES), expr, _FILE_FIELDS):
-                rec = _record(row)
+            for row in self._query_all(self.name(FILES), expr, FILE_FIELDS):
+                rec = file_record(row)
                 out[rec.file_id] = rec
         return out
 
@@ -428,27 +407,33 @@ class MilvusStore:
             expr = filters.is_in("id", file_ids[start : start + _BATCH])
             self._call("delete from the files manifest", self.client.delete, self.name(FILES), filter=expr)
 
-    def iter_files(self, *, state: str | None = None, content_hash: str | None = None) -> Iterator[FileRecord]:
+    def iter_files(
+        self, *, state: str | None = None, content_hash: str | None = None, strong: bool = True
+    ) -> Iterator[FileRecord]:
+        """Manifest entries, filtered; ``strong=False`` for query-time reads (``Session``, no tick wait)."""
         self._ensure_files()
         clauses = []
         if state is not None:
             clauses.append(f"state == {filters.quote(state)}")
         if content_hash is not None:
             clauses.append(filters.eq("content_hash", content_hash))
-        for row in self._query_all(self.name(FILES), " and ".join(clauses), _FILE_FIELDS):
-            yield _record(row)
+        consistency = _STRONG if strong else _SESSION
+        for row in self._query_all(self.name(FILES), " and ".join(clauses), FILE_FIELDS, consistency):
+            yield file_record(row)
 
-    def _query_all(self, name: str, expr: str, fields: list[str]) -> list[dict[str, Any]]:
+    def _query_all(
+        self, name: str, expr: str, fields: list[str], consistency: dict[str, str] = _STRONG
+    ) -> list[dict[str, Any]]:
         """Every row matching ``expr``. Lite answers one unbounded query; a server answers one query of
         up to ``_WINDOW`` rows (0.2 s) and pages with an iterator (0.6 s and more) only past that
         (Lite's iterator works too, but logs errors for a timestamp call it does not implement)."""
         try:
             if self.is_lite:
-                return list(self.client.query(name, filter=expr or 'id != ""', output_fields=fields, **_STRONG))
-            first = self.client.query(name, filter=expr or 'id != ""', output_fields=fields, limit=_WINDOW, **_STRONG)
+                return list(self.client.query(name, filter=expr or 'id != ""', output_fields=fields, **consistency))
+            first = self.client.query(name, filter=expr or 'id != ""', output_fields=fields, limit=_WINDOW, **consistency)
             if len(first) < _WINDOW:
                 return list(first)
-            it = self.client.query_iterator(name, batch_size=1000, filter=expr, output_fields=fields, **_STRONG)
+            it = self.client.query_iterator(name, batch_size=1000, filter=expr, output_fields=fields, **consistency)
             rows: list[dict[str, Any]] = []
             try:
                 while batch := it.next():
@@ -460,91 +445,3 @@ class MilvusStore:
             raise
         except Exception as e:
             raise StoreError(f"Milvus failed to read rows: {reason(e)}.") from e
-
-
-_FILE_FIELDS = ["id", "path", "kind", "content_hash", "size", "mtime", "state", "rows"]
-
-
-def _record(row: dict[str, Any]) -> FileRecord:
-    return FileRecord(
-        file_id=row["id"],
-        path=row["path"],
-        kind=row["kind"],
-        content_hash=row["content_hash"],
-        size=int(row["size"]),
-        mtime=float(row["mtime"]),
-        state=row["state"],
-        rows=int(row["rows"]),
-    )
-
-
-def _hit(h: dict[str, Any]) -> Hit:
-    e = h.get("entity", h)
-    return Hit(
-        file_id=e["file_id"],
-        path=e["path"],
-        content_hash=e["content_hash"],
-        score=float(h["distance"]),
-        timestamp=e.get("timestamp"),
-        duration=e.get("duration"),
-        source=e.get("source"),
-        phash=e.get("phash"),
-    )
-
-
-#: Open Lite stores per absolute .db path in this process.
-_LITE_USERS: dict[str, int] = {}
-
-
-def _release_lite(path: str) -> None:
-    _LITE_USERS[path] = _LITE_USERS.get(path, 1) - 1
-    if _LITE_USERS[path] > 0:
-        return
-    del _LITE_USERS[path]
-    try:
-        from milvus_lite.server_manager import server_manager_instance
-
-        server_manager_instance.release_server(path)
-    except Exception:  # noqa: BLE001 - best effort: the lock is released at exit anyway
-        log.debug("releasing the Milvus Lite server for %s failed", path, exc_info=True)
-
-
-def _lite_locked(uri: str) -> bool:
-    """True when another process holds the Milvus Lite lock on ``uri``."""
-    import fcntl
-
-    lock = os.path.join(uri, "LOCK")
-    if not os.path.exists(lock):
-        return False
-    fd = os.open(lock, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return _held_elsewhere(uri)
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
-
-
-def _held_elsewhere(uri: str) -> bool:
-    """A flock conflict may come from this very process (an open client): that is no lock error."""
-    try:
-        from milvus_lite import server_manager  # noqa: F401
-    except ImportError:
-        return True
-    real = os.path.realpath(uri)
-    for path in _open_lite_paths():
-        if os.path.realpath(path) == real:
-            return False
-    return True
-
-
-def _open_lite_paths() -> list[str]:
-    try:
-        from milvus_lite.server_manager import server_manager_instance
-
-        return list(getattr(server_manager_instance, "_servers", {}).keys())
-    except Exception:  # noqa: BLE001 - best effort introspection of milvus_lite internals
-        return []
