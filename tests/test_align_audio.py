@@ -66,3 +66,28 @@ def test_match_excerpt_long_query_and_short_candidate() -> None:
     # the candidate is a 4 s piece of the query: roles swap, offsets still name each clip
     corr, at, q_at = match_excerpt(clip, clip[20 * SR : 24 * SR])
     assert corr > 0.9 and q_at - at == pytest.approx(20.0, abs=0.05)
+
+
+def test_query_places_unconfirmed_matches_by_spectrum(tmp_path) -> None:
+    """A result the fingerprints did not confirm gets its offset from spectral alignment, to 0.1 s;
+    an unrelated sound, a copy already placed and a vanished file keep theirs."""
+    import soundfile as sf
+
+    from media_search import Library
+    from media_search.query import _place_by_spectrum
+    from media_search.types import Match
+
+    clip, other = _notes(1, 20), _notes(2, 20)
+    sf.write(tmp_path / "clip.wav", clip, SR)
+    sf.write(tmp_path / "other.wav", other, SR)
+    snippet = clip[int(7.3 * SR) : int(10.3 * SR)] + 0.02 * np.random.default_rng(3).standard_normal(3 * SR)
+    grid = [
+        Match(str(tmp_path / "clip.wav"), "audio", 0.9, 5.0, 0.0),
+        Match(str(tmp_path / "other.wav"), "audio", 0.8, 10.0, 0.0),
+        Match(str(tmp_path / "gone.wav"), "audio", 0.7, 0.0, 0.0),
+    ]
+    placed = _place_by_spectrum(Library(uri=str(tmp_path / "unused.db")), snippet.astype(np.float32), grid)
+    assert placed[0].timestamp == pytest.approx(7.3, abs=0.1) and placed[0].query_timestamp == 0.0
+    assert placed[1:] == grid[1:]
+    copy = [Match(str(tmp_path / "clip.wav"), "audio", 0.9, 7.31, 0.0, copy=True, copy_confidence=0.9)]
+    assert _place_by_spectrum(Library(uri=str(tmp_path / "unused.db")), snippet.astype(np.float32), copy) == copy

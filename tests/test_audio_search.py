@@ -22,7 +22,6 @@ from conftest import BACKENDS, backend_store
 from media_search import Library
 from media_search.decode.audio import SAMPLE_RATE as SR
 from media_search.decode.audio import decode_audio
-from media_search.extractors.audio import AUDIO_HOP
 
 from test_extract_audio import _variant, make_clips  # the generated clips and the issue's degradations
 
@@ -96,10 +95,9 @@ def test_snippets_find_their_source_first(indexed, media):
     print("offset error (s) per variant:", json.dumps({k: round(max(v), 2) for k, v in offsets.items()}))
     for name in VARIANTS:
         assert recall[name] == 1.0, (name, recall)
-    # The issue asks for the right offset (within one hop) for clean excerpts; for the degraded
-    # ones, for the source first. Offsets of those are printed above (most are exact).
-    assert max(offsets["clean"]) <= AUDIO_HOP, offsets["clean"]
-    assert np.median([e for v in offsets.values() for e in v]) <= AUDIO_HOP, offsets
+    # The issue asks for the right offset within one hop (5 s). Fingerprints, or spectral
+    # alignment where they do not confirm a copy (a chirp train), place every snippet far closer.
+    assert all(e <= 0.5 for v in offsets.values() for e in v), offsets
 
 
 def test_input_excluded_and_k_exact(indexed, media):
@@ -123,7 +121,7 @@ def test_cli_snippet_query(indexed, media, cli_env):
     assert data["kind"] == "audio"
     top = data["results"][0]
     assert top["path"] == str(media["video"].resolve()) and top["kind"] == "video"
-    assert abs(top["timestamp"] - case["start"]) <= AUDIO_HOP
+    assert abs(top["timestamp"] - case["start"]) <= 0.5
 
 
 def test_bad_audio_is_reported_and_the_rest_indexed(tmp_path, media, store_uri):

@@ -13,8 +13,9 @@ hit the source clip a little more often (gain -12 dB 0.75 vs 0.58, mp3 32k
 vs 174 of 192 cases. End to end, where copy-detection fingerprints re-rank the
 short list and place the snippet to a few hundredths of a second, recall@1
 is 1.0 on every variant with either hop (``tests/test_audio_search.py``). A
-match the fingerprints do not confirm is placed on the window grid, to
-within one hop. Queries use a denser hop (``QUERY_HOP``): a query is short
+match the fingerprints do not confirm is placed by spectral alignment
+(``align_audio.match_excerpt``, in ``query``) when it correlates, else on the
+window grid, to within one hop. Queries use a denser hop (``QUERY_HOP``): a query is short
 and embedded once. The hop is a constructor argument and part of the stamped
 preprocessing id.
 
