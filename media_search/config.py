@@ -6,6 +6,7 @@
 | MEDIA_SEARCH_MILVUS_TOKEN     | token for servers that need one                      |
 | MEDIA_SEARCH_PREFIX           | collection name prefix (default ``media_search_``)   |
 | MEDIA_SEARCH_DEVICE           | ``auto`` / ``cpu`` / ``cuda``                        |
+| MEDIA_SEARCH_ENGINE           | ``auto`` / ``torch`` / ``onnx`` / ``int8``           |
 | MEDIA_SEARCH_IMAGE_WEIGHTS    | ``pretrained`` / a ``.pth`` path / ``random``        |
 | MEDIA_SEARCH_AUDIO_WEIGHTS    | ``pretrained`` / a ``.pth`` path / ``random``        |
 | MEDIA_SEARCH_HOME             | data folder (default ``$XDG_DATA_HOME/media_search``) |
@@ -21,9 +22,23 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-__all__ = ["Settings", "data_home"]
+__all__ = ["Settings", "data_home", "ENGINES", "check_engine", "engine_from_env"]
 
 _DEVICES = ("auto", "cpu", "cuda")
+#: Inference engines (``extractors.engines``).
+ENGINES = ("auto", "torch", "onnx", "int8")
+
+
+def check_engine(value: str) -> str:
+    """``value`` if it names an engine, else a ConfigError."""
+    if value not in ENGINES:
+        raise ConfigError(f"MEDIA_SEARCH_ENGINE is {value!r}; use one of {', '.join(ENGINES)}.")
+    return value
+
+
+def engine_from_env() -> str:
+    """``MEDIA_SEARCH_ENGINE`` (default ``auto``, case-insensitive), checked."""
+    return check_engine(os.environ.get("MEDIA_SEARCH_ENGINE", "auto").strip().lower() or "auto")
 
 
 def data_home() -> Path:
@@ -40,6 +55,7 @@ class Settings:
     token: str | None = None
     prefix: str = "media_search_"
     device: str = "auto"
+    engine: str = "auto"
     image_weights: str = "pretrained"
     audio_weights: str = "pretrained"
     video_interval: float = 1.0
@@ -55,6 +71,7 @@ class Settings:
             "token": env.get("MEDIA_SEARCH_MILVUS_TOKEN") or None,
             "prefix": env.get("MEDIA_SEARCH_PREFIX", "media_search_"),
             "device": env.get("MEDIA_SEARCH_DEVICE", "auto"),
+            "engine": engine_from_env(),
             "image_weights": env.get("MEDIA_SEARCH_IMAGE_WEIGHTS", "pretrained"),
             "audio_weights": env.get("MEDIA_SEARCH_AUDIO_WEIGHTS", "pretrained"),
         }
@@ -71,6 +88,7 @@ class Settings:
             raise ConfigError(
                 f"MEDIA_SEARCH_DEVICE is {self.device!r}; use one of {', '.join(_DEVICES)}."
             )
+        check_engine(self.engine)
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.prefix):
             raise ConfigError(
                 f"The collection prefix {self.prefix!r} may hold only letters, digits and '_'."

@@ -63,11 +63,11 @@ class Library:
                 if which == "image":
                     from .extractors.image import ImageEmbedder
 
-                    self._models[which] = ImageEmbedder(self.settings.image_weights, self.settings.device)
+                    self._models[which] = ImageEmbedder(self.settings.image_weights, self.settings.device, engine=self.settings.engine)
                 else:
                     from .extractors.audio import AudioEmbedder
 
-                    self._models[which] = AudioEmbedder(self.settings.audio_weights, self.settings.device)
+                    self._models[which] = AudioEmbedder(self.settings.audio_weights, self.settings.device, engine=self.settings.engine)
             return self._models[which]
 
     def spec(self, kind: str) -> ModelSpec:

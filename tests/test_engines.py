@@ -204,11 +204,17 @@ def test_engine_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for setting in ("onnx", "int8"):
         with pytest.raises(ConfigError, match="CPU only"):
             E.choose_engine(setting, "cuda")
+    from media_search.config import Settings, engine_from_env
+
     monkeypatch.setenv("MEDIA_SEARCH_ENGINE", "tensorrt")
     with pytest.raises(ConfigError, match="auto, torch, onnx, int8"):
-        E.engine_setting()
+        engine_from_env()
+    with pytest.raises(ConfigError, match="auto, torch, onnx, int8"):
+        Settings.from_env(uri="x.db")
     monkeypatch.setenv("MEDIA_SEARCH_ENGINE", "ONNX")
-    assert E.engine_setting() == "onnx"
+    assert engine_from_env() == "onnx" and Settings.from_env(uri="x.db").engine == "onnx"
+    with pytest.raises(ConfigError, match="auto, torch, onnx, int8"):
+        Settings.from_env(uri="x.db", engine="tensorrt")
 
 
 # -- int8: a model identity of its own -------------------------------------------------------------

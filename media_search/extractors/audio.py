@@ -48,6 +48,7 @@ untouched. A test pins it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import importlib.util
@@ -147,7 +148,7 @@ class AudioEmbedder:
 
     def __init__(self, weights: str = "pretrained", device: str = "auto", seed: int = 0,
                  batch_size: int = BATCH_SIZE, hop: float = AUDIO_HOP, engine: str | None = None) -> None:  # fmt: skip
-        from .engines import choose_engine, engine_setting, engine_spec
+        from .engines import AUDIO, load_engine
         from .runtime import torch_device
         from .weights import CNN14, resolve
 
@@ -156,7 +157,6 @@ class AudioEmbedder:
         self.batch_size = max(1, int(batch_size))
         self.hop = float(hop)  # library hop; part of the model identity
         self.window_samples = int(round(AUDIO_WINDOW * SAMPLE_RATE))
-        setting = engine or engine_setting()
         model_spec = ModelSpec(
             name="panns-cnn14",
             weights_id=self.resolved.weights_id,
@@ -164,11 +164,10 @@ class AudioEmbedder:
             metric="COSINE",
             preprocess=preprocess_id(self.hop),
         )
-        self.spec = engine_spec(model_spec, choose_engine(setting, str(self.device)))
-        # the engine does not depend on the hop: key it on the model alone, so hops share one export
-        self.engine = _load_engine(
-            setting, preprocess_id(AUDIO_HOP), model_spec.weights_id, self.resolved.mode,
-            str(self.resolved.path or ""), seed, str(self.device),
+        self.spec, self.engine = load_engine(
+            engine, self.device, model_spec, AUDIO,
+            _load_model, self.resolved.mode, str(self.resolved.path or ""), seed, str(self.device),
+            key=dataclasses.replace(model_spec, preprocess=preprocess_id(AUDIO_HOP)),  # the model never sees the hop
         )  # fmt: skip
 
     def embed_batch(self, windows: np.ndarray) -> np.ndarray:
@@ -246,18 +245,6 @@ def _panns_models() -> types.ModuleType:
     finally:
         for m in stubs:
             sys.modules.pop(m, None)
-
-
-@functools.lru_cache(maxsize=4)
-def _load_engine(setting: str, preprocess: str, weights_id: str, mode: str, path: str, seed: int, device: str) -> Any:
-    """One engine per (setting, model, device) in this process; the torch model is built only if needed."""
-    from ..config import data_home
-    from .engines import AUDIO, build_engine
-
-    spec = ModelSpec("panns-cnn14", weights_id, 2048, "COSINE", preprocess)
-    return build_engine(
-        setting, device, spec, lambda: _load_model(mode, path, seed, device), data_home() / "engines", AUDIO
-    )
 
 
 @functools.lru_cache(maxsize=4)

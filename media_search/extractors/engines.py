@@ -6,7 +6,7 @@ it, so a batch is one call. A ``Recipe`` says how a model of one kind becomes
 an engine: ``IMAGE`` takes ``(n, 224, 224, 3)`` uint8 pictures, ``AUDIO``
 takes ``(n, 160000)`` float32 windows (5 s at 32 kHz).
 
-``MEDIA_SEARCH_ENGINE`` (for both models):
+``MEDIA_SEARCH_ENGINE`` (``Settings.engine``; for both models):
 
 * ``auto`` (default): ONNX Runtime fp32 on the CPU when ``onnxruntime`` is
   installed (ResNet50 2.1x and Cnn14 1.9x torch eager here), torch otherwise
@@ -31,9 +31,9 @@ is onnxruntime's own doing; ``MEDIA_SEARCH_ENGINE=torch`` never imports it.)
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from ..config import check_engine, data_home, engine_from_env
 from ..errors import ConfigError
 from .spec import ModelSpec
 
@@ -48,23 +49,21 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
-    "ENGINES",
     "Engine",
     "Recipe",
     "IMAGE",
     "AUDIO",
     "TorchEngine",
-    "engine_setting",
     "choose_engine",
     "engine_spec",
     "build_engine",
+    "load_engine",
     "probe_batch",
     "audio_probe",
 ]
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("auto", "torch", "onnx", "int8")
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 
@@ -89,18 +88,9 @@ class Recipe:
     int8_keep_fp32: tuple[str, ...] = ()  # ONNX node name prefixes left in fp32 by the int8 engine
 
 
-def engine_setting() -> str:
-    """``MEDIA_SEARCH_ENGINE`` (default ``auto``), checked."""
-    value = os.environ.get("MEDIA_SEARCH_ENGINE", "auto").strip().lower() or "auto"
-    if value not in ENGINES:
-        raise ConfigError(f"MEDIA_SEARCH_ENGINE is {value!r}; use one of {', '.join(ENGINES)}.")
-    return value
-
-
 def choose_engine(setting: str, device: str) -> str:
     """The engine kind (``torch``, ``onnx`` or ``int8``) that ``setting`` means on ``device``."""
-    if setting not in ENGINES:
-        raise ConfigError(f"MEDIA_SEARCH_ENGINE is {setting!r}; use one of {', '.join(ENGINES)}.")
+    check_engine(setting)
     on_cpu = str(device).startswith("cpu")
     has_ort = importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
     if setting in ("onnx", "int8"):
@@ -155,6 +145,34 @@ def build_engine(
             raise ConfigError(f"The {kind} engine is unavailable: {e} Set MEDIA_SEARCH_ENGINE={fallback}.") from e
         log.warning("ONNX engine unavailable, using torch: %s", e)
     return TorchEngine(load_model(), device, recipe)
+
+
+def load_engine(
+    engine: str | None,
+    device: Any,
+    spec: ModelSpec,
+    recipe: Recipe,
+    load_model: Callable[..., Any],
+    *model_args: Any,
+    key: ModelSpec | None = None,
+) -> tuple[ModelSpec, Engine]:
+    """``(identity, engine)``: ``spec``'s model run by ``engine`` (default ``MEDIA_SEARCH_ENGINE``) on ``device``.
+
+    One engine per (setting, device, model, recipe) in this process;
+    ``load_model(*model_args)`` builds the torch model, only if the engine needs
+    it. ``key`` is the identity the engine is built under when ``spec`` holds
+    more than the model sees (the audio hop), so that those share one export.
+    """
+    setting = engine or engine_from_env()
+    identity = engine_spec(spec, choose_engine(setting, str(device)))
+    return identity, _cached_engine(setting, str(device), key or spec, recipe, load_model, model_args)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_engine(
+    setting: str, device: str, spec: ModelSpec, recipe: Recipe, load_model: Callable[..., Any], model_args: tuple
+) -> Engine:
+    return build_engine(setting, device, spec, lambda: load_model(*model_args), data_home() / "engines", recipe)
 
 
 # -- torch ---------------------------------------------------------------------------------------
@@ -241,7 +259,7 @@ class TorchEngine:
         self.module = self.recipe.wrap(model).to(self.device)
         self.cuda = self.device.type == "cuda"
         self.bf16 = self.cuda and self.recipe.cuda_bf16
-        self.name = "torch-cuda-bf16" if self.bf16 else f"torch-{self.device.type}" if self.cuda else "torch"
+        self.name = "torch-cuda-bf16" if self.bf16 else "torch-cuda" if self.cuda else "torch"
         if self.cuda:
             torch.backends.cudnn.benchmark = True
 

@@ -62,13 +62,12 @@ class ImageEmbedder:
     def __init__(
         self, weights: str = "pretrained", device: str = "auto", seed: int = 0, engine: str | None = None
     ) -> None:
-        from .engines import choose_engine, engine_setting, engine_spec
+        from .engines import IMAGE, load_engine
         from .runtime import torch_device
         from .weights import RESNET50_IMAGENET, resolve
 
         self.resolved = resolve(weights, RESNET50_IMAGENET, seed=seed)
         self.device = torch_device(device)
-        setting = engine or engine_setting()
         model_spec = ModelSpec(
             name="resnet50",
             weights_id=self.resolved.weights_id,
@@ -76,10 +75,10 @@ class ImageEmbedder:
             metric="COSINE",
             preprocess=PREPROCESS,
         )
-        self.spec = engine_spec(model_spec, choose_engine(setting, str(self.device)))
-        self.engine = _load_engine(
-            setting, model_spec, self.resolved.mode, str(self.resolved.path or ""), seed, str(self.device)
-        )
+        self.spec, self.engine = load_engine(
+            engine, self.device, model_spec, IMAGE,
+            _load_model, self.resolved.mode, str(self.resolved.path or ""), seed, str(self.device),
+        )  # fmt: skip
 
     def embed(self, batch: Sequence[np.ndarray]) -> np.ndarray:
         """(n, 224, 224, 3) uint8 -> (n, 2048) float32 unit vectors."""
@@ -87,17 +86,6 @@ class ImageEmbedder:
             return np.zeros((0, self.spec.dim), dtype=np.float32)
         arr = np.stack([np.asarray(b, dtype=np.uint8) for b in batch])
         return self.engine(arr)
-
-
-@functools.lru_cache(maxsize=4)
-def _load_engine(setting: str, spec: ModelSpec, mode: str, path: str, seed: int, device: str) -> Any:
-    """One engine per (setting, model, device) in this process; the torch model is built only if needed."""
-    from ..config import data_home
-    from .engines import IMAGE, build_engine
-
-    return build_engine(
-        setting, device, spec, lambda: _load_model(mode, path, seed, device), data_home() / "engines", IMAGE
-    )
 
 
 @functools.lru_cache(maxsize=4)

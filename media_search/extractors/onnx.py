@@ -226,7 +226,7 @@ def _quantize(tmp: Path, fp32: OnnxEngine, recipe: Recipe) -> dict[str, Any]:
             warnings.simplefilter("ignore")
             quant_pre_process(str(fp32.path), str(pre), skip_symbolic_shape=True)
             names = [n.name for n in onnx.load(str(pre)).graph.node]
-            keep = [n for n in names if n.startswith(recipe.int8_keep_fp32)] if recipe.int8_keep_fp32 else []
+            keep = [n for n in names if n.startswith(recipe.int8_keep_fp32)]
             quantize_static(
                 str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=keep,

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -117,14 +116,10 @@ def audio(path: Path, db: Path) -> dict[str, Any]:
 def _index_audio(path: Path, db: Path, engine: str) -> tuple[float, Any]:
     from media_search import Library
 
-    os.environ["MEDIA_SEARCH_ENGINE"] = engine
-    try:
-        lib = Library(uri=str(db), image_weights="random", audio_weights="random", device="cpu")
-        lib.model("audio")  # loaded (and its engine built) before the clock starts
-        t = time.perf_counter()
-        report = lib.index([path])
-        spent = time.perf_counter() - t
-        lib.close()
-    finally:
-        os.environ.pop("MEDIA_SEARCH_ENGINE", None)
+    lib = Library(uri=str(db), image_weights="random", audio_weights="random", device="cpu", engine=engine)
+    lib.model("audio")  # loaded (and its engine built) before the clock starts
+    t = time.perf_counter()
+    report = lib.index([path])
+    spent = time.perf_counter() - t
+    lib.close()
     return spent, report

@@ -8,7 +8,6 @@ Milvus Lite. It times each stage. Both use the same random-init ResNet50.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -59,19 +58,13 @@ def ours(files_dir: Path, db: Path, n: int, engine: str | None = None) -> dict[s
     """``Library.index`` on the folder (model loaded, and exported if needed, before the clock starts)."""
     from media_search import Library
 
-    if engine:
-        os.environ["MEDIA_SEARCH_ENGINE"] = engine
-    try:
-        lib = Library(uri=str(db), image_weights="random", device="cpu")
-        model = lib.model("image")
-        lib.ensure("image")
-        started = time.perf_counter()
-        report = lib.index([files_dir])
-        total = time.perf_counter() - started
-        lib.close()
-    finally:
-        if engine:
-            os.environ.pop("MEDIA_SEARCH_ENGINE", None)
+    lib = Library(uri=str(db), image_weights="random", device="cpu", engine=engine)
+    model = lib.model("image")
+    lib.ensure("image")
+    started = time.perf_counter()
+    report = lib.index([files_dir])
+    total = time.perf_counter() - started
+    lib.close()
     out = _summary(n, total, None)
     out.update(engine=model.engine.name, indexed=report.indexed, failed=len(report.failed))
     return out
