@@ -25,6 +25,8 @@ Two pure functions for the query side, both on numpy arrays:
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 __all__ = ["score_offsets", "spectral_features", "match_excerpt", "FRAME_S"]
@@ -66,19 +68,59 @@ def score_offsets(
 
 def spectral_features(samples: np.ndarray, sr: int = _SR) -> np.ndarray:
     """(32, frames) log-mel, lightly smoothed, per-band mean removed; 20 ms frames."""
-    import librosa
     from scipy.ndimage import uniform_filter1d
 
     x = np.asarray(samples, np.float32)
-    hop = int(round(FRAME_S * sr))
-    if x.size < 2048:
-        x = np.pad(x, (0, 2048 - x.size))
-    m = librosa.feature.melspectrogram(
-        y=x, sr=sr, n_fft=2048, hop_length=hop, n_mels=32, fmin=100, fmax=3800, power=1.0
-    )
+    if x.size < _N_FFT:
+        x = np.pad(x, (0, _N_FFT - x.size))
+    m = _melspectrogram(x, sr, int(round(FRAME_S * sr)))
     f = np.log(m + 1e-4 * (float(m.max()) + 1e-9))
     f = uniform_filter1d(f, 3, axis=1)
     return (f - f.mean(axis=1, keepdims=True)).astype(np.float32)
+
+
+_N_FFT, _N_MELS, _FMIN, _FMAX = 2048, 32, 100.0, 3800.0
+
+
+def _melspectrogram(x: np.ndarray, sr: int, hop: int) -> np.ndarray:
+    """Magnitude mel spectrogram, equal to ``librosa.feature.melspectrogram(power=1.0)`` with these
+    settings (centred frames, zero padding, periodic Hann, Slaney mels; ``tests/test_align_audio.py``)
+    without librosa's first-call cost (about 2 s of numba compiling in every new process)."""
+    import scipy.fft
+
+    x = np.pad(x, _N_FFT // 2)
+    n = 1 + (x.size - _N_FFT) // hop
+    frames = np.lib.stride_tricks.as_strided(x, (n, _N_FFT), (x.strides[0] * hop, x.strides[0]), writeable=False)
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(_N_FFT) / _N_FFT)).astype(np.float32)
+    bank = _mel_filters(sr)
+    out = np.empty((_N_MELS, n), np.float32)
+    for i in range(0, n, 1024):  # in blocks: a long file's frames never sit in memory at once
+        out[:, i : i + 1024] = bank @ np.abs(scipy.fft.rfft(frames[i : i + 1024] * window, axis=1)).T
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _mel_filters(sr: int) -> np.ndarray:
+    """(32, 1025) Slaney-scale, Slaney-normalised triangular filters (``librosa.filters.mel``)."""
+    freqs = np.fft.rfftfreq(_N_FFT, 1.0 / sr)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(_FMIN), _hz_to_mel(_FMAX), _N_MELS + 2))
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, freqs)
+    weights = np.maximum(0.0, np.minimum(-ramps[:-2] / fdiff[:-1, None], ramps[2:] / fdiff[1:, None]))
+    weights *= (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+_F_SP, _MIN_LOG_HZ, _LOGSTEP = 200.0 / 3, 1000.0, np.log(6.4) / 27.0  # Slaney's mel scale
+
+
+def _hz_to_mel(f: float) -> float:
+    return _MIN_LOG_HZ / _F_SP + np.log(f / _MIN_LOG_HZ) / _LOGSTEP if f >= _MIN_LOG_HZ else f / _F_SP
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    lin = _MIN_LOG_HZ / _F_SP
+    return np.where(m >= lin, _MIN_LOG_HZ * np.exp(_LOGSTEP * (m - lin)), _F_SP * m)
 
 
 def _xcorr(q: np.ndarray, c: np.ndarray) -> np.ndarray:

@@ -91,3 +91,21 @@ def test_query_places_unconfirmed_matches_by_spectrum(tmp_path) -> None:
     assert placed[1:] == grid[1:]
     copy = [Match(str(tmp_path / "clip.wav"), "audio", 0.9, 7.31, 0.0, copy=True, copy_confidence=0.9)]
     assert _place_by_spectrum(Library(uri=str(tmp_path / "unused.db")), snippet.astype(np.float32), copy) == copy
+
+
+def test_spectral_features_equal_librosa() -> None:
+    """The numpy mel spectrogram is librosa's (which costs about 2 s on first use in a process)."""
+    librosa = pytest.importorskip("librosa")
+    from media_search.align_audio import FRAME_S, _melspectrogram, spectral_features
+
+    for seconds in (0.01, 3.0, 61.7):
+        x = _notes(4, seconds) + 0.05 * np.random.default_rng(5).standard_normal(int(seconds * SR)).astype(np.float32)
+        hop = int(round(FRAME_S * SR))
+        padded = np.pad(x, (0, max(0, 2048 - x.size)))
+        want = librosa.feature.melspectrogram(
+            y=padded, sr=SR, n_fft=2048, hop_length=hop, n_mels=32, fmin=100, fmax=3800, power=1.0
+        )
+        got = _melspectrogram(padded, SR, hop)
+        assert got.shape == want.shape
+        assert np.abs(got - want).max() <= 1e-5 * (np.abs(want).max() + 1e-9)
+        assert spectral_features(x).shape == (32, want.shape[1])
