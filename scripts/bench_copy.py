@@ -175,20 +175,17 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results: dict = {"command": "python scripts/bench_copy.py " + " ".join(argv if argv is not None else sys.argv[1:])}
-    if args.only in (None, "images"):
-        data = make_images(out, per_family=args.per_family)
-        ms, timing = media_search_rank(data, "image", str(out / "images.db"))
-        methods = {**ms, **imagehash_rank(data)}
-        results["images"] = {"families": IMAGE_FAMILIES, "n_library": len(data["library"]), "n_queries": len(data["queries"]),
-                             "recall_at_1": recall_table(data, IMAGE_FAMILIES, methods),
-                             "copy_flags": copy_flags(data, ms["media_search"]), "timing": timing, "answers": ms["media_search"]}  # fmt: skip
-    if args.only in (None, "audio"):
-        data = make_audio(out, per_family=args.per_family)
-        ms, timing = media_search_rank(data, "audio", str(out / "audio.db"))
-        methods = {**ms, **chromaprint_rank(data)}
-        results["audio"] = {"families": AUDIO_FAMILIES, "n_library": len(data["library"]), "n_queries": len(data["queries"]),
-                            "recall_at_1": recall_table(data, AUDIO_FAMILIES, methods),
-                            "copy_flags": copy_flags(data, ms["media_search"]), "timing": timing, "answers": ms["media_search"]}  # fmt: skip
+    sections = (("images", "image", make_images, imagehash_rank, IMAGE_FAMILIES),
+                ("audio", "audio", make_audio, chromaprint_rank, AUDIO_FAMILIES))  # fmt: skip
+    for name, kind, make, baseline, families in sections:
+        if args.only not in (None, name):
+            continue
+        data = make(out, per_family=args.per_family)
+        ms, timing = media_search_rank(data, kind, str(out / f"{name}.db"))
+        methods = {**ms, **baseline(data)}
+        results[name] = {"families": families, "n_library": len(data["library"]), "n_queries": len(data["queries"]),
+                         "recall_at_1": recall_table(data, families, methods),
+                         "copy_flags": copy_flags(data, ms["media_search"]), "timing": timing, "answers": ms["media_search"]}  # fmt: skip
     (out / "bench_copy.json").write_text(json.dumps(results, indent=1))
     md = markdown(results)
     (out / "bench_copy.md").write_text(md)

@@ -15,23 +15,9 @@ import soundfile as sf
 from PIL import Image, ImageDraw, ImageEnhance
 
 from media_search import Library
+from test_copydetect import SR, _tune  # generated tunes (without their noise here)
 
 PHOTOS = sorted((Path(__file__).resolve().parents[1] / "sample_media" / "photos").glob("*.jpg"))
-SR = 16000
-
-
-def _tune(seed: int, seconds: float = 8.0) -> np.ndarray:
-    r = np.random.default_rng(seed)
-    x = np.zeros(int(seconds * SR))
-    t0 = 0.0
-    while t0 < seconds:
-        dur = float(r.uniform(0.12, 0.45))
-        f = 110 * 2 ** r.uniform(0, 3)
-        s, e = int(t0 * SR), min(len(x), int((t0 + dur) * SR))
-        t = np.arange(e - s) / SR
-        x[s:e] += np.exp(-4 * t) * sum(np.sin(2 * np.pi * f * k * t) / k for k in (1, 2, 3))
-        t0 += dur
-    return (0.5 * x / np.abs(x).max()).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +29,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for p in PHOTOS[:8]:
         shutil.copy(p, lib / p.name)
     for i in range(3):
-        sf.write(lib / f"tune_{i}.wav", _tune(i), SR)
+        sf.write(lib / f"tune_{i}.wav", _tune(i, noise=0.0), SR)
     photo = Image.open(PHOTOS[2]).convert("RGB")  # camera.jpg
     w, h = photo.size
     photo.crop((int(w * 0.15), int(h * 0.1), int(w * 0.85), int(h * 0.8))).rotate(10, resample=Image.Resampling.BICUBIC).save(q / "crop_rot.jpg", quality=40)
@@ -56,10 +42,10 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     shot.paste(Image.open(PHOTOS[6]).convert("RGB").resize((600, 400)), (320, 150))
     shot.save(q / "screenshot.png")
     Image.open(PHOTOS[9]).convert("RGB").save(q / "unrelated.jpg")  # not in the library
-    x = _tune(1)[int(2.0 * SR) : int(3.5 * SR)]
+    x = _tune(1, noise=0.0)[int(2.0 * SR) : int(3.5 * SR)]
     noisy = x + np.random.default_rng(0).normal(0, np.sqrt(np.mean(x**2) / 10), len(x)).astype(np.float32)
     sf.write(q / "snippet_noisy.wav", noisy, SR)
-    sf.write(q / "unrelated.wav", _tune(7, 3.0), SR)
+    sf.write(q / "unrelated.wav", _tune(7, 3.0, noise=0.0), SR)
     return {"lib": lib, "q": q}
 
 

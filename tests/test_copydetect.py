@@ -136,9 +136,9 @@ def test_decide_is_monotone_and_bounded() -> None:
 SR = 16000
 
 
-def _tune(seed: int, seconds: float = 8.0) -> np.ndarray:
-    """Notes of random pitch and length with harmonics, plus a little noise (two tunes share no
-    scale or rhythm grid, as two unrelated recordings would not)."""
+def _tune(seed: int, seconds: float = 8.0, noise: float = 0.01) -> np.ndarray:
+    """Notes of random pitch and length with harmonics at ``SR``, plus a little noise (two tunes
+    share no scale or rhythm grid, as two unrelated recordings would not)."""
     r = np.random.default_rng(seed)
     x = np.zeros(int(seconds * SR))
     t0 = 0.0
@@ -149,7 +149,8 @@ def _tune(seed: int, seconds: float = 8.0) -> np.ndarray:
         t = np.arange(e - s) / SR
         x[s:e] += np.exp(-4 * t) * sum(np.sin(2 * np.pi * f * k * t) / k for k in (1, 2, 3))
         t0 += dur
-    x += r.normal(0, 0.01, len(x))
+    if noise:
+        x += r.normal(0, noise, len(x))
     return (0.5 * x / np.abs(x).max()).astype(np.float32)
 
 
