@@ -17,7 +17,7 @@ from typing import Any
 
 from . import __version__
 from .errors import MediaSearchError
-from .types import KINDS
+from .types import KINDS, fmt_time
 
 __all__ = ["main", "build_parser"]
 
@@ -191,13 +191,6 @@ class _ProgressBar:
             self._bar = None
 
 
-def _fmt_time(t: float | None) -> str:
-    if t is None:
-        return ""
-    m, s = divmod(t, 60)
-    return f"{int(m)}:{s:05.2f}"
-
-
 def _query(lib: Any, args: argparse.Namespace) -> int:
     _announce(lib)
     result = lib.search(args.file, k=args.k, kinds=args.kind)
@@ -207,9 +200,9 @@ def _query(lib: Any, args: argparse.Namespace) -> int:
     if not result.results and not result.exact_copies:
         print(f"no similar files found for {args.file} (is the index empty? run `media-search index FOLDER`)")
     for i, m in enumerate(result.results, 1):
-        where = f"  at {_fmt_time(m.timestamp)}" if m.timestamp is not None else ""
+        where = f"  at {fmt_time(m.timestamp)}" if m.timestamp is not None else ""
         if m.query_timestamp is not None:
-            where += f" (query at {_fmt_time(m.query_timestamp)})"
+            where += f" (query at {fmt_time(m.query_timestamp)})"
         copy = f"  [edited copy, confidence {m.copy_confidence:.2f}]" if m.copy and m.copy_confidence is not None else "  [edited copy]" if m.copy else ""
         print(f"{i:>3}. {m.score:.4f}  {m.kind:<5}  {m.path}{where}{copy}")
     for path in result.exact_copies:

@@ -22,10 +22,10 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-__all__ = ["Settings", "data_home", "ENGINES", "check_engine", "engine_from_env"]
+__all__ = ["Settings", "data_home", "ENGINES", "check_engine", "engine_from_env", "is_lite_uri"]
 
 _DEVICES = ("auto", "cpu", "cuda")
-#: Inference engines (``extractors.engines``).
+#: Inference engines (``embed.engines``).
 ENGINES = ("auto", "torch", "onnx", "int8")
 
 
@@ -101,4 +101,9 @@ class Settings:
 
     @property
     def is_lite(self) -> bool:
-        return not re.match(r"^(https?|tcp|grpc|unix)://", self.uri)
+        return is_lite_uri(self.uri)
+
+
+def is_lite_uri(uri: str) -> bool:
+    """A Milvus Lite file (any path) rather than a server (``http://``, ``https://``, ``tcp://``, ``grpc://``, ``unix://``)."""
+    return not re.match(r"^(https?|tcp|grpc|unix)://", uri)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .decode import refuse_empty
 from .errors import DecodeError, UnsupportedMediaError
 from .types import Kind
 
@@ -89,8 +90,7 @@ def detect_kind(path: str | Path) -> Kind:
         raise DecodeError(f"{p} does not exist.", path=p) from e
     except OSError as e:
         raise DecodeError(f"{p} cannot be read: {e.strerror or e}.", path=p) from e
-    if not head:
-        raise DecodeError(f"{p} is empty (0 bytes): give a complete image, video or audio file.", path=p)
+    refuse_empty(p, len(head))
     kind = sniff(head)
     if kind == "container":
         return "video" if _has_video_stream(p) else "audio"

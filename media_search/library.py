@@ -1,8 +1,10 @@
-"""``Library``: one media library -- its settings, its store and its models.
+"""``Library``: one media library -- its settings, its store and its models -- at the top.
 
 Every entry point (``find_similar``, the CLI, the bulk indexer, the page) goes
-through a ``Library``. It opens the store and loads each model lazily, once,
-and checks that the store's collections were filled by the same models.
+through a ``Library``. It wires the stages together: it opens the store and
+the embedders lazily, once, and hands them to ``index.run.index_paths`` and
+``query.search.search``, which receive what they use and never the Library.
+Nothing below imports this module.
 """
 
 from __future__ import annotations
@@ -19,16 +21,13 @@ from .types import IndexReport, Kind, Match, SearchResult
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
-    from .extractors.spec import ModelSpec
+    from .embed.embedders import Embedders
+    from .embed.spec import ModelSpec
     from .store.milvus import MilvusStore
 
 __all__ = ["Library"]
 
 log = logging.getLogger(__name__)
-
-#: Which model embeds each kind: keyframes share the image model.
-MODEL_OF_KIND: dict[str, str] = {"image": "image", "video": "image", "audio": "audio"}
-
 
 class Library:
     """A media library stored in Milvus.
@@ -42,7 +41,7 @@ class Library:
         self.settings = settings.replace(**overrides) if settings and overrides else settings or Settings.from_env(**overrides)
         self.settings.validate()
         self._store: MilvusStore | None = None
-        self._models: dict[str, Any] = {}
+        self._embedders: Embedders | None = None
         self._lock = threading.RLock()
 
     # -- components ---------------------------------------------------------------------------------
@@ -55,23 +54,21 @@ class Library:
                 self._store = MilvusStore.from_settings(self.settings)
             return self._store
 
+    @property
+    def embedders(self) -> Embedders:
+        with self._lock:
+            if self._embedders is None:
+                from .embed.embedders import Embedders
+
+                self._embedders = Embedders(self.settings)
+            return self._embedders
+
     def model(self, kind: str) -> Any:
         """The embedder for ``kind`` (``image`` and ``video`` share ResNet50)."""
-        which = MODEL_OF_KIND[kind]
-        with self._lock:
-            if which not in self._models:
-                if which == "image":
-                    from .extractors.image import ImageEmbedder
-
-                    self._models[which] = ImageEmbedder(self.settings.image_weights, self.settings.device, engine=self.settings.engine)
-                else:
-                    from .extractors.audio import AudioEmbedder
-
-                    self._models[which] = AudioEmbedder(self.settings.audio_weights, self.settings.device, engine=self.settings.engine)
-            return self._models[which]
+        return self.embedders(kind)
 
     def spec(self, kind: str) -> ModelSpec:
-        return self.model(kind).spec
+        return self.embedders.spec(kind)
 
     def ensure(self, kind: Kind) -> None:
         """Create or check ``kind``'s collection against the model in use."""
@@ -99,13 +96,15 @@ class Library:
         progress: Callable[..., None] | None = None,
         workers: int | None = None,
     ) -> IndexReport:
-        """Index a file or folder, or several; see ``media_search.indexer``. ``workers``: decode
+        """Index a file or folder, or several; see ``media_search.index.run``. ``workers``: decode
         processes (default one per CPU core beyond the first; 0 decodes in this process)."""
-        from .indexer import index_paths
+        from .index.run import index_paths
 
         return index_paths(
-            self,
             [paths] if isinstance(paths, (str, os.PathLike)) else list(paths),
+            store=self.store,
+            embedders=self.embedders,
+            settings=self.settings,
             delete_missing=delete_missing,
             follow_symlinks=follow_symlinks,
             progress=progress,
@@ -113,16 +112,16 @@ class Library:
         )
 
     def search(self, path: str | Path, k: int = 10, kinds: Sequence[str] | None = None) -> SearchResult:
-        from .query import search
+        from .query.search import search
 
-        return search(self, path, k=k, kinds=kinds)
+        return search(path, store=self.store, embedders=self.embedders, settings=self.settings, k=k, kinds=kinds)
 
     def find_similar(self, path: str | Path, k: int = 10, kinds: Sequence[str] | None = None) -> list[Match]:
         return self.search(path, k=k, kinds=kinds).results
 
     def stats(self) -> dict[str, Any]:
         """Files and rows per kind, and the model stamped in each collection."""
-        from .store.milvus import COLLECTIONS
+        from .store.schema import COLLECTIONS
 
         store = self.store
         files: dict[str, int] = {k: 0 for k in COLLECTIONS}

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Kind", "KINDS", "Match", "SearchResult", "Failure", "IndexReport"]
+__all__ = ["Kind", "KINDS", "Match", "SearchResult", "Failure", "IndexReport", "fmt_time"]
 
 Kind = Literal["image", "video", "audio"]
 KINDS: tuple[Kind, ...] = ("image", "video", "audio")
@@ -99,3 +99,11 @@ class IndexReport:
             "windows": self.windows,
             "notes": list(self.notes),
         }
+
+
+def fmt_time(t: float | None) -> str:
+    """A time in seconds as shown to people: ``75.5`` -> ``1:15.50``; ``None`` -> ``""`` (CLI and page)."""
+    if t is None:
+        return ""
+    m, s = divmod(float(t), 60)
+    return f"{int(m)}:{s:05.2f}"

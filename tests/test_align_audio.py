@@ -5,31 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from media_search.align_audio import match_excerpt, score_offsets
+from media_search.query.place import match_excerpt
 
 SR = 32000
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
-
-
-def test_score_offsets_prefers_consistent_agreement() -> None:
-    rng = np.random.default_rng(0)
-    cand_ts = np.arange(9) * 2.5
-    cand = _unit(rng.standard_normal((9, 64)))
-    # query windows every 2.5 s that copy candidate windows 2..5 (offset 5 s), slightly perturbed
-    query_ts = np.arange(4) * 2.5
-    query = _unit(cand[2:6] + 0.05 * rng.standard_normal((4, 64)))
-    # one lucky query window matches candidate window 8 perfectly (offset 12.5 s)
-    query[3] = cand[8]
-    score, offset = score_offsets(query_ts, query, cand_ts, cand)
-    assert offset == pytest.approx(5.0, abs=0.01)
-    assert 0.6 < score <= 1.0  # 3 of 4 windows agree at 5 s
-    # a candidate with nothing in common scores lower
-    other, _ = score_offsets(query_ts, query, cand_ts, _unit(rng.standard_normal((9, 64))))
-    assert other < score / 2
-    assert score_offsets(query_ts, query, np.zeros(0), np.zeros((0, 64))) == (0.0, 0.0)
 
 
 def _notes(seed: int, seconds: float) -> np.ndarray:
@@ -74,7 +52,7 @@ def test_query_places_unconfirmed_matches_by_spectrum(tmp_path) -> None:
     import soundfile as sf
 
     from media_search import Library
-    from media_search.query import _place_by_spectrum
+    from media_search.query.search import _place_by_spectrum
     from media_search.types import Match
 
     clip, other = _notes(1, 20), _notes(2, 20)
@@ -86,17 +64,17 @@ def test_query_places_unconfirmed_matches_by_spectrum(tmp_path) -> None:
         Match(str(tmp_path / "other.wav"), "audio", 0.8, 10.0, 0.0),
         Match(str(tmp_path / "gone.wav"), "audio", 0.7, 0.0, 0.0),
     ]
-    placed = _place_by_spectrum(Library(uri=str(tmp_path / "unused.db")), snippet.astype(np.float32), grid)
+    placed = _place_by_spectrum(Library(uri=str(tmp_path / "unused.db")).settings, snippet.astype(np.float32), grid)
     assert placed[0].timestamp == pytest.approx(7.3, abs=0.1) and placed[0].query_timestamp == 0.0
     assert placed[1:] == grid[1:]
     copy = [Match(str(tmp_path / "clip.wav"), "audio", 0.9, 7.31, 0.0, copy=True, copy_confidence=0.9)]
-    assert _place_by_spectrum(Library(uri=str(tmp_path / "unused.db")), snippet.astype(np.float32), copy) == copy
+    assert _place_by_spectrum(Library(uri=str(tmp_path / "unused.db")).settings, snippet.astype(np.float32), copy) == copy
 
 
 def test_spectral_features_equal_librosa() -> None:
     """The numpy mel spectrogram is librosa's (which costs about 2 s on first use in a process)."""
     librosa = pytest.importorskip("librosa")
-    from media_search.align_audio import FRAME_S, _melspectrogram, spectral_features
+    from media_search.query.place import FRAME_S, _melspectrogram, spectral_features
 
     for seconds in (0.01, 3.0, 61.7):
         x = _notes(4, seconds) + 0.05 * np.random.default_rng(5).standard_normal(int(seconds * SR)).astype(np.float32)

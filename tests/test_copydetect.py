@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from media_search.copydetect import audio as ca
-from media_search.copydetect import image as ci
+from media_search.signals import audio as ca
+from media_search.signals import image as ci
 
 
 def _scene(seed: int, w: int = 520, h: int = 400) -> np.ndarray:
@@ -213,7 +213,7 @@ def test_audio_decide_is_monotone_and_bounded() -> None:
 
 # -- fusion and presentation ---------------------------------------------------------------------------
 def test_order_puts_verified_copies_first_then_score() -> None:
-    from media_search.copydetect.rank import order
+    from media_search.query.rank import order
     from media_search.types import Match, SearchResult
 
     ms = [

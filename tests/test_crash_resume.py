@@ -25,11 +25,11 @@ import pytest
 
 from media_search import Library
 from media_search.identity import file_id
-from media_search.store.milvus import COLLECTIONS
+from media_search.store.schema import COLLECTIONS
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "index_media.py"
-WROTE = "media_search.indexer: wrote"
+WROTE = "media_search.index.run: wrote"
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
@@ -105,11 +105,10 @@ def contents(uri: str) -> dict[str, Any]:
         for kind in COLLECTIONS:
             rows = []
             if store.has(kind):
-                store._load(store.name(kind))  # after a restart a collection comes back released
-                rows = store._query_all(store.name(kind), "", ["id", "file_id"])
-            ids = [r["id"] for r in rows]
+                rows = store.all_rows(kind)  # loads the collection: after a restart it comes back released
+            ids = [r.id for r in rows]
             assert len(ids) == len(set(ids)), f"duplicate rows in {kind}"
-            snap[kind] = {(r["id"], r["file_id"]) for r in rows}
+            snap[kind] = {(r.id, r.file_id) for r in rows}
         snap["files"] = {r.file_id: (r.path, r.kind, r.state, r.rows) for r in store.iter_files()}
     for kind in COLLECTIONS:
         for _, fid in snap[kind]:

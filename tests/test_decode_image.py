@@ -225,13 +225,13 @@ def test_empty_text_and_directory(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def embedder():
-    from media_search.extractors.image import ImageEmbedder
+    from media_search.embed.image import ImageEmbedder
 
     return ImageEmbedder("random", "cpu")
 
 
 def test_jpeg_draft_matches_full_decode(tmp_path: Path, embedder) -> None:
-    from media_search.extractors.image import INPUT_SIZE, prepare
+    from media_search.decode.image import INPUT_SIZE, prepare
 
     paths = []
     for src in PHOTOS:

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from media_search.embed import engines as E
+from media_search.embed import onnx as O
+from media_search.embed.spec import ModelSpec
 from media_search.errors import ConfigError
-from media_search.extractors import engines as E
-from media_search.extractors import onnx as O
-from media_search.extractors.spec import ModelSpec
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -22,7 +22,7 @@ def _pictures(n: int = 30, seed: int = 7) -> list[np.ndarray]:
     """Prepared 224x224 pictures: shapes on gradients, with near-duplicate variants among them."""
     from PIL import Image, ImageDraw, ImageFilter
 
-    from media_search.extractors.image import prepare
+    from media_search.decode.image import prepare
 
     rng = np.random.default_rng(seed)
     out: list[np.ndarray] = []
@@ -73,7 +73,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def resnet(home: Path):
     """The random-weights ResNet50, its torch engine and a fresh ONNX export of it."""
-    from media_search.extractors.image import PREPROCESS, _load_model
+    from media_search.embed.image import PREPROCESS, _load_model
 
     model = _load_model("random", "", 0, "cpu")
     spec = ModelSpec("resnet50", "random:0", 2048, "COSINE", PREPROCESS)
@@ -96,7 +96,7 @@ def test_onnx_embeddings_and_rankings_equal_torch(resnet) -> None:
 
 
 def test_fp32_engine_keeps_model_identity(resnet, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from media_search.extractors.image import ImageEmbedder
+    from media_search.embed.image import ImageEmbedder
 
     monkeypatch.setenv("MEDIA_SEARCH_HOME", str(home))  # reuse the module's export
 
@@ -223,7 +223,7 @@ def test_engine_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def resnet_int8(resnet, home: Path):
     """The int8 engine quantised from the module's fp32 export (random weights)."""
-    from media_search.extractors.image import PREPROCESS, _load_model
+    from media_search.embed.image import PREPROCESS, _load_model
 
     spec = ModelSpec("resnet50", "random:0", 2048, "COSINE", PREPROCESS)
     return O.int8_engine(spec, lambda: _load_model("random", "", 0, "cpu"), home / "engines", E.IMAGE)
@@ -246,7 +246,7 @@ def test_int8_engine_is_close_to_fp32_and_finds_the_same_duplicates(resnet, resn
 
 
 def test_int8_identity_and_cache(resnet_int8, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from media_search.extractors.image import ImageEmbedder
+    from media_search.embed.image import ImageEmbedder
 
     monkeypatch.setenv("MEDIA_SEARCH_HOME", str(home))
     int8 = ImageEmbedder("random", "cpu", engine="int8")
@@ -291,7 +291,7 @@ def test_int8_library_is_not_searched_with_fp32(tmp_path: Path, monkeypatch: pyt
 
 def test_audio_engines(tmp_path: Path) -> None:
     """Cnn14 through ONNX equals torch; its int8 copy keeps the log-mel front end in fp32 and stays close."""
-    from media_search.extractors.audio import _load_model
+    from media_search.embed.audio import _load_model
 
     spec = ModelSpec("panns-cnn14", "random:0", 2048, "COSINE", "test")
     model = _load_model("random", "", 0, "cpu")

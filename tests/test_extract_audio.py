@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from media_search.decode.audio import SAMPLE_RATE, Audio, decode_audio, has_ffmpeg
-from media_search.extractors.audio import (
+from media_search.embed.audio import (
     AUDIO_HOP,
     AUDIO_WINDOW,
     AudioEmbedder,
@@ -103,7 +103,7 @@ def test_checkpoint_file_loads_like_panns(embedder: AudioEmbedder, tmp_path: Pat
     from media_search.errors import WeightsUnavailableError
 
     ckpt = tmp_path / "cnn14.pth"
-    from media_search.extractors.audio import _load_model
+    from media_search.embed.audio import _load_model
 
     model = _load_model("random", "", 0, "cpu")  # the model behind `embedder`
     torch.save({"model": model.state_dict(), "iteration": 1}, ckpt)  # PANNs layout
@@ -129,7 +129,7 @@ import json, sys, time
 t = time.perf_counter()
 import numpy as np
 from media_search.decode.audio import Audio
-from media_search.extractors.audio import AudioEmbedder
+from media_search.embed.audio import AudioEmbedder
 e = AudioEmbedder("random", device="cpu")
 v = e.embed_windows(Audio(np.zeros(3200, np.float32) + 0.01, 0.1, "audio")).vectors
 seen = ["panns_inference" in sys.modules, "matplotlib" in sys.modules, v.shape[1]]
@@ -284,7 +284,7 @@ def retrieval_recall(embedder: AudioEmbedder, folder: Path, shortlist: int = 4) 
     among the best ``shortlist`` clips by Cnn14 window. ``two_stage``: those are
     re-ranked by ``match_excerpt``; the winner is the source, offset within 0.5 s.
     """
-    from media_search.align_audio import match_excerpt
+    from media_search.query.place import match_excerpt
 
     clips = [decode_audio(p).samples for p in make_clips(folder)]
     lib = [embedder.embed_windows(_audio(c)) for c in clips]

@@ -18,8 +18,8 @@ from PIL import Image
 from media_search import Library
 from media_search.cli import main
 from media_search.identity import file_id
-from media_search.indexer import index_paths
-from media_search.store.milvus import COLLECTIONS
+from media_search.index.run import index_paths
+from media_search.store.schema import COLLECTIONS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,14 +46,19 @@ def make_images(folder: Path, n: int, *, seed: int = 0, size: tuple[int, int] = 
     return out
 
 
+def parts(lib: Library) -> dict[str, Any]:
+    """What ``index_paths`` receives: the library's store, embedders and settings."""
+    return {"store": lib.store, "embedders": lib.embedders, "settings": lib.settings}
+
+
 def contents(lib: Library) -> dict[str, Any]:
     """Row ids per collection, and the manifest as {file_id: (path, state, rows)}."""
     store = lib.store
     out: dict[str, Any] = {}
     for kind in COLLECTIONS:
         if store.has(kind):
-            rows = store._query_all(store.name(kind), "", ["id", "file_id"])
-            out[kind] = sorted((r["id"], r["file_id"]) for r in rows)
+            rows = store.all_rows(kind)
+            out[kind] = sorted((r.id, r.file_id) for r in rows)
     out["files"] = {r.file_id: (r.path, r.state, r.rows) for r in store.iter_files()} if store.has("files") else {}
     return out
 
@@ -76,18 +81,18 @@ def assert_consistent(snap: dict[str, Any]) -> None:
 
 def test_incremental_runs_skip_replace_and_remove(library: Library, tmp_path: Path) -> None:
     paths = make_images(tmp_path / "lib", 6)
-    r = index_paths(library, [tmp_path / "lib"])
+    r = index_paths([tmp_path / "lib"], **parts(library))
     assert (r.indexed, r.unchanged, r.removed, r.failed, r.by_kind) == (6, 0, 0, [], {"image": 6})
 
     events: list[dict[str, Any]] = []
-    r = index_paths(library, [tmp_path / "lib"], progress=events.append)
+    r = index_paths([tmp_path / "lib"], **parts(library), progress=events.append)
     assert (r.indexed, r.unchanged, r.removed) == (0, 6, 0)
     assert events == [{"event": "start", "total": 0, "unchanged": 6}]  # nothing was even read
 
     before = contents(library)
     make_images(tmp_path / "other", 1, seed=99)[0].replace(paths[0])  # new bytes at the same path
     os.utime(paths[1], (1_000_000, 1_000_000))  # new mtime, same bytes
-    r = index_paths(library, [tmp_path / "lib"])
+    r = index_paths([tmp_path / "lib"], **parts(library))
     assert (r.indexed, r.unchanged, r.removed) == (1, 5, 0)
     after = contents(library)
     assert after["image"] == before["image"]  # same ids: the row was replaced, not added
@@ -95,10 +100,10 @@ def test_incremental_runs_skip_replace_and_remove(library: Library, tmp_path: Pa
     assert next(iter(files.values())).mtime == 1_000_000  # touched: manifest updated, not re-embedded
 
     paths[2].unlink()
-    r = index_paths(library, [tmp_path / "lib"])
+    r = index_paths([tmp_path / "lib"], **parts(library))
     assert (r.indexed, r.unchanged, r.removed) == (0, 5, 1)
     paths[3].unlink()
-    r = index_paths(library, [tmp_path / "lib"], delete_missing=False)
+    r = index_paths([tmp_path / "lib"], **parts(library), delete_missing=False)
     assert (r.indexed, r.unchanged, r.removed) == (0, 4, 0)
     snap = contents(library)
     assert len(snap["image"]) == 5
@@ -145,7 +150,7 @@ def test_bad_files_are_reported_and_good_ones_indexed(tmp_path: Path, monkeypatc
             (folder / "vanishing.jpg").unlink()
 
     with Library() as lib:
-        report = index_paths(lib, [folder], follow_symlinks=True, progress=delete_after_listing, workers=1)
+        report = index_paths([folder], **parts(lib), follow_symlinks=True, progress=delete_after_listing, workers=1)
         snap = contents(lib)
     failed = {Path(f.path).name: f.error for f in report.failed}
     assert set(failed) == set(bad), failed
@@ -165,10 +170,10 @@ def test_worker_processes_and_inline_decoding_give_the_same_vectors(tmp_path: Pa
     vectors = []
     for workers in (0, 1):
         with Library(uri=str(tmp_path / f"w{workers}.db")) as lib:
-            report = index_paths(lib, [folder], workers=workers)
+            report = index_paths([folder], **parts(lib), workers=workers)
             assert report.indexed == 10
-            rows = lib.store._query_all(lib.store.name("image"), "", ["id", "vector"])
-            vectors.append({r["id"]: np.asarray(r["vector"]) for r in rows})
+            rows = lib.store.all_rows("image", vectors=True)
+            vectors.append({r.id: np.asarray(r.vector) for r in rows})
     assert vectors[0].keys() == vectors[1].keys()
     for key, vec in vectors[0].items():
         np.testing.assert_allclose(vec, vectors[1][key], atol=1e-5)
@@ -178,7 +183,7 @@ def test_a_write_that_dies_midway_is_repaired_by_the_next_run(tmp_path: Path, mo
     folder = tmp_path / "lib"
     paths = make_images(folder, 10)
     with Library(uri=str(tmp_path / "index.db")) as lib:
-        index_paths(lib, [folder], workers=0)
+        index_paths([folder], **parts(lib), workers=0)
         for p, new in zip(paths[:5], make_images(tmp_path / "new", 10, seed=7)):
             new.replace(p)  # 5 changed files ...
         for new in sorted((tmp_path / "new").iterdir()):
@@ -191,11 +196,11 @@ def test_a_write_that_dies_midway_is_repaired_by_the_next_run(tmp_path: Path, mo
 
         monkeypatch.setattr(lib.store, "upsert_rows", dies)
         with pytest.raises(SystemExit):
-            index_paths(lib, [folder], workers=0)
+            index_paths([folder], **parts(lib), workers=0)
         pending = [p for p, s, _ in contents(lib)["files"].values() if s == "pending"]
         assert pending
         monkeypatch.setattr(lib.store, "upsert_rows", real_upsert)
-        report = index_paths(lib, [folder], workers=0)
+        report = index_paths([folder], **parts(lib), workers=0)
         assert any(f"repaired {len(pending)} file(s)" in n for n in report.notes)
         assert report.indexed + report.unchanged == 15 and report.indexed >= 10
         snap = contents(lib)

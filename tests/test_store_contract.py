@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 
 from media_search.config import Settings
+from media_search.embed.spec import ModelSpec
 from media_search.errors import IndexMismatchError, StoreLockedError
-from media_search.extractors.spec import ModelSpec
 from media_search.identity import file_id, row_id
+from media_search.signals import SIGNALS, SignalSpec
+from media_search.store import connection as connection_module
 from media_search.store.filters import quote
-from media_search.store import milvus as milvus_module
 from media_search.store.milvus import FileRecord, MilvusStore
 
 SPEC = ModelSpec("resnet50", "random:0", 2048, "COSINE", "v1:test")
@@ -158,6 +159,33 @@ def test_model_identity_is_stamped_and_checked(fresh_store: MilvusStore, store_u
     assert "media-search reset --kind image" in message and "index again" in message
 
 
+def test_copy_signal_versions_are_stamped_and_checked(fresh_store: MilvusStore) -> None:
+    """A collection records its copy signals' versions; another version (or none) asks for a rebuild."""
+    store = fresh_store
+    assert store.signals_of("audio") is None
+    store.ensure("audio", SPEC)
+    assert store.signals_of("audio") == SIGNALS["audio"]
+    old = (SignalSpec("landmarks", "landmark-old"),)
+    store.ensure("image", SPEC, signals=(SignalSpec("phash", "phash-old"),))  # built by another version
+    store.ensure("video", SPEC, signals=())  # built before signals were stamped
+    again = MilvusStore.from_settings(Settings.from_env())  # a fresh client reads the stamps back
+    try:
+        again.ensure("audio", SPEC)  # same versions: fine
+        with pytest.raises(IndexMismatchError) as changed:
+            again.ensure("audio", SPEC, signals=old)
+        with pytest.raises(IndexMismatchError) as older:
+            again.ensure("image", SPEC)
+        with pytest.raises(IndexMismatchError) as unstamped:
+            again.ensure("video", SPEC)
+    finally:
+        again.close()
+    assert "landmark-old" in str(changed.value) and SIGNALS["audio"][0].version in str(changed.value)
+    assert "phash-old" in str(older.value) and "media-search reset --kind image" in str(older.value)
+    assert "no copy-signal stamp" in str(unstamped.value)
+    for info, kind in ((changed, "audio"), (older, "image"), (unstamped, "video")):
+        assert f"media-search reset --kind {kind}" in str(info.value) and "index again" in str(info.value)
+
+
 # --- rows ----------------------------------------------------------------------------------
 
 
@@ -171,7 +199,7 @@ def test_upsert_is_idempotent_and_count_is_immediate(store: MilvusStore, backend
     store.upsert_rows("image", image_rows(paths[:2], unit(2, 2), [hexhash(9)] * 2))
     assert store.count("image") == 5
     rows = store.fetch_rows("image", [file_id(p) for p in paths[:2]], vectors=False)
-    assert {r["content_hash"] for r in rows} == {hexhash(9)}  # the last write wins
+    assert {r.content_hash for r in rows} == {hexhash(9)}  # the last write wins
 
 
 def test_insert_differs_between_backends(store: MilvusStore, backend: str) -> None:
@@ -198,7 +226,7 @@ def test_delete_rows_by_file_id(store: MilvusStore) -> None:
     assert store.count("video") == 7
     store.delete_rows("video", [file_id("/lib/a.mp4")])
     assert store.count("video") == 3
-    assert {r["path"] for r in store.fetch_rows("video", [file_id("/lib/a.mp4"), file_id("/lib/b.mp4")], vectors=False)} == {"/lib/b.mp4"}
+    assert {r.path for r in store.fetch_rows("video", [file_id("/lib/a.mp4"), file_id("/lib/b.mp4")], vectors=False)} == {"/lib/b.mp4"}
     store.delete_rows("video", [])  # nothing to do
     store.delete_rows("audio", [file_id("/lib/b.mp4")])  # no such collection yet: nothing to do
     assert store.count("video") == 3
@@ -230,10 +258,10 @@ def test_fetch_rows_returns_vectors_and_timestamps(store: MilvusStore) -> None:
     store.ensure("audio", SPEC)
     vecs = unit(3, 8)
     store.upsert_rows("audio", frame_rows("/lib/s.wav", vecs, hexhash(3), tag="a", source=["audio"] * 3))
-    rows = sorted(store.fetch_rows("audio", [file_id("/lib/s.wav")]), key=lambda r: r["timestamp"])
-    assert [r["timestamp"] for r in rows] == [0.0, 1.0, 2.0]
-    assert {r["source"] for r in rows} == {"audio"} and {r["duration"] for r in rows} == {3.0}
-    np.testing.assert_allclose(np.array([r["vector"] for r in rows], dtype=np.float32), vecs, atol=1e-6)
+    rows = sorted(store.fetch_rows("audio", [file_id("/lib/s.wav")]), key=lambda r: r.timestamp)
+    assert [r.timestamp for r in rows] == [0.0, 1.0, 2.0]
+    assert {r.source for r in rows} == {"audio"} and {r.duration for r in rows} == {3.0}
+    np.testing.assert_allclose(np.array([r.vector for r in rows], dtype=np.float32), vecs, atol=1e-6)
     (hits,) = store.search("audio", vecs[:1], 5, source="video")
     assert hits == []  # the source filter
     assert store.fetch_rows("audio", []) == []
@@ -241,7 +269,7 @@ def test_fetch_rows_returns_vectors_and_timestamps(store: MilvusStore) -> None:
 
 def test_manifest_put_get_iter_forget(store: MilvusStore, monkeypatch: pytest.MonkeyPatch) -> None:
     # Page through the server's query iterator past 2 rows (it is used past 16384 rows).
-    monkeypatch.setattr(milvus_module, "_WINDOW", 2)
+    monkeypatch.setattr(connection_module, "QUERY_WINDOW", 2)
     recs = [
         FileRecord(file_id(f"/lib/{i}.jpg"), f"/lib/{i}.jpg", "image", hexhash(i % 2), 10 + i, 2.5 + i, "done", 1)
         for i in range(4)
@@ -308,7 +336,7 @@ _HOLDER = textwrap.dedent(
     """
     import sys
     from media_search.store.milvus import MilvusStore
-    from media_search.extractors.spec import ModelSpec
+    from media_search.embed.spec import ModelSpec
     store = MilvusStore(sys.argv[1], prefix=sys.argv[2])
     store.ensure("image", ModelSpec("resnet50", "random:0", 2048, "COSINE", "v1:test"))
     print("ready", store.count("image"), flush=True)

@@ -202,7 +202,7 @@ def test_unexpected_errors_get_a_generic_sentence_and_are_logged(tmp_path, caplo
 
 def test_page_messages_for_an_empty_index_and_another_model(tmp_path):
     from media_search import Library
-    from media_search.extractors.spec import ModelSpec
+    from media_search.embed.spec import ModelSpec
     from media_search.web.app import Searcher
     from media_search.web.roots import LibraryRoots
 

@@ -1,4 +1,4 @@
-"""media_search.extractors.weights against a real HTTP server on 127.0.0.1."""
+"""media_search.embed.weights against a real HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from media_search.embed import weights as W
 from media_search.errors import WeightsUnavailableError
-from media_search.extractors import weights as W
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTING = "MEDIA_SEARCH_TEST_WEIGHTS"
@@ -365,7 +365,7 @@ def test_cnn14_matches_panns_inference() -> None:
 
 def test_import_is_light() -> None:
     code = (
-        "import sys, media_search.extractors.weights; "
+        "import sys, media_search.embed.weights; "
         "bad = {'torch', 'numpy', 'tqdm'} & set(sys.modules); assert not bad, bad"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -28,13 +28,15 @@ from typing import Literal
 
 import numpy as np
 
+from ..embed.models import CNN14
 from ..errors import DecodeError, UnsupportedMediaError
+from . import refuse_empty
 
 __all__ = ["SAMPLE_RATE", "Audio", "NoSoundtrackError", "decode_audio", "has_ffmpeg", "resample"]
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 32000  # the rate PANNs Cnn14 was trained on
+SAMPLE_RATE = CNN14.sample_rate  # the rate PANNs Cnn14 was trained on (embed.models)
 
 # Containers soundfile cannot read: go straight to ffmpeg.
 _FFMPEG_SUFFIXES = frozenset(
@@ -83,8 +85,7 @@ def decode_audio(
         size = p.stat().st_size
     except OSError as e:
         raise DecodeError(f"Cannot read {p.name}: {e.strerror or e}.", path=p) from e
-    if size == 0:
-        raise DecodeError(f"{p.name} is empty (0 bytes); there is no audio to decode.", path=p)
+    refuse_empty(p, size, "audio")
 
     source: Literal["audio", "video"] = "video" if from_video else "audio"
     samples: np.ndarray | None = None
@@ -113,20 +114,28 @@ def _decode_soundfile(path: Path, sr: int) -> np.ndarray:
     return resample(mono, native_sr, sr)
 
 
-def resample(samples: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """Resample mono float32 ``samples`` with soxr (high quality), or scipy where soxr is missing."""
+def resample(samples: np.ndarray, sr_in: int, sr_out: int, *, method: Literal["best", "poly"] = "best") -> np.ndarray:
+    """Resample mono float32 ``samples``: the one resampler of the package.
+
+    ``best``: soxr (high quality), or scipy's polyphase filter where soxr is
+    missing. ``poly``: always scipy's polyphase filter, whatever is installed
+    (the audio fingerprint, whose stamped version assumes it).
+    """
     if sr_in == sr_out or samples.size == 0:
         return samples.astype(np.float32, copy=False)
-    try:
-        import soxr
-    except ImportError:
-        from math import gcd
+    if method == "best":
+        try:
+            import soxr
+        except ImportError:
+            pass
+        else:
+            return soxr.resample(samples, sr_in, sr_out, quality="HQ").astype(np.float32, copy=False)
+    from math import gcd
 
-        from scipy.signal import resample_poly
+    from scipy.signal import resample_poly
 
-        g = gcd(sr_in, sr_out)
-        return resample_poly(samples, sr_out // g, sr_in // g).astype(np.float32)
-    return soxr.resample(samples, sr_in, sr_out, quality="HQ").astype(np.float32, copy=False)
+    g = gcd(int(sr_in), int(sr_out))
+    return resample_poly(samples, int(sr_out) // g, int(sr_in) // g).astype(np.float32)
 
 
 def _decode_ffmpeg(

@@ -5,7 +5,8 @@ GIF's first frame, ...) becomes 8-bit RGB, transparency composited on white.
 A decompression-bomb guard checks the declared size before any pixel is
 decoded. JPEGs much larger than the model input are decoded at a reduced
 scale (``draft``), which is several times faster and does not change what the
-model sees beyond resampling noise.
+model sees beyond resampling noise. ``prepare`` brings a picture to the image
+model's input (``load_prepared``: a file, decoded and prepared).
 """
 
 from __future__ import annotations
@@ -15,12 +16,19 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from ..embed.models import RESNET50
 from ..errors import DecodeError, UnsupportedMediaError, reason
+from . import refuse_empty
 
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["MAX_PIXELS", "open_image"]
+__all__ = ["MAX_PIXELS", "INPUT_SIZE", "open_image", "prepare", "load_prepared"]
+
+#: The side of the square picture the image model takes (``embed.models.RESNET50``).
+INPUT_SIZE = RESNET50.input_size
 
 #: The largest image (width x height) we agree to decode: 12k x 12k.
 MAX_PIXELS = 144_000_000
@@ -38,8 +46,7 @@ def open_image(path: str | Path, *, min_side: int | None = None, max_pixels: int
     if os.path.isdir(p):
         raise UnsupportedMediaError(f"{p} is a directory, not an image: give an image file.", path=p)
     try:
-        if os.path.getsize(p) == 0:
-            raise DecodeError(f"{p} is empty (0 bytes): give a complete image file.", path=p)
+        refuse_empty(p, os.path.getsize(p), "image")
         with warnings.catch_warnings(), Image.open(p) as im:
             # Our own limit below replaces Pillow's warning between its 89 MP and 179 MP marks.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -88,3 +95,20 @@ def _to_rgb(im: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return im.convert("RGB")
+
+
+def prepare(picture: Image.Image | np.ndarray) -> np.ndarray:
+    """A picture (Pillow RGB image or HxWx3 uint8 array) as a 224x224x3 uint8 array."""
+    from PIL import Image
+
+    im = Image.fromarray(picture) if isinstance(picture, np.ndarray) else picture
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    if im.size != (INPUT_SIZE, INPUT_SIZE):
+        im = im.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return np.asarray(im, dtype=np.uint8)
+
+
+def load_prepared(path: str | Path) -> np.ndarray:
+    """Decode an image file and prepare it for the model (the image decode stage)."""
+    return prepare(open_image(path, min_side=INPUT_SIZE))

@@ -4,7 +4,7 @@ Every test works on a tiny grayscale thumbnail (``THUMB_SIZE``, area-averaged),
 so it costs a fraction of a millisecond whatever the video's resolution, and
 is insensitive to compression noise and small motion. Thresholds are on the
 0..255 grey scale and were tuned on generated test videos and on the 720p
-benchmark video (``scripts/bench_video_sampling.py``).
+benchmark video (the ``video`` section of ``scripts/benchmark.py``).
 """
 
 from __future__ import annotations

@@ -9,23 +9,22 @@ How keyframes are chosen (one sequential pass, memory flat):
 * **Cuts** are suspected when two consecutive probes' 48x48 grey thumbnails
   differ by more than ``CUT_MAD``, and located to the frame:
   - encoders put a keyframe at most scene cuts, so a demux-only pre-pass
-    (packets, no decoding: about 10 ms per minute of 720p) lists the
+    (packets, no decoding: cheap) lists the
     keyframes, and frames ``K-1`` and ``K`` of every keyframe ``K`` are probed
     too: a cut at a keyframe shows up between two adjacent probes, for free;
   - otherwise a second capture seeks to the earlier probe, checks that it
     landed on the identical frame, and reads the few frames up to the later
     probe to find the biggest single jump. If no single step carries half of
     the change, it was motion or a fade, not a cut. OpenCV's seek decodes
-    again from the keyframe before ``target - 16`` (0.2 to 4 s per cut on the
-    720p benchmark), so this path has a budget (``SEEK_BUDGET``, estimated
+    again from the keyframe before ``target - 16`` (costly: up to seconds per
+    cut), so this path has a budget (``SEEK_BUDGET``, estimated
     from the keyframe list before seeking); past it, or where seeking proves
     unreliable, the later probe stands for the cut (at most ``PROBE_SECONDS``
     late).
-* Why not seek for the samples too: on a 60 s 720p H.264 video (keyint 250,
-  2 busy cores) seeking to each 1 s sample took 19 s, decoding every frame
-  6.7 s: each seek decodes again from a keyframe. Seeking only wins when the
-  interval is much longer than the GOP (12 s: 1.7 s), and then cuts would go
-  unseen. Grabbing every frame is correct in every container and skips the
+* Why not seek for the samples too: each seek decodes again from a keyframe,
+  so seeking to every sample costs several times decoding every frame on a
+  typical H.264 video (README, "Benchmarks"). Seeking only wins when the
+  interval is much longer than the GOP, and then cuts would go unseen. Grabbing every frame is correct in every container and skips the
   colour conversion of all but about one frame in eight.
 * Black, blank (one flat colour) and near-duplicate frames (against the last
   kept one) are dropped; see ``keyframes.py`` for the thresholds.
@@ -47,10 +46,12 @@ from typing import Any
 
 import numpy as np
 
-from media_search.decode.keyframes import (
+from ..errors import DecodeError, MediaSearchError, UnsupportedMediaError
+from . import refuse_empty
+from .keyframes import (
     DUPLICATE_MAD,
-    CutLocator,
     MAX_SIDE,
+    CutLocator,
     frame_difference,
     is_black,
     is_blank,
@@ -58,7 +59,6 @@ from media_search.decode.keyframes import (
     thumbnail,
     to_rgb_small,
 )
-from media_search.errors import DecodeError, MediaSearchError, UnsupportedMediaError
 
 __all__ = ["MAX_SIDE", "VideoInfo", "Keyframe", "probe_video", "iter_keyframes"]
 
@@ -269,8 +269,7 @@ def _check_path(path: str | Path) -> Path:
         raise DecodeError(f"{p} does not exist; check the path.", path=p) from e
     except OSError as e:
         raise DecodeError(f"cannot read {p}: {e.strerror}; check its permissions.", path=p) from e
-    if size == 0:
-        raise DecodeError(f"{p.name} is an empty file (0 bytes); copy or download it again.", path=p)
+    refuse_empty(p, size, "video")
     return p
 
 

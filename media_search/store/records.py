@@ -1,11 +1,15 @@
-"""The store's records: a search ``Hit`` and a manifest ``FileRecord``, and their Milvus row forms."""
+"""The store's typed records: a search ``Hit``, a fetched ``Row``, a manifest ``FileRecord``; and their Milvus row forms."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Hit", "FileRecord", "FILE_FIELDS", "file_record", "hit"]
+import numpy as np
+
+from .schema import FILES, TABLES
+
+__all__ = ["Hit", "Row", "FileRecord", "FILE_FIELDS", "file_record", "hit", "row"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,22 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Row:
+    """One stored row of a content collection, as ``fetch_rows`` returns it (fields not asked for are None)."""
+
+    id: str
+    file_id: str
+    path: str
+    content_hash: str
+    timestamp: float | None = None
+    duration: float | None = None
+    source: str | None = None  # audio rows: "audio" or "video"
+    vector: np.ndarray | None = None
+    phash: str | None = None
+    fp: np.ndarray | None = None  # audio rows: packed landmarks (signals.audio.pack)
+
+
+@dataclass(frozen=True)
 class FileRecord:
     """One file of the manifest."""
 
@@ -36,7 +56,7 @@ class FileRecord:
     rows: int = 0
 
 
-FILE_FIELDS = ["id", "path", "kind", "content_hash", "size", "mtime", "state", "rows"]
+FILE_FIELDS = ["id", *TABLES[FILES].names]
 
 
 def file_record(row: dict[str, Any]) -> FileRecord:
@@ -63,4 +83,21 @@ def hit(h: dict[str, Any]) -> Hit:
         duration=e.get("duration"),
         source=e.get("source"),
         phash=e.get("phash"),
+    )
+
+
+def row(r: dict[str, Any]) -> Row:
+    vector = r.get("vector")
+    fp = r.get("fp")
+    return Row(
+        id=r["id"],
+        file_id=r["file_id"],
+        path=r["path"],
+        content_hash=r["content_hash"],
+        timestamp=r.get("timestamp"),
+        duration=r.get("duration"),
+        source=r.get("source"),
+        vector=None if vector is None else np.asarray(vector, dtype=np.float32),
+        phash=r.get("phash"),
+        fp=None if fp is None else np.asarray(fp, dtype=np.int64),
     )

@@ -59,8 +59,10 @@ class Searcher:
         try:
             import numpy as np
 
+            from ..embed.models import RESNET50
+
             with self.lock:
-                self.lib.model("image").embed([np.zeros((224, 224, 3), dtype=np.uint8)])
+                self.lib.embedders.image.embed([np.zeros((RESNET50.input_size, RESNET50.input_size, 3), dtype=np.uint8)])
         except Exception as e:  # noqa: BLE001 - a query will report the same problem to the user
             log.warning("warming up the image model failed: %s", e)
 

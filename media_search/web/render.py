@@ -23,7 +23,7 @@ from ..errors import (
     UnsupportedMediaError,
     WeightsUnavailableError,
 )
-from ..types import Match, SearchResult
+from ..types import Match, SearchResult, fmt_time
 
 __all__ = [
     "CSS",
@@ -68,14 +68,6 @@ CSS = """
 def media_url(path: str) -> str:
     """The page's URL for a library file (served only inside ``allowed_paths``)."""
     return FILE_ROUTE + urllib.parse.quote(path, safe="/")
-
-
-def fmt_time(t: float | None) -> str:
-    """``75.5`` → ``1:15.50``; ``None`` → ``""``."""
-    if t is None:
-        return ""
-    m, s = divmod(float(t), 60)
-    return f"{int(m)}:{s:05.2f}"
 
 
 def _e(text: object) -> str:

@@ -69,8 +69,8 @@ def model_only(device: str, batch: int, iters: int) -> dict[str, Any]:
     """ResNet50 images/s in the model alone (bf16 autocast, channels_last), and bf16 vs fp32 agreement."""
     import torch
 
-    from media_search.extractors.engines import TorchEngine, probe_batch
-    from media_search.extractors.image import _load_model
+    from media_search.embed.engines import TorchEngine, probe_batch
+    from media_search.embed.image import _load_model
 
     model = _load_model("random", "", 0, device)
     engine = TorchEngine(model, device)
@@ -122,8 +122,8 @@ def end_to_end(files: list[Path], device: str, batch: int, readers: int = 16) ->
     import torch
     from torchvision.io import decode_jpeg
 
-    from media_search.extractors.engines import TorchEngine
-    from media_search.extractors.image import INPUT_SIZE, _load_model
+    from media_search.embed.engines import TorchEngine
+    from media_search.embed.image import INPUT_SIZE, _load_model
 
     engine = TorchEngine(_load_model("random", "", 0, device), device)
 

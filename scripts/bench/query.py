@@ -82,7 +82,8 @@ def fill_worker(uri: str, have: int, want: int, queries: dict[str, str], prefix:
 def warm_worker(uri: str, queries: dict[str, str], runs: int, prefix: str | None) -> dict[str, Any]:
     """Open the library, then time ``runs`` searches per query kind (after one warm-up each)."""
     from media_search import Library
-    from media_search.embed import embed_image
+    from media_search.decode.file import decode_image
+    from media_search.embed.embedders import embed_frames
 
     lib = Library(uri=uri, image_weights="random", audio_weights="random", device="cpu", prefix=prefix)
     out: dict[str, Any] = {}
@@ -95,8 +96,11 @@ def warm_worker(uri: str, queries: dict[str, str], runs: int, prefix: str | None
             times.append(time.perf_counter() - t)
         out[kind] = {**percentiles(times), "results": len(res.results)}
     if "image" in queries:  # the parts of an image query
-        vec = embed_image(lib, queries["image"]).vectors
-        out["image"]["embed_ms"] = percentiles([_time(lambda: embed_image(lib, queries["image"])) for _ in range(5)])["p50_ms"]
+        def embed_image() -> Any:
+            return embed_frames(lib.embedders.image, decode_image(queries["image"]).frames, lib.settings.batch_size)
+
+        vec = embed_image()
+        out["image"]["embed_ms"] = percentiles([_time(embed_image) for _ in range(5)])["p50_ms"]
         out["image"]["store_search_ms"] = percentiles([_time(lambda: lib.store.search("image", vec, 40)) for _ in range(10)])["p50_ms"]
     lib.close()
     return out

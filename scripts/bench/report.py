@@ -36,6 +36,8 @@ def markdown(r: dict[str, Any]) -> str:
                 if key in s and "files_per_s" in s[key]:
                     t = s[key]
                     rows.append([f"Library.index ({label})", t["files_per_s"], round(t["files_per_s"] / s["naive"]["files_per_s"], 2), ""])
+            for key in sorted(k for k in s if k.startswith("ours_workers") and "files_per_s" in s[k]):
+                rows.append([f"Library.index, {key[len('ours_workers'):]} decode worker(s)", s[key]["files_per_s"], s[key]["ratio"], ""])
             parts.append(_table(["pipeline", "files/s", "× naive", "time share"], rows))
             c = s["stage_costs"]
             parts.append("\nOur stages, isolated, one core each (ms per file): "
@@ -43,6 +45,11 @@ def markdown(r: dict[str, Any]) -> str:
                          f"{c['full_size_decode_s_per_file'] * 1000:.0f}), inference ({c['engine']}) "
                          f"{c['inference_s_per_file'] * 1000:.0f}, insert {c['insert_s_per_file'] * 1000:.1f}. "
                          f"Target: {s['target']}.\n")
+    if "unchanged" in r:
+        s = r["unchanged"]
+        parts.append("\n## Unchanged re-run\n")
+        parts.append((_skipped(s) or f"{s['files']} indexed, unchanged files: {s['seconds']} s "
+                      f"({s['unchanged']} unchanged, {s['indexed']} indexed).") + "\n")
     if "video" in r:
         parts.append("\n## Video (multiples of real time)\n")
         s = r["video"]
@@ -53,6 +60,9 @@ def markdown(r: dict[str, Any]) -> str:
                      v["naive_index_x_realtime"], v["ours_index_x_realtime"], v["index_ratio"]]
                     for k, v in s.items() if isinstance(v, dict) and "seconds_of_video" in v]
             parts.append(_table(["video", "s", "naive sampling ×rt", "keyframes ×rt", "ratio", "naive index ×rt (frames only)", "our index ×rt (frames + soundtrack + writes)", "ratio"], rows))
+            floor = [f"{k}: grab every frame {v['grab_floor_x_realtime']}×rt, keyframes {v['ours_sampling_x_realtime_per_cpu_second']}×rt per CPU second"
+                     for k, v in s.items() if isinstance(v, dict) and "grab_floor_x_realtime" in v]
+            parts.append("\nDecoding floor and CPU time: " + "; ".join(floor) + ".\n")
     if "audio" in r:
         parts.append("\n## Audio indexing (multiples of real time)\n")
         s = r["audio"]
@@ -63,6 +73,11 @@ def markdown(r: dict[str, Any]) -> str:
                     for k, v in s.items() if isinstance(v, dict) and "ratio" in v]
             parts.append(_table(["audio", "naive ×rt (whole file, one pass)", "ours ×rt (onnx)", "ratio", "ours ×rt (int8)", "ratio"], rows))
             parts.append("\nOurs: 5 s windows with offsets, fingerprints and store writes; target >= 30x real time on 2 cores.\n")
+            sweep = s.get("sweep", {})
+            if sweep.get("runs"):
+                rows = [[x["engine"], x["hop"], x["batch_size"], x["windows"], x["x_realtime"], x["x_realtime_if_idle"], x["vs_naive"]] for x in sweep["runs"]]
+                parts.append("\nWindow pipeline (decode + windows + Cnn14, no writes), all files together:\n\n")
+                parts.append(_table(["engine", "hop s", "batch", "windows", "×rt", "×rt if idle", "× naive"], rows))
     if "insert" in r:
         parts.append("\n## Inserts (2048-d rows/s)\n")
         s = r["insert"]

@@ -57,7 +57,7 @@ def insert_rates(uri: str, rows: int, batches: tuple[int, ...] = (64, 256, 1024)
     """rows/s of ``MilvusClient.insert`` with row dicts at each batch size, and of ``MilvusStore.upsert_rows``."""
     from pymilvus import DataType, MilvusClient
 
-    from media_search.extractors.spec import ModelSpec
+    from media_search.embed.spec import ModelSpec
     from media_search.store.milvus import MilvusStore
 
     client = MilvusClient(uri=uri)

@@ -1,13 +1,14 @@
 """Indexing: walk → skip unchanged → decode (worker processes) → embed (batched) → write, with a report.
 
-**Stages.** ``walk`` lists candidate files; their manifest entries are read in
-batches of 256 ids (a re-run over an unchanged folder reads no file: 5,000
-files in about 2 s on Milvus Lite). Files to (re)index go to a
-``pipeline.DecodePool``: worker processes hash, detect and decode them while
-this process embeds the previous ones, batching pictures (images and
-keyframes) across files, and writes finished files in column batches.
+**Stages.** ``index_paths`` receives the store, the embedders and the
+settings (never the ``Library``). ``walk`` lists candidate files; their
+manifest entries are read in batches of 256 ids (a re-run over an unchanged
+folder reads no file). Files to (re)index go to a ``pool.DecodePool``: worker
+processes hash, detect and decode them while this process embeds the previous
+ones, batching pictures (images and keyframes) across files, and writes
+finished files in column batches (``store.schema`` names the columns).
 
-**Crash safety** rests on the ``files`` manifest (see ``store.milvus``): a
+**Crash safety** rests on the ``files`` manifest (see ``store.manifest``): a
 file's manifest entry is set to ``pending`` before its old rows are deleted and
 its new rows written, and to ``done`` after. A run that starts by finding
 ``pending`` entries (a killed run) deletes their rows and indexes those files
@@ -30,7 +31,7 @@ a Milvus server, queries run during indexing and see each file either with
 all its rows or with none of the new ones (a query may briefly miss a file
 being replaced).
 
-Only this module and ``pipeline`` catch per-file errors: a file that cannot be
+Only this module and ``pool`` catch per-file errors: a file that cannot be
 read, is not media, or fails to decode is recorded in the report and the run
 goes on. Store, model and configuration errors stop the run.
 """
@@ -49,17 +50,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .embed import Decoded, Embedded, add_copy_signals, embed_frames, embed_sound
-from .identity import file_id, row_id
-from .pipeline import DecodePool, Job, Outcome, default_workers
-from .store.milvus import COLLECTIONS, FileRecord
-from .types import Failure, IndexReport
+from ..decode.file import Decoded
+from ..embed.embedders import Embedded, embed_frames, embed_sound
+from ..identity import file_id, row_id
+from ..signals import add_copy_signals
+from ..store.records import FileRecord
+from ..store.schema import COLLECTIONS, FP_CAPACITY, TABLES
+from ..types import Failure, IndexReport
+from .pool import DecodePool, Job, Outcome, default_workers
 from .walk import Entry, walk
 
 if TYPE_CHECKING:
-    from .library import Library
+    from ..config import Settings
+    from ..embed.embedders import Embedders
+    from ..store.milvus import MilvusStore
 
-__all__ = ["index_paths", "remove_paths", "remove_file_ids"]
+__all__ = ["index_paths"]
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +93,11 @@ class Prepared:
 
 
 def index_paths(
-    lib: Library,
     paths: list[Any],
     *,
+    store: MilvusStore,
+    embedders: Embedders,
+    settings: Settings,
     delete_missing: bool = True,
     follow_symlinks: bool = False,
     progress: Progress | None = None,
@@ -101,36 +109,35 @@ def index_paths(
     "unchanged": n}`` once the walk and manifest lookups are done, then with
     ``{"event": "file", "done": k, "total": n, "path": p, "status": s}`` as each
     file is written, found unchanged by content, or fails. ``workers``: decode
-    processes (default ``pipeline.default_workers()``; 0 decodes inline).
+    processes (default ``pool.default_workers()``; 0 decodes inline).
     """
     started = time.monotonic()
     report = IndexReport()
-    store = lib.store
     roots = [os.fspath(p) for p in paths]
-    _repair(lib, report)
-    skip = {lib.settings.uri} if lib.settings.is_lite else None
+    _repair(store, report)
+    skip = {settings.uri} if settings.is_lite else None
     entries = list(walk(roots, follow_symlinks=follow_symlinks, skip=skip, notes=report.notes))
     seen = {file_id(e.real) for e in entries if not e.error}  # a failing file is not "gone"
-    todo, known = _triage(lib, entries, report)
+    todo, known = _triage(store, entries, report)
     if progress:
         progress({"event": "start", "total": len(todo), "unchanged": report.unchanged})
-    run = _Run(lib, report, known, progress, {e.real: e for e in todo})
+    run = _Run(store, embedders, settings, report, known, progress, {e.real: e for e in todo})
     n_workers = default_workers() if workers is None else workers
     if len(todo) < _INLINE_BELOW:
         n_workers = 0
-    jobs = (Job(e.path, e.real, lib.settings, _known_hash(known.get(file_id(e.real)), e)) for e in todo)
+    jobs = (Job(e.path, e.real, settings, _known_hash(known.get(file_id(e.real)), e)) for e in todo)
     with DecodePool(n_workers) as pool:
         for outcome in pool.run(jobs):
             run.take(outcome)
         run.finish()
     if delete_missing:
-        report.removed += _remove_missing(lib, roots, seen)
+        report.removed += _remove_missing(store, roots, seen)
     store.flush()
     report.seconds = time.monotonic() - started
     return report
 
 
-def _triage(lib: Library, entries: list[Entry], report: IndexReport) -> tuple[list[Entry], dict[str, FileRecord]]:
+def _triage(store: MilvusStore, entries: list[Entry], report: IndexReport) -> tuple[list[Entry], dict[str, FileRecord]]:
     """Split walked entries into failures, unchanged files and files to decode (batched manifest lookups)."""
     ok = []
     for e in entries:
@@ -145,9 +152,9 @@ def _triage(lib: Library, entries: list[Entry], report: IndexReport) -> tuple[li
             ok.append(e)
     fids = [file_id(e.real) for e in ok]
     known: dict[str, FileRecord] = {}
-    if lib.store.has("files"):
+    if store.has("files"):
         for start in range(0, len(fids), _LOOKUP):
-            known.update(lib.store.get_files(fids[start : start + _LOOKUP]))
+            known.update(store.get_files(fids[start : start + _LOOKUP]))
     todo = []
     for e, fid in zip(ok, fids):
         old = known.get(fid)
@@ -174,9 +181,17 @@ class _Run:
     """The embed and write stages: batches pictures across files, writes finished files."""
 
     def __init__(
-        self, lib: Library, report: IndexReport, known: dict[str, FileRecord], progress: Progress | None, entries: dict[str, Entry]
+        self,
+        store: MilvusStore,
+        embedders: Embedders,
+        settings: Settings,
+        report: IndexReport,
+        known: dict[str, FileRecord],
+        progress: Progress | None,
+        entries: dict[str, Entry],
     ) -> None:
-        self.lib, self.report, self.known, self.progress = lib, report, known, progress
+        self.store, self.embedders, self.settings = store, embedders, settings
+        self.report, self.known, self.progress = report, known, progress
         self.entries, self.total = entries, len(entries)
         self.waiting: list[tuple[Prepared, Outcome]] = []  # decoded, frames not yet embedded
         self.frames = 0
@@ -191,7 +206,7 @@ class _Run:
         if out.error:
             self.report.failed.append(Failure(e.path, out.error))
             if fid in self.known:  # its indexed rows describe content that is gone
-                remove_file_ids(self.lib, [fid])
+                self.store.remove_files([fid])
             self._tick(e.path, "failed")
         elif out.same:
             old = self.known[fid]
@@ -205,7 +220,7 @@ class _Run:
                 self.frames += out.decoded.n_frames
             else:
                 self.ready.append(item)
-        if self.frames >= self.lib.settings.batch_size:
+        if self.frames >= self.settings.batch_size:
             self._embed_waiting()
         self._maybe_write()
 
@@ -221,7 +236,7 @@ class _Run:
         item.notes += [f"{e.path}: {n}" for n in d.notes]
         common = {"file_id": fid, "path": e.real, "content_hash": out.content_hash}
         if d.audio is not None:
-            sound = embed_sound(self.lib, d.audio, "video" if d.kind == "video" else "audio")
+            sound = embed_sound(self.embedders.audio, d.audio, "video" if d.kind == "video" else "audio")
             if d.kind == "audio":
                 item.notes += [f"{e.path}: {n}" for n in sound.notes]
             if len(sound):
@@ -232,7 +247,7 @@ class _Run:
         if not self.waiting:
             return
         frames = np.concatenate([o.decoded.frames for _, o in self.waiting])  # type: ignore[union-attr]
-        vectors = embed_frames(self.lib, frames)
+        vectors = embed_frames(self.embedders.image, frames, self.settings.batch_size)
         at = 0
         for item, out in self.waiting:
             d = out.decoded
@@ -256,8 +271,8 @@ class _Run:
             return
         with _interrupt_after():
             if self.touched:
-                self.lib.store.put_files(self.touched)
-            _write(self.lib, self.ready, self.known, self.report)
+                self.store.put_files(self.touched)
+            _write(self.store, self.embedders, self.ready, self.known, self.report)
         for item in self.ready:
             self._tick(item.entry.path, "indexed")
         log.info("wrote %d file(s) (%d rows); %d/%d done", len(self.ready), rows, self.done, self.total)
@@ -302,9 +317,8 @@ def _phashes(d: Decoded) -> list[str]:
 
 
 def _prints(d: Decoded, sound: Embedded) -> list[list[int]]:
-    """The audio fingerprint shared among the window rows by time (``copydetect.audio.split_by_time``)."""
-    from .copydetect.audio import split_by_time
-    from .store.milvus import FP_CAPACITY
+    """The audio fingerprint shared among the window rows by time (``signals.audio.split_by_time``)."""
+    from ..signals.audio import split_by_time
 
     if d.prints is None:
         add_copy_signals(d)
@@ -318,14 +332,13 @@ def _sequence_columns(fid: str, tag: str, emb: Embedded, fields: dict[str, Any])
     return _columns(ids, emb.vectors, {**fields, "timestamp": ts, "duration": float(emb.duration or 0.0)})
 
 
-def _write(lib: Library, items: list[Prepared], known: dict[str, FileRecord], report: IndexReport) -> None:
+def _write(store: MilvusStore, embedders: Embedders, items: list[Prepared], known: dict[str, FileRecord], report: IndexReport) -> None:
     """Write prepared files: pending marks, old rows out, new rows in, done marks."""
     if not items:
         return
-    store = lib.store
     for item in items:
         for kind in item.rows:
-            lib.ensure(kind)  # type: ignore[arg-type]
+            store.ensure(kind, embedders.spec(kind))  # type: ignore[arg-type]
     store.put_files([_record(i, "pending") for i in items])
     for kind in COLLECTIONS:
         stale = [i.fid for i in items if i.fid in known and _had(known[i.fid], kind)]
@@ -333,7 +346,9 @@ def _write(lib: Library, items: list[Prepared], known: dict[str, FileRecord], re
     for kind in COLLECTIONS:
         parts = [i.rows[kind] for i in items if kind in i.rows]
         if parts:
-            store.upsert_rows(kind, _concat(parts))  # type: ignore[arg-type]
+            columns = _concat(parts)
+            assert set(columns) == {"id", "vector", *TABLES[kind].names}, f"{kind} columns {sorted(columns)} differ from store.schema"
+            store.upsert_rows(kind, columns)  # type: ignore[arg-type]
     store.put_files([_record(i, "done") for i in items])
     for i in items:
         report.indexed += 1
@@ -361,23 +376,17 @@ def _concat(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _repair(lib: Library, report: IndexReport) -> None:
+def _repair(store: MilvusStore, report: IndexReport) -> None:
     """Undo what a killed run left half-written: rows of ``pending`` files."""
-    store = lib.store
-    if not store.has("files"):
-        return
-    stale = [r.file_id for r in store.iter_files(state="pending")]
+    stale = store.pending_files()
     if not stale:
         return
-    for kind in COLLECTIONS:
-        store.delete_rows(kind, stale)  # type: ignore[arg-type]
-    store.forget_files(stale)
+    store.remove_files(stale)
     report.notes.append(f"repaired {len(stale)} file(s) left half-written by an interrupted run")
 
 
-def _remove_missing(lib: Library, roots: list[str], seen: set[str]) -> int:
+def _remove_missing(store: MilvusStore, roots: list[str], seen: set[str]) -> int:
     """Remove files under the given folders that were indexed before and are gone now."""
-    store = lib.store
     folders = [os.path.realpath(r) for r in roots if os.path.isdir(r)]
     files = [os.path.realpath(r) for r in roots if not os.path.isdir(r) and not os.path.exists(r)]
     if not (folders or files) or not store.has("files"):
@@ -389,20 +398,4 @@ def _remove_missing(lib: Library, roots: list[str], seen: set[str]) -> int:
         inside = any(rec.path.startswith(f.rstrip(os.sep) + os.sep) for f in folders) or rec.path in files
         if inside and not os.path.isfile(rec.path):
             gone.append(rec.file_id)
-    return remove_file_ids(lib, gone)
-
-
-def remove_file_ids(lib: Library, file_ids: list[str]) -> int:
-    """Delete the rows and manifest entries of the given files; returns how many."""
-    store = lib.store
-    for kind in COLLECTIONS:
-        store.delete_rows(kind, file_ids)  # type: ignore[arg-type]
-    store.forget_files(file_ids)
-    return len(file_ids)
-
-
-def remove_paths(lib: Library, paths: list[str]) -> int:
-    """Remove the given files (by path) from the index; returns how many were indexed."""
-    fids = [file_id(os.path.realpath(p)) for p in paths]
-    known = lib.store.get_files(fids)
-    return remove_file_ids(lib, list(known))
+    return store.remove_files(gone)

@@ -1,4 +1,9 @@
-"""Fuse copy evidence into a ranking: verified copies first, then the rest by embedding score.
+"""Rank: rows grouped per file and aligned in time, copy evidence fused in, copies first.
+
+``shortlist``, ``align_rows`` and ``prints_by_path`` turn the store's hits and
+rows into per-file candidates (``query.align`` scores a sequence against a
+file's rows). The rest fuses copy evidence into a ranking: verified copies
+first, then the rest by embedding score.
 
 ``query`` hands over the embedding candidates of a wider pool than ``k``; these
 functions decide which of them are copies and re-rank. They never read an
@@ -8,10 +13,10 @@ to order what is not a copy.
 * pictures (``rerank_pictures``): every candidate whose stored pHash is
   within ``HASH_SHORTLIST`` bits of the query or its mirror, plus the
   ``VERIFY_TOP`` best by embedding, is verified with local features
-  (``copydetect.image``); the library file (or the video frame at the
+  (``signals.image``); the library file (or the video frame at the
   matched keyframe) is read at query time.
 * sounds (``rerank_sounds``): each candidate's stored landmark hashes are
-  matched against the query's (``copydetect.audio``); a copy also gets the
+  matched against the query's (``signals.audio``); a copy also gets the
   matched offset as its ``timestamp``.
 """
 
@@ -22,14 +27,30 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..types import Match
-from . import audio as fa
-from . import image as fi
+from ..signals import audio as fa
+from ..signals import image as fi
+from ..types import Kind, Match
+from .align import align
 
-__all__ = ["VERIFY_TOP", "HASH_SHORTLIST", "PictureQuery", "Candidate", "rerank_pictures", "rerank_sounds", "order"]
+if TYPE_CHECKING:
+    from ..store.records import Hit, Row
+
+__all__ = [
+    "VERIFY_TOP",
+    "HASH_SHORTLIST",
+    "PictureQuery",
+    "Candidate",
+    "shortlist",
+    "align_rows",
+    "prints_by_path",
+    "rerank_pictures",
+    "rerank_sounds",
+    "order",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +79,7 @@ class PictureQuery:
         self.inner: np.ndarray | None = None  # the prepared main picture, when framed (a screenshot)
         box = fi.content_box(self.picture)
         if box is not None:
-            from ..extractors.image import prepare
+            from ..decode.image import prepare
 
             top, bottom, left, right = box
             self.inner = prepare(np.ascontiguousarray(self.picture[top:bottom, left:right]))
@@ -86,6 +107,41 @@ class PictureQuery:
             pic = self.picture
             self._features = (fi.features(pic), fi.features(np.ascontiguousarray(pic[:, ::-1])))
         return self._features
+
+
+def shortlist(groups: dict[str, list[Hit]], pool: int) -> list[str]:
+    """The ``pool`` files with the most support (sum of their hits' scores)."""
+    support = {f: sum(h.score for h in hs) for f, hs in groups.items()}
+    return sorted(support, key=lambda f: -support[f])[:pool]
+
+
+def align_rows(
+    q_ts: np.ndarray, q_vecs: np.ndarray, rows: Sequence[Row], *, tol: float, source: str | None = None
+) -> list[Match]:
+    """One match per file: the query sequence aligned with the file's rows (of ``source`` only, if given)."""
+    per_file: dict[str, list[Row]] = {}
+    for r in rows:
+        if source is not None and (r.source or source) != source:
+            continue
+        per_file.setdefault(r.file_id, []).append(r)
+    out = []
+    for items in per_file.values():
+        items.sort(key=lambda r: r.timestamp or 0.0)
+        c_ts = np.array([r.timestamp for r in items])
+        c_vecs = np.array([r.vector for r in items], dtype=np.float32)
+        a = align(q_ts, q_vecs, c_ts, c_vecs, tolerance=tol)
+        kind: Kind = "video" if (source == "video" or items[0].source is None) else "audio"
+        out.append(Match(items[0].path, kind, round(a.score, 6), round(a.timestamp, 3), round(a.query_timestamp, 3)))
+    return out
+
+
+def prints_by_path(rows: Sequence[Row], source: str) -> dict[str, list[np.ndarray]]:
+    """The stored fingerprints of ``source`` rows, per file path."""
+    prints: dict[str, list[np.ndarray]] = {}
+    for r in rows:
+        if (r.source or source) == source and r.fp is not None and len(r.fp):
+            prints.setdefault(r.path, []).append(np.asarray(r.fp, dtype=np.int64))
+    return prints
 
 
 def rerank_pictures(q: PictureQuery, cands: Sequence[Candidate]) -> list[Match]:

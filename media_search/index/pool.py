@@ -3,7 +3,8 @@
 ``DecodePool.run(jobs)`` yields one ``Outcome`` per ``Job`` as files finish
 decoding (completion order), keeping a bounded number in flight so memory
 stays flat while the main process embeds and writes. Workers need no model:
-they return ``embed.Decoded`` (prepared 224x224 uint8 pictures, 32 kHz audio).
+they return ``decode.file.Decoded`` (prepared 224x224 uint8 pictures, 32 kHz audio)
+with its copy signals.
 
 * ``workers > 0``: a ``ProcessPoolExecutor`` with the ``spawn`` start method
   (torch is loaded in the parent; forking it is unsafe). Workers ignore
@@ -31,9 +32,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
-from .config import Settings
-from .embed import Decoded, decode_file
-from .errors import DecodeError, UnsupportedMediaError
+from ..config import Settings
+from ..decode.file import Decoded, decode_file
+from ..errors import DecodeError, UnsupportedMediaError
 
 __all__ = ["Job", "Outcome", "DecodePool", "decode_job", "default_workers"]
 
@@ -64,19 +65,20 @@ class Outcome:
 def default_workers() -> int:
     """Decode processes to start: one per core beyond the first, at most 8.
 
-    Measured on 2 cores (``scripts/bench_index.py``, ONNX engine on 2 threads):
-    200 JPEGs of 1-12 MP at 6.4 img/s inline, 6.0 with 1 worker, 5.1 with 2
-    (JPEG ``draft`` decoding is cheap next to ResNet50); six 15 s 720p videos
-    in 107 s inline, 89 s with 1 worker (video decoding is not). One worker
-    also keeps a decoder crash out of the main process. So 1 on 2 cores.
+    JPEG ``draft`` decoding is cheap next to ResNet50, so more workers than
+    spare cores only compete with inference; video decoding is not cheap, and
+    one worker overlaps it with embedding. One worker also keeps a decoder
+    crash out of the main process. So 1 on 2 cores (figures: README,
+    "Benchmarks", ``scripts/benchmark.py --sections workers``).
     """
     return max(1, min(8, (os.cpu_count() or 1) - 1))
 
 
 def decode_job(job: Job) -> Outcome:
     """Hash, detect and decode one file; per-file problems become ``Outcome.error``."""
-    from .detect import detect_kind
-    from .identity import content_hash
+    from ..detect import detect_kind
+    from ..identity import content_hash
+    from ..signals import add_copy_signals
 
     started = time.monotonic()
     out = Outcome(job)
@@ -86,7 +88,7 @@ def decode_job(job: Job) -> Outcome:
             out.same = True
         else:
             out.kind = detect_kind(job.real)
-            out.decoded = decode_file(job.real, out.kind, job.settings)
+            out.decoded = add_copy_signals(decode_file(job.real, out.kind, job.settings))
     except (DecodeError, UnsupportedMediaError) as e:
         out.error = _with_path(str(e), job)
     except FileNotFoundError:

@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import WeightsUnavailableError
+from ..identity import content_hash
+from .models import CNN14_WEIGHTS as CNN14
+from .models import RESNET50_IMAGENET, WeightsFile
 
 __all__ = [
     "WeightsFile",
@@ -41,47 +44,12 @@ _CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
-class WeightsFile:
-    """A downloadable checkpoint."""
-
-    filename: str  # name in the cache folder, e.g. "resnet50-11ad3fa6.pth"
-    url: str
-    setting: str  # env variable that selects it, e.g. "MEDIA_SEARCH_IMAGE_WEIGHTS"
-    sha256: str | None = None  # full hex digest or a hex prefix (torchvision: 8 digits)
-    size: int | None = None  # exact size in bytes when known
-    weights_id: str = ""  # id stamped into collections, e.g. "IMAGENET1K_V2"
-
-
-@dataclass(frozen=True)
 class ResolvedWeights:
     """What a weights setting resolved to; ``path`` is None for ``random``."""
 
     mode: Literal["pretrained", "file", "random"]
     path: Path | None
     weights_id: str
-
-
-# torchvision/models/resnet.py, ResNet50_Weights.IMAGENET1K_V2 (the DEFAULT); torch.hub
-# checks the 8 hex digits in the file name against the start of the file's sha256.
-RESNET50_IMAGENET = WeightsFile(
-    filename="resnet50-11ad3fa6.pth",
-    url="https://download.pytorch.org/models/resnet50-11ad3fa6.pth",
-    setting="MEDIA_SEARCH_IMAGE_WEIGHTS",
-    sha256="11ad3fa6",
-    weights_id="IMAGENET1K_V2",
-)
-
-# PANNs Cnn14, Zenodo record 3987831 (the URL panns_inference uses). Zenodo publishes
-# md5 541141fa2ee191a88f24a3219fff024e; the sha256 and size below are pinned
-# identically by several independent projects that also record that md5.
-CNN14 = WeightsFile(
-    filename="Cnn14_mAP=0.431.pth",
-    url="https://zenodo.org/record/3987831/files/Cnn14_mAP%3D0.431.pth?download=1",
-    setting="MEDIA_SEARCH_AUDIO_WEIGHTS",
-    sha256="0dc499e40e9761ef5ea061ffc77697697f277f6a960894903df3ada000e34b31",
-    size=327_428_481,
-    weights_id="Cnn14_mAP=0.431",
-)
 
 
 def cache_dir() -> Path:
@@ -106,11 +74,7 @@ def _sha256_of(path: Path) -> str:
     with _digests_lock:
         if key in _digests:
             return _digests[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    digest = h.hexdigest()
+    digest = content_hash(path)
     with _digests_lock:
         _digests[key] = digest
     return digest

@@ -1,10 +1,11 @@
 """ResNet50 image embeddings: 2048-d global-average-pool output, L2-normalised.
 
-The classifier is removed (``fc = Identity``). Preprocessing (``prepare``)
-squashes the whole picture to 224x224 -- no centre crop, so nothing at the
-edges is lost for near-duplicate search -- and normalises with ImageNet
-statistics. ``prepare`` runs wherever decoding runs (worker processes during
-bulk indexing); ``ImageEmbedder.embed`` takes a batch of prepared arrays.
+The classifier is removed (``fc = Identity``). Preprocessing
+(``decode.image.prepare``) squashes the whole picture to 224x224 -- no centre
+crop, so nothing at the edges is lost for near-duplicate search -- and the
+engine normalises with ImageNet statistics. ``prepare`` runs wherever decoding
+runs (worker processes during bulk indexing); ``ImageEmbedder.embed`` takes a
+batch of prepared arrays. The model's facts are ``embed.models.RESNET50``.
 """
 
 from __future__ import annotations
@@ -13,40 +14,18 @@ import functools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from .spec import ModelSpec
+from .models import RESNET50
 
-if TYPE_CHECKING:
-    from PIL import Image
-
-__all__ = ["INPUT_SIZE", "PREPROCESS", "prepare", "load_prepared", "ImageEmbedder"]
+__all__ = ["INPUT_SIZE", "PREPROCESS", "ImageEmbedder"]
 
 log = logging.getLogger(__name__)
 
-INPUT_SIZE = 224
-PREPROCESS = "v1:squash224-bilinear-imagenet"
-
-
-def prepare(picture: Image.Image | np.ndarray) -> np.ndarray:
-    """A picture (Pillow RGB image or HxWx3 uint8 array) as a 224x224x3 uint8 array."""
-    from PIL import Image
-
-    im = Image.fromarray(picture) if isinstance(picture, np.ndarray) else picture
-    if im.mode != "RGB":
-        im = im.convert("RGB")
-    if im.size != (INPUT_SIZE, INPUT_SIZE):
-        im = im.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    return np.asarray(im, dtype=np.uint8)
-
-
-def load_prepared(path: str | Path) -> np.ndarray:
-    """Decode an image file and prepare it for the model (the image decode stage)."""
-    from ..decode.image import open_image
-
-    return prepare(open_image(path, min_side=INPUT_SIZE))
+INPUT_SIZE = RESNET50.input_size
+PREPROCESS = RESNET50.preprocess
 
 
 class ImageEmbedder:
@@ -55,7 +34,7 @@ class ImageEmbedder:
     ``weights``: ``pretrained``, a path to a ``.pth`` state dict, or ``random``
     (seeded with ``seed``; for tests and offline demos only). ``engine``:
     ``auto`` / ``torch`` / ``onnx`` / ``int8`` (default: ``MEDIA_SEARCH_ENGINE``,
-    see ``extractors.engines``); fp32 engines share the torch model's ``spec``,
+    see ``embed.engines``); fp32 engines share the torch model's ``spec``,
     the int8 one has its own.
     """
 
@@ -64,17 +43,11 @@ class ImageEmbedder:
     ) -> None:
         from .engines import IMAGE, load_engine
         from .runtime import torch_device
-        from .weights import RESNET50_IMAGENET, resolve
+        from .weights import resolve
 
-        self.resolved = resolve(weights, RESNET50_IMAGENET, seed=seed)
+        self.resolved = resolve(weights, RESNET50.weights, seed=seed)
         self.device = torch_device(device)
-        model_spec = ModelSpec(
-            name="resnet50",
-            weights_id=self.resolved.weights_id,
-            dim=2048,
-            metric="COSINE",
-            preprocess=PREPROCESS,
-        )
+        model_spec = RESNET50.spec(self.resolved.weights_id)
         self.spec, self.engine = load_engine(
             engine, self.device, model_spec, IMAGE,
             _load_model, self.resolved.mode, str(self.resolved.path or ""), seed, str(self.device),

@@ -9,33 +9,31 @@ takes ``(n, 160000)`` float32 windows (5 s at 32 kHz).
 ``MEDIA_SEARCH_ENGINE`` (``Settings.engine``; for both models):
 
 * ``auto`` (default): ONNX Runtime fp32 on the CPU when ``onnxruntime`` is
-  installed (ResNet50 2.1x and Cnn14 1.9x torch eager here), torch otherwise
-  and always on CUDA.
+  installed (about twice torch eager for both models here; README,
+  "Benchmarks"), torch otherwise and always on CUDA.
 * ``torch``: torch eager, inference mode; ResNet50 channels_last, and with bf16
   autocast on CUDA (Cnn14 stays fp32: its log-mel front end needs the range).
 * ``onnx``: ONNX Runtime fp32, CPU only.
 * ``int8``: ONNX Runtime static int8 (QDQ, per-channel weights), CPU only,
-  about 3x ``onnx`` for ResNet50. Its vectors are close to fp32 ones (cosine
-  >= ``extractors.onnx.INT8_MIN_COSINE`` on a probe batch, or it is refused),
+  several times ``onnx`` for ResNet50. Its vectors are close to fp32 ones (cosine
+  >= ``embed.onnx.INT8_MIN_COSINE`` on a probe batch, or it is refused),
   not equal, so it is a model identity of its own (``weights_id`` ends in
   ``:int8``): a library indexed with it is searched with it.
 
 An fp32 engine that passes the export check gives the same rankings as torch
 (``tests/test_engines.py``), so it keeps the torch model's ``ModelSpec``:
 vectors of both can share a collection. ONNX files are made once per model
-identity and cached, see ``extractors.onnx``. (Importing ``onnxruntime``
+identity and cached, see ``embed.onnx``. (Importing ``onnxruntime``
 writes a telemetry device id under ``~/.cache/Microsoft/DeveloperTools``: that
 is onnxruntime's own doing; ``MEDIA_SEARCH_ENGINE=torch`` never imports it.)
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib.util
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -43,6 +41,8 @@ import numpy as np
 
 from ..config import check_engine, data_home, engine_from_env
 from ..errors import ConfigError
+from .recipe import Recipe, engine_spec
+from .models import CNN14, RESNET50
 from .spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -75,19 +75,6 @@ class Engine(Protocol):
         """A batch of model inputs -> (n, dim) float32 unit vectors."""
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """How a model of one kind becomes an engine."""
-
-    kind: str
-    input_name: str
-    dtype: Any  # numpy dtype of the input batch
-    wrap: Callable[[Any], Any]  # torch model -> module: input batch -> unit vectors
-    probe: Callable[..., np.ndarray]  # probe(n, seed=...) -> deterministic input batch
-    cuda_bf16: bool = False  # torch engine on CUDA runs under bf16 autocast
-    int8_keep_fp32: tuple[str, ...] = ()  # ONNX node name prefixes left in fp32 by the int8 engine
-
-
 def choose_engine(setting: str, device: str) -> str:
     """The engine kind (``torch``, ``onnx`` or ``int8``) that ``setting`` means on ``device``."""
     check_engine(setting)
@@ -108,13 +95,6 @@ def choose_engine(setting: str, device: str) -> str:
     if setting == "auto" and on_cpu and has_ort:
         return "onnx"
     return "torch"
-
-
-def engine_spec(spec: ModelSpec, kind: str) -> ModelSpec:
-    """The model identity of ``spec``'s model run by engine ``kind``: int8 is its own."""
-    if kind == "int8":
-        return dataclasses.replace(spec, weights_id=f"{spec.weights_id}:int8")
-    return spec
 
 
 def build_engine(
@@ -212,7 +192,7 @@ def _audio_pipeline(model: Any) -> torch.nn.Module:
     return AudioPipeline(model).eval()
 
 
-def probe_batch(n: int = 4, size: int = 224, seed: int = 1234) -> np.ndarray:
+def probe_batch(n: int = 4, size: int = RESNET50.input_size, seed: int = 1234) -> np.ndarray:
     """Deterministic test pictures: smooth gradients plus noise, as prepared uint8 arrays."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
@@ -223,7 +203,7 @@ def probe_batch(n: int = 4, size: int = 224, seed: int = 1234) -> np.ndarray:
     return out
 
 
-def audio_probe(n: int = 4, seed: int = 1234, samples: int = 160_000, sr: int = 32_000) -> np.ndarray:
+def audio_probe(n: int = 4, seed: int = 1234, samples: int = 160_000, sr: int = CNN14.sample_rate) -> np.ndarray:
     """Deterministic test windows: gliding tones, clicks and noise at varied levels, float32."""
     rng = np.random.default_rng(seed)
     t = np.arange(samples) / sr

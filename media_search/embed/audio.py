@@ -4,28 +4,23 @@
 are long, 1 s is too short for its 32x time pooling to see structure) with a
 5 s hop at indexing time: windows tile the audio without overlap. Each window
 costs a full 5 s forward pass, so overlap divides throughput by
-``window / hop``: a 2.5 s hop indexed at about half the speed
-(``scripts/bench_audio.py``), below 30x real time on 2 cores. What the overlap
-bought, measured with random weights on 8 clips x 24 excerpts x 8 variants
-(``tests/test_extract_audio.py::retrieval_recall``): the single best window
-hit the source clip a little more often (gain -12 dB 0.75 vs 0.58, mp3 32k
-0.79 vs 0.67, clean 0.88 both), and the source was in the top-4 clips in 175
-vs 174 of 192 cases. End to end, where copy-detection fingerprints re-rank the
-short list and place the snippet to a few hundredths of a second, recall@1
-is 1.0 on every variant with either hop (``tests/test_audio_search.py``). A
-match the fingerprints do not confirm is placed by spectral alignment
-(``align_audio.match_excerpt``, in ``query``) when it correlates, else on the
-window grid, to within one hop. Queries use a denser hop (``QUERY_HOP``): a query is short
-and embedded once. The hop is a constructor argument and part of the stamped
+``window / hop`` (the ``audio`` section of ``scripts/benchmark.py``). What an
+overlapping hop buys in retrieval is small
+(``tests/test_extract_audio.py::retrieval_recall``), and end to end, where the
+copy fingerprints re-rank the short list and place the snippet, nothing
+(``tests/test_audio_search.py``); the figures are in the README, "Benchmarks".
+A match the fingerprints do not confirm is placed by spectral alignment
+(``query.place.match_excerpt``, in ``query.search``) when it correlates, else
+on the window grid, to within one hop. Queries use a denser hop
+(``QUERY_HOP``): a query is short and embedded once. The hop is a constructor argument and part of the stamped
 preprocessing id.
 
 **Padding.** A window that runs past the end of the audio (a short clip, the
 tail of a long one, a query snippet) is filled by *looping* its own content,
 never with zeros: Cnn14 pools mean+max over time, and looping keeps those
-statistics close to those of a library window full of the same sound. Measured
-with random weights on generated clips (3 s excerpts vs 5 s library windows,
-hop 1 s): the right clip ranked first for 23/24 excerpts with looping and 6/24
-with zero padding. A 0.1 s clip is looped too; nothing is too short.
+statistics close to those of a library window full of the same sound (zero
+padding ranked the right clip first far less often; README, "Benchmarks"). A
+0.1 s clip is looped too; nothing is too short.
 
 **Silence.** A window whose RMS is below ``SILENCE_RMS`` (-60 dBFS) is skipped.
 A file that is silent throughout gives ``silent=True`` and exactly one vector
@@ -64,7 +59,7 @@ import numpy as np
 
 from ..decode.audio import SAMPLE_RATE, Audio
 from ..errors import WeightsUnavailableError
-from .spec import ModelSpec
+from .models import CNN14
 
 __all__ = [
     "AUDIO_WINDOW",
@@ -97,7 +92,7 @@ def preprocess_id(hop: float = AUDIO_HOP) -> str:
 PREPROCESS = preprocess_id()
 # Cnn14 as trained for AudioSet at 32 kHz (panns_inference.inference.AudioTagging).
 _CNN14_ARGS = dict(
-    sample_rate=32000, window_size=1024, hop_size=320, mel_bins=64, fmin=50, fmax=14000, classes_num=527
+    sample_rate=CNN14.sample_rate, window_size=1024, hop_size=320, mel_bins=64, fmin=50, fmax=14000, classes_num=527
 )
 _PRIVATE_PKG = "_media_search_panns"
 
@@ -150,20 +145,14 @@ class AudioEmbedder:
                  batch_size: int = BATCH_SIZE, hop: float = AUDIO_HOP, engine: str | None = None) -> None:  # fmt: skip
         from .engines import AUDIO, load_engine
         from .runtime import torch_device
-        from .weights import CNN14, resolve
+        from .weights import resolve
 
-        self.resolved = resolve(weights, CNN14, seed=seed)
+        self.resolved = resolve(weights, CNN14.weights, seed=seed)
         self.device = torch_device(device)
         self.batch_size = max(1, int(batch_size))
         self.hop = float(hop)  # library hop; part of the model identity
         self.window_samples = int(round(AUDIO_WINDOW * SAMPLE_RATE))
-        model_spec = ModelSpec(
-            name="panns-cnn14",
-            weights_id=self.resolved.weights_id,
-            dim=2048,
-            metric="COSINE",
-            preprocess=preprocess_id(self.hop),
-        )
+        model_spec = CNN14.spec(self.resolved.weights_id, preprocess_id(self.hop))
         self.spec, self.engine = load_engine(
             engine, self.device, model_spec, AUDIO,
             _load_model, self.resolved.mode, str(self.resolved.path or ""), seed, str(self.device),
@@ -272,7 +261,7 @@ def _load_model(mode: str, path: str, seed: int, device: str) -> Any:
                 "set MEDIA_SEARCH_AUDIO_WEIGHTS to pretrained, random or a Cnn14 .pth file.",
                 path=path,
             )
-    # channels_last: about 8% faster on CPU here (scripts/bench_audio.py), same numbers
+    # channels_last: faster on CPU here (the audio section of scripts/benchmark.py), same numbers
     model = model.eval().to(device=torch.device(device), memory_format=torch.channels_last)
     log.info("loaded panns-cnn14 (%s) on %s", mode, device)
     return model

@@ -6,7 +6,9 @@ localise → ``SearchResult``. Exactly ``k`` results come back whenever the
 library holds ``k`` other files of the searched kinds: exclusion happens in the
 search itself, and searches widen until enough distinct files are found.
 
-Copy detection (``copydetect``) re-ranks a wider pool (``COPY_POOL`` files):
+``search`` receives the store, the embedders and the settings (never the
+``Library``). Copy signals (``signals``, fused by ``query.rank``) re-rank a
+wider pool (``COPY_POOL`` files):
 an image query is searched with its mirror too, candidates are checked by
 pHash and local features; a sound (or a video's soundtrack) by its landmark
 fingerprint. Verified copies come first (``Match.copy``), then the rest by
@@ -24,17 +26,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .align import align
-from .detect import detect_kind
-from .copydetect import rank as copyrank
-from .embed import Embedded, decode_image, decode_sound, embed_frames, embed_sound, embed_video
-from .errors import ConfigError, DecodeError
-from .identity import content_hash, resolve_path
-from .types import KINDS, Kind, Match, SearchResult
+from ..decode.file import decode_image, decode_sound, decode_video
+from ..detect import detect_kind
+from ..embed.audio import AUDIO_HOP
+from ..embed.embedders import Embedded, embed_frames, embed_sound
+from ..errors import ConfigError, DecodeError
+from ..identity import content_hash, resolve_path
+from ..types import KINDS, Kind, Match, SearchResult
+from . import rank as copyrank
+from .rank import align_rows, prints_by_path, shortlist
 
 if TYPE_CHECKING:
-    from .library import Library
-    from .store.milvus import Hit
+    from ..config import Settings
+    from ..embed.embedders import Embedders
+    from ..store.milvus import MilvusStore
+    from ..store.records import Hit, Row
 
 __all__ = ["search", "DEFAULT_KINDS", "ALLOWED_KINDS"]
 
@@ -63,12 +69,33 @@ class Query:
     frames: Embedded | None = None  # video query: keyframes
     sound: Embedded | None = None  # audio query, or a video's soundtrack
     picture: copyrank.PictureQuery | None = None  # image query: pHashes and local features
-    pairs: Any = None  # the sound's landmarks (copydetect.audio.Pairs)
+    pairs: Any = None  # the sound's landmarks (signals.audio.Pairs)
     samples: np.ndarray | None = None  # the sound itself, 32 kHz mono (spectral placement)
 
 
-def search(lib: Library, path: str | Path, *, k: int = 10, kinds: Sequence[str] | None = None) -> SearchResult:
+@dataclass
+class _Ctx:
+    """What a query uses: the store, the embedders, the settings."""
+
+    store: MilvusStore
+    embedders: Embedders
+    settings: Settings
+
+    def ensure(self, kind: Kind) -> None:
+        self.store.ensure(kind, self.embedders.spec(kind))
+
+
+def search(
+    path: str | Path,
+    *,
+    store: MilvusStore,
+    embedders: Embedders,
+    settings: Settings,
+    k: int = 10,
+    kinds: Sequence[str] | None = None,
+) -> SearchResult:
     """Rank the library's files by similarity to ``path``; see the module docstring."""
+    lib = _Ctx(store, embedders, settings)
     if k < 1:
         raise ConfigError(f"k must be at least 1, got {k}.")
     real = resolve_path(path)
@@ -99,8 +126,8 @@ def _targets(kind: Kind, kinds: Sequence[str] | None) -> tuple[Kind, ...]:
     return tuple(allowed)  # type: ignore[return-value]
 
 
-def _embed_query(lib: Library, path: str, kind: Kind, targets: tuple[Kind, ...]) -> Query:
-    from .copydetect.audio import landmarks
+def _embed_query(lib: _Ctx, path: str, kind: Kind, targets: tuple[Kind, ...]) -> Query:
+    from ..signals.audio import landmarks
 
     q = Query(path=path, kind=kind, content_hash=content_hash(path))
     if kind == "image":
@@ -109,27 +136,29 @@ def _embed_query(lib: Library, path: str, kind: Kind, targets: tuple[Kind, ...])
         pic = decode_image(path).frames[0]  # type: ignore[index]
         q.picture = copyrank.PictureQuery(path, pic)
         views = [pic, pic[:, ::-1]] + ([q.picture.inner] if q.picture.inner is not None else [])
-        q.image = Embedded(embed_frames(lib, np.stack(views)), np.zeros(len(views)))
+        q.image = Embedded(embed_frames(lib.embedders.image, np.stack(views), lib.settings.batch_size), np.zeros(len(views)))
         return q
     if kind == "video":
         if "video" in targets or "image" in targets:
-            q.frames = embed_video(lib, path)
+            d = decode_video(path, lib.settings, soundtrack=False)  # at most video_max_frames pictures
+            vectors = embed_frames(lib.embedders.image, d.frames, lib.settings.batch_size)  # type: ignore[arg-type]
+            q.frames = Embedded(vectors, d.timestamps, d.duration, d.notes)  # type: ignore[arg-type]
         if "video" in targets or "audio" in targets:
             try:
                 audio = decode_sound(path, lib.settings, from_video=True)
             except DecodeError:  # no soundtrack
                 return q
-            sound = embed_sound(lib, audio, "video", query=True)
+            sound = embed_sound(lib.embedders.audio, audio, "video", query=True)
             if len(sound):
                 q.sound, q.pairs, q.samples = sound, landmarks(audio.samples, audio.sr), audio.samples
         return q
     audio = decode_sound(path, lib.settings)
-    q.sound, q.pairs = embed_sound(lib, audio, "audio", query=True), landmarks(audio.samples, audio.sr)
+    q.sound, q.pairs = embed_sound(lib.embedders.audio, audio, "audio", query=True), landmarks(audio.samples, audio.sr)
     q.samples = audio.samples
     return q
 
 
-def _rank(lib: Library, q: Query, target: Kind, k: int) -> list[Match]:
+def _rank(lib: _Ctx, q: Query, target: Kind, k: int) -> list[Match]:
     store = lib.store
     if target == "image":
         vecs = q.image.vectors if q.image is not None else q.frames.vectors if q.frames is not None else None
@@ -154,7 +183,7 @@ def _rank(lib: Library, q: Query, target: Kind, k: int) -> list[Match]:
 
 
 def _candidates(
-    lib: Library, kind: Kind, vecs: np.ndarray, want: int, exclude: str, source: str | None = None
+    lib: _Ctx, kind: Kind, vecs: np.ndarray, want: int, exclude: str, source: str | None = None
 ) -> dict[str, list[Hit]]:
     """Hits grouped per file, widening the search until ``want`` distinct files (or all) are found."""
     limit = max(want * 4, 16)
@@ -177,7 +206,7 @@ COPY_POOL = 32
 
 
 def _best_per_file(
-    lib: Library, kind: Kind, vecs: np.ndarray, k: int, exclude: str, *, result_kind: Kind,
+    lib: _Ctx, kind: Kind, vecs: np.ndarray, k: int, exclude: str, *, result_kind: Kind,
     picture: copyrank.PictureQuery | None = None,
 ) -> list[Match]:  # fmt: skip
     groups = _candidates(lib, kind, vecs, max(k, COPY_POOL) if picture else k, exclude)
@@ -201,7 +230,7 @@ def _dist(picture: copyrank.PictureQuery, phash: str | None) -> int:
     return 64 if d is None else d
 
 
-def _rank_sequences(lib: Library, q: Query, k: int) -> list[Match]:
+def _rank_sequences(lib: _Ctx, q: Query, k: int) -> list[Match]:
     """Video query against videos: keyframe agreement, plus soundtrack agreement when both have one."""
     store = lib.store
     if not store.has("video"):
@@ -211,37 +240,29 @@ def _rank_sequences(lib: Library, q: Query, k: int) -> list[Match]:
     assert frames is not None
     pool = max(2 * k, 10)
     groups = _candidates(lib, "video", frames.vectors, pool, q.content_hash)
-    shortlist = _shortlist(groups, pool)
-    rows = store.fetch_rows("video", shortlist)
+    short = shortlist(groups, pool)
+    rows = store.fetch_rows("video", short)
     tol = max(lib.settings.video_interval * 1.5, 0.5)
     sound_scores: dict[str, float] = {}
-    sound_rows: list[dict] = []
+    sound_rows: list[Row] = []
     if q.sound is not None and store.has("audio"):
         lib.ensure("audio")
-        sound_rows = store.fetch_rows("audio", shortlist, copy_fields=q.pairs is not None)
-        for m in _align_rows(q.sound, sound_rows, tol=2.5, source="video"):
+        sound_rows = store.fetch_rows("audio", short, copy_fields=q.pairs is not None)
+        for m in align_rows(q.sound.timestamps, q.sound.vectors, sound_rows, tol=2.5, source="video"):
             sound_scores[m.path] = m.score
     out = []
-    for m in _align_rows(frames, rows, tol=tol):
+    for m in align_rows(frames.timestamps, frames.vectors, rows, tol=tol):
         if m.path in sound_scores:
             m = Match(m.path, m.kind, round(0.75 * m.score + 0.25 * sound_scores[m.path], 6), m.timestamp, m.query_timestamp)
         out.append(m)
     if q.pairs is not None and sound_rows:  # the soundtracks' fingerprints: copies, localised in time
-        return copyrank.rerank_sounds(q.pairs, out, _prints(sound_rows, "video"))[:k]
+        return copyrank.rerank_sounds(q.pairs, out, prints_by_path(sound_rows, "video"))[:k]
     out.sort(key=lambda m: -m.score)
     return out[:k]
 
 
-def _prints(rows: list[dict], source: str) -> dict[str, list[np.ndarray]]:
-    prints: dict[str, list[np.ndarray]] = {}
-    for r in rows:
-        if r.get("source", source) == source and r.get("fp"):
-            prints.setdefault(r["path"], []).append(np.asarray(r["fp"], dtype=np.int64))
-    return prints
-
-
 def _rank_audio(
-    lib: Library, sound: Embedded, k: int, exclude: str, *, source: str, pairs: Any = None,
+    lib: _Ctx, sound: Embedded, k: int, exclude: str, *, source: str, pairs: Any = None,
     samples: np.ndarray | None = None,
 ) -> list[Match]:  # fmt: skip
     store = lib.store
@@ -250,41 +271,38 @@ def _rank_audio(
     lib.ensure("audio")
     pool = max(2 * k, COPY_POOL if pairs is not None else 10)
     groups = _candidates(lib, "audio", sound.vectors, pool, exclude, source=source)
-    shortlist = _shortlist(groups, pool)
-    rows = store.fetch_rows("audio", shortlist, copy_fields=pairs is not None)
-    from .extractors.audio import AUDIO_HOP
-
-    out = _align_rows(sound, rows, tol=AUDIO_HOP, source=source)
+    rows = store.fetch_rows("audio", shortlist(groups, pool), copy_fields=pairs is not None)
+    out = align_rows(sound.timestamps, sound.vectors, rows, tol=AUDIO_HOP, source=source)
     if pairs is not None:
-        out = copyrank.rerank_sounds(pairs, out, _prints(rows, source))[:k]
+        out = copyrank.rerank_sounds(pairs, out, prints_by_path(rows, source))[:k]
     else:
         out = sorted(out, key=lambda m: -m.score)[:k]
-    return _place_by_spectrum(lib, samples, out) if samples is not None else out
+    return _place_by_spectrum(lib.settings, samples, out) if samples is not None else out
 
 
 #: Results (best first) whose offset spectral alignment refines when the fingerprints did not place them.
 PLACE_TOP = 3
-#: ``align_audio.match_excerpt`` correlation from which its offset is taken. Measured on 3 s excerpts
-#: of 8 generated clips under the issue's 8 degradations (192 cases): the source 0.63 to 0.99, always
-#: placed within 0.5 s; the best other clip at most 0.59.
+#: ``place.match_excerpt`` correlation from which its offset is taken: above what the best unrelated
+#: clip reaches and below what the source reaches under the degradations of the audio tests (figures:
+#: README, "Benchmarks").
 PLACE_MIN_CORR = 0.6
 
 
-def _place_by_spectrum(lib: Library, samples: np.ndarray, matches: list[Match]) -> list[Match]:
+def _place_by_spectrum(settings: Settings, samples: np.ndarray, matches: list[Match]) -> list[Match]:
     """Offsets of the top matches the fingerprints did not confirm, from spectral alignment.
 
     Their Cnn14 offset is on the library's window grid (``AUDIO_HOP`` apart);
     cross-correlating log-mel spectrograms places the snippet to a few
     hundredths of a second. Costs decoding each of those files again.
     """
-    from .align_audio import match_excerpt
+    from .place import match_excerpt
 
     out = list(matches)
     for i, m in enumerate(out[:PLACE_TOP]):
         if m.copy:
             continue  # placed by the fingerprints already
         try:
-            cand = decode_sound(m.path, lib.settings, from_video=m.kind == "video").samples
+            cand = decode_sound(m.path, settings, from_video=m.kind == "video").samples
         except (DecodeError, OSError) as e:
             log.debug("cannot place the query in %s: %s", m.path, e)
             continue
@@ -294,27 +312,4 @@ def _place_by_spectrum(lib: Library, samples: np.ndarray, matches: list[Match]) 
             out[i] = dataclasses.replace(
                 m, timestamp=round(max(0.0, start), 3), query_timestamp=round(max(0.0, -start), 3)
             )
-    return out
-
-
-def _shortlist(groups: dict[str, list[Hit]], pool: int) -> list[str]:
-    """The ``pool`` files with the most support (sum of their hits' scores)."""
-    support = {f: sum(h.score for h in hs) for f, hs in groups.items()}
-    return sorted(support, key=lambda f: -support[f])[:pool]
-
-
-def _align_rows(query: Embedded, rows: list[dict], *, tol: float, source: str | None = None) -> list[Match]:
-    per_file: dict[str, list[dict]] = {}
-    for r in rows:
-        if source is not None and r.get("source", source) != source:
-            continue
-        per_file.setdefault(r["file_id"], []).append(r)
-    out = []
-    for items in per_file.values():
-        items.sort(key=lambda r: r["timestamp"])
-        c_ts = np.array([r["timestamp"] for r in items])
-        c_vecs = np.array([r["vector"] for r in items], dtype=np.float32)
-        a = align(query.timestamps, query.vectors, c_ts, c_vecs, tolerance=tol)
-        kind: Kind = "video" if (source == "video" or "source" not in items[0]) else "audio"
-        out.append(Match(items[0]["path"], kind, round(a.score, 6), round(a.timestamp, 3), round(a.query_timestamp, 3)))
     return out

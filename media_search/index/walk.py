@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .detect import sniff
+from ..detect import sniff
 
 __all__ = ["Entry", "walk", "MEDIA_SUFFIXES"]
 

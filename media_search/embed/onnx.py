@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from .engines import Recipe, engine_spec
+from ..identity import content_hash
+from .recipe import Recipe, engine_spec
 from .spec import ModelSpec
 
 __all__ = [
@@ -127,20 +128,12 @@ def _sidecar(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _open_cached(path: Path, spec: ModelSpec, recipe: Recipe, name: str) -> OnnxEngine | None:
     if not path.is_file() or not _sidecar(path).is_file():
         return None
     try:
         meta = json.loads(_sidecar(path).read_text())
-        if meta.get("spec") != spec.to_json() or meta.get("sha256") != _sha256(path):
+        if meta.get("spec") != spec.to_json() or meta.get("sha256") != content_hash(path):
             log.warning("the cached ONNX model %s is damaged or stale; exporting it again", path)
             return None
         return OnnxEngine(path, recipe.dtype, name)
@@ -164,7 +157,7 @@ def _publish(tmp: Path, path: Path, spec: ModelSpec, checks: dict[str, Any]) -> 
     """Move a checked file into place, then its sidecar (a file without a sidecar is never used)."""
     import onnxruntime
 
-    meta = {"spec": spec.to_json(), "sha256": _sha256(tmp), **checks,
+    meta = {"spec": spec.to_json(), "sha256": content_hash(tmp), **checks,
             "onnxruntime": onnxruntime.__version__, "export_version": EXPORT_VERSION}  # fmt: skip
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
@@ -208,7 +201,12 @@ def _export(tmp: Path, spec: ModelSpec, model: Any, recipe: Recipe) -> dict[str,
 def _quantize(tmp: Path, fp32: OnnxEngine, recipe: Recipe) -> dict[str, Any]:
     """Statically quantise ``fp32``'s file into ``tmp``; check it against ``fp32`` on held-out probes."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     calibration = recipe.probe(CALIBRATION, seed=7)

@@ -103,17 +103,12 @@ class AudioEvidence:
 
 
 def _resample(samples: np.ndarray, sr: int) -> np.ndarray:
-    from math import gcd
+    from ..decode.audio import resample
 
     x = np.asarray(samples, dtype=np.float32)
     if x.ndim > 1:
         x = x.mean(axis=1)
-    if sr == FP_RATE:
-        return x
-    from scipy.signal import resample_poly
-
-    g = gcd(int(sr), FP_RATE)
-    return resample_poly(x, FP_RATE // g, int(sr) // g).astype(np.float32)
+    return resample(x, int(sr), FP_RATE, method="poly")
 
 
 def _spectrogram(x: np.ndarray) -> np.ndarray:

@@ -1,15 +1,7 @@
-"""Place an audio query in a candidate: offset-consistent window scores and spectral alignment.
+"""Place an audio query in a candidate: spectral alignment.
 
-Two pure functions for the query side, both on numpy arrays:
-
-``score_offsets(query_ts, query_vecs, cand_ts, cand_vecs)``
-    Cnn14 window agreement at one consistent time offset. Every pair of query
-    window *i* and candidate window *j* votes for the offset ``cand_ts[j] -
-    query_ts[i]``; offsets are binned to ``tolerance`` and, per bin, each query
-    window keeps its best similarity there. A bin's score is the mean over all
-    query windows (a window with no partner at that offset counts 0, so one
-    lucky window cannot win). Returns the best ``(score, offset)``; a query
-    of one window reduces to the best single window.
+A pure function for the query side, on numpy arrays (window agreement of the
+Cnn14 vectors at one offset is ``query.align``):
 
 ``match_excerpt(query, cand)``
     Verifies "this query is a piece of that recording" and finds where, to a
@@ -29,41 +21,12 @@ import functools
 
 import numpy as np
 
-__all__ = ["score_offsets", "spectral_features", "match_excerpt", "FRAME_S"]
+from ..embed.models import CNN14
+
+__all__ = ["spectral_features", "match_excerpt", "FRAME_S"]
 
 FRAME_S = 0.02  # seconds per spectral frame
-_SR = 32000
-
-
-def score_offsets(
-    query_ts: np.ndarray,
-    query_vecs: np.ndarray,
-    cand_ts: np.ndarray,
-    cand_vecs: np.ndarray,
-    *,
-    tolerance: float = 1.25,
-) -> tuple[float, float]:
-    """Best ``(score, offset)``: mean best cosine of the query windows at one offset (s).
-
-    ``offset`` is where the query's start falls in the candidate (may be negative
-    when the candidate starts inside the query). Vectors must be unit-norm.
-    """
-    qt, ct = np.asarray(query_ts, float), np.asarray(cand_ts, float)
-    if qt.size == 0 or ct.size == 0:
-        return 0.0, 0.0
-    sims = np.asarray(query_vecs, np.float32) @ np.asarray(cand_vecs, np.float32).T  # (m, n)
-    offsets = ct[None, :] - qt[:, None]
-    bins = np.round(offsets / tolerance).astype(np.int64)
-    uniq, inv = np.unique(bins, return_inverse=True)
-    best = np.zeros((qt.size, uniq.size), np.float32)  # per query window, per offset bin
-    rows = np.broadcast_to(np.arange(qt.size)[:, None], sims.shape)
-    np.maximum.at(best, (rows.ravel(), inv.ravel()), np.maximum(sims, 0).ravel())
-    scores = best.mean(axis=0)
-    k = int(np.argmax(scores))
-    # the offset reported: the similarity-weighted mean of the pairs in the winning bin
-    in_bin = inv.reshape(sims.shape) == k
-    w = np.where(in_bin, np.maximum(sims, 0) + 1e-6, 0.0)
-    return float(scores[k]), float((w * offsets).sum() / w.sum())
+_SR = CNN14.sample_rate
 
 
 def spectral_features(samples: np.ndarray, sr: int = _SR) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""``ModelSpec``: everything that must match between indexing and querying."""
+"""``ModelSpec``: everything that must match between indexing and querying (see ``models``)."""
 
 from __future__ import annotations
 
@@ -36,3 +36,4 @@ class ModelSpec:
 
     def describe(self) -> str:
         return f"{self.name} ({self.weights_id}, {self.dim}-d {self.metric}, preprocessing {self.preprocess})"
+

@@ -1,0 +1,108 @@
+"""The decode stage for one file of a known kind: file -> ``Decoded``.
+
+``decode_file`` (``decode_image``, ``decode_video``, ``decode_sound``) turns a
+file into small picklable arrays -- prepared 224x224 uint8 pictures (an image,
+or a video's keyframes) and 32 kHz mono audio -- ready for their copy signals
+(``signals.add_copy_signals``). No model is needed; this runs in the indexer's
+worker processes (``index.pool``) and for a query (``query.search``). Both run
+the same functions, so a file and the same file given as a query get the same
+vectors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import DecodeError
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from .audio import Audio
+
+__all__ = ["Decoded", "decode_file", "decode_image", "decode_video", "decode_sound"]
+
+
+@dataclass
+class Decoded:
+    """One file after the decode stage (picklable; what crosses from a worker process).
+
+    ``frames``: ``(n, 224, 224, 3)`` uint8 prepared pictures -- one for an image,
+    the keyframes of a video (at ``timestamps``). ``audio``: the sound of an audio
+    file or the soundtrack of a video (None when the video has none).
+    Copy signals (``decode_file`` fills them, see ``signals``):
+    ``phashes``, one 16-hex-digit pHash per frame; ``prints``, the audio's
+    packed landmark fingerprint.
+    """
+
+    kind: str
+    frames: np.ndarray | None = None
+    timestamps: np.ndarray | None = None
+    duration: float | None = None
+    audio: Audio | None = None
+    notes: list[str] = field(default_factory=list)
+    phashes: list[str] | None = None
+    prints: np.ndarray | None = None
+
+    @property
+    def n_frames(self) -> int:
+        return 0 if self.frames is None else len(self.frames)
+
+
+def decode_image(path: str | Path) -> Decoded:
+    """An image file as one prepared 224x224 picture."""
+    from .image import load_prepared
+
+    return Decoded("image", frames=load_prepared(path)[None], timestamps=np.zeros(1))
+
+
+def decode_video(path: str | Path, settings: Settings, *, soundtrack: bool = True) -> Decoded:
+    """A video's prepared keyframes with their timestamps, and its soundtrack if asked (None if absent)."""
+    from .image import prepare
+    from .video import iter_keyframes, probe_video
+
+    info = probe_video(path)
+    notes: list[str] = []
+    frames: list[np.ndarray] = []
+    stamps: list[float] = []
+    for frame in iter_keyframes(
+        path,
+        interval=settings.video_interval,
+        max_frames=settings.video_max_frames,
+        timeout=settings.decode_timeout,
+        notes=notes,
+    ):
+        frames.append(prepare(frame.rgb))
+        stamps.append(frame.timestamp)
+    if not stamps:
+        raise DecodeError(f"{path} has no usable frame (every frame is black, blank or undecodable).", path=str(path))
+    audio = None
+    if soundtrack:
+        try:
+            audio = decode_sound(path, settings, from_video=True)
+        except DecodeError:  # no soundtrack, or one that cannot be decoded: the frames still count
+            audio = None
+    return Decoded("video", frames=np.stack(frames), timestamps=np.asarray(stamps, dtype=np.float64),
+                   duration=info.duration, audio=audio, notes=notes)  # fmt: skip
+
+
+def decode_sound(path: str | Path, settings: Settings, *, from_video: bool = False) -> Audio:
+    """32 kHz mono samples of an audio file or of a video's soundtrack."""
+    from .audio import decode_audio
+
+    return decode_audio(path, timeout=settings.decode_timeout, from_video=from_video)
+
+
+def decode_file(path: str | Path, kind: str, settings: Settings) -> Decoded:
+    """The decode stage for a file of a known kind (``detect.detect_kind``); its copy signals are
+    added by ``signals.add_copy_signals``."""
+    if kind == "image":
+        d = decode_image(path)
+    elif kind == "video":
+        d = decode_video(path, settings)
+    else:
+        d = Decoded("audio", audio=decode_sound(path, settings))
+    return d
