@@ -33,7 +33,7 @@ class Decoded:
     ``frames``: ``(n, 224, 224, 3)`` uint8 prepared pictures -- one for an image,
     the keyframes of a video (at ``timestamps``). ``audio``: the sound of an audio
     file or the soundtrack of a video (None when the video has none).
-    Copy signals (``decode_file`` fills them, see ``signals``):
+    Copy signals (``signals.add_copy_signals`` fills them):
     ``phashes``, one 16-hex-digit pHash per frame; ``prints``, the audio's
     packed landmark fingerprint.
     """

@@ -181,15 +181,9 @@ class _Run:
     """The embed and write stages: batches pictures across files, writes finished files."""
 
     def __init__(
-        self,
-        store: MilvusStore,
-        embedders: Embedders,
-        settings: Settings,
-        report: IndexReport,
-        known: dict[str, FileRecord],
-        progress: Progress | None,
-        entries: dict[str, Entry],
-    ) -> None:
+        self, store: MilvusStore, embedders: Embedders, settings: Settings, report: IndexReport,
+        known: dict[str, FileRecord], progress: Progress | None, entries: dict[str, Entry],
+    ) -> None:  # fmt: skip
         self.store, self.embedders, self.settings = store, embedders, settings
         self.report, self.known, self.progress = report, known, progress
         self.entries, self.total = entries, len(entries)
