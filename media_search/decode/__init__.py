@@ -16,4 +16,4 @@ def refuse_empty(path: str | os.PathLike[str], size: int, what: str = "image, vi
     """Raise ``DecodeError`` when ``size`` (the file's byte count) is 0."""
     if size == 0:
         p = os.fspath(path)
-        raise DecodeError(f"{p} is empty (0 bytes): give a complete {what} file.", path=p)
+        raise DecodeError(f"{p} is an empty file (0 bytes): give a complete {what} file.", path=p)
