@@ -187,6 +187,14 @@ def test_two_models_side_by_side_and_text_search(
         assert found.kind == "text" and len(found.results) == 5
         videos = [m for m in found.results if m.kind == "video"]
         assert videos and videos[0].timestamp is not None
+        # The page's text box, through its handler.
+        from media_search.web.app import Searcher, build_app
+        from media_search.web.roots import LibraryRoots
+
+        assert build_app(lib) is not None
+        page = Searcher(lib, LibraryRoots(lib))
+        status, html, as_json = page.page_text_search("a cup of coffee", 3)
+        assert status == "" and "data-rank='1'" in html and as_json["kind"] == "text" and len(as_json["results"]) == 3
         stats = lib.stats()
         assert set(stats["image_models"]) == {"resnet50", TINY_NAME}
         assert stats["image_models"]["resnet50"]["files"]["image"] == 4
@@ -196,6 +204,11 @@ def test_two_models_side_by_side_and_text_search(
         assert lib.find_similar(SAMPLE / "variants" / "astronaut_crop.jpg", k=1)[0].path.endswith("astronaut.jpg")
         with pytest.raises(NoTextTowerError):
             lib.search(text="a cat")
+        from media_search.web.app import Searcher
+        from media_search.web.roots import LibraryRoots
+
+        status, html, _ = Searcher(lib, LibraryRoots(lib)).page_text_search("a cat", 3)
+        assert "no text tower" in status and "siglip-base-patch16-224" in status and html == ""
 
     # The real CLI entry point: --text, JSON like a file query's.
     assert main(["query", "--text", "a cat asleep on a sofa", "-k", "3", "--json", "--uri", db, "--image-model", TINY_NAME]) == 0
