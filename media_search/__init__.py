@@ -19,6 +19,7 @@ from .errors import (
     DecodeError,
     IndexMismatchError,
     MediaSearchError,
+    NoTextTowerError,
     StoreError,
     StoreLockedError,
     UnsupportedMediaError,
@@ -49,6 +50,7 @@ __all__ = [
     "WeightsUnavailableError",
     "IndexMismatchError",
     "ConfigError",
+    "NoTextTowerError",
     "StoreError",
     "StoreLockedError",
     "__version__",
@@ -67,19 +69,27 @@ def _library(**overrides: Any) -> Library:
     return _default[settings]
 
 
-def find_similar(path: str | Path, k: int = 10, kinds: Sequence[str] | None = None, **settings: Any) -> list[Match]:
+def find_similar(
+    path: str | Path | None = None, k: int = 10, kinds: Sequence[str] | None = None, *, text: str | None = None,
+    **settings: Any,
+) -> list[Match]:  # fmt: skip
     """The ``k`` indexed files most similar to ``path``, best first; ``path`` itself left out.
 
     ``kinds`` limits the result kinds (default: image → image and video,
-    video → video, audio → audio and video soundtracks). ``settings``
-    override the environment (e.g. ``uri="lib.db"``).
+    video → video, audio → audio and video soundtracks). ``text="a cat on
+    a sofa"`` instead of a path finds pictures and video moments by words
+    (needs an image model with a text tower, e.g. ``image_model="siglip-base-patch16-224"``).
+    ``settings`` override the environment (e.g. ``uri="lib.db"``).
     """
-    return _library(**settings).find_similar(path, k=k, kinds=kinds)
+    return _library(**settings).find_similar(path, k=k, kinds=kinds, text=text)
 
 
-def search(path: str | Path, k: int = 10, kinds: Sequence[str] | None = None, **settings: Any) -> SearchResult:
+def search(
+    path: str | Path | None = None, k: int = 10, kinds: Sequence[str] | None = None, *, text: str | None = None,
+    **settings: Any,
+) -> SearchResult:  # fmt: skip
     """Like ``find_similar``, with the library's exact copies of ``path`` listed apart."""
-    return _library(**settings).search(path, k=k, kinds=kinds)
+    return _library(**settings).search(path, k=k, kinds=kinds, text=text)
 
 
 def index(paths: str | Path | Sequence[str | Path], **settings: Any) -> IndexReport:

@@ -1,4 +1,4 @@
-"""The ``media-search`` command: index, query, serve, stats, reset.
+"""The ``media-search`` command: index, query, serve, stats, reset, models, evaluate.
 
 The library raises typed errors; this module turns them into one sentence on
 stderr and an exit code (0 ok, 2 finished with failed files, 1 fatal). Only
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
-from .errors import MediaSearchError
+from .errors import ConfigError, MediaSearchError
 from .types import KINDS, fmt_time
 
 __all__ = ["main", "build_parser"]
@@ -27,6 +27,7 @@ EXIT_OK, EXIT_FATAL, EXIT_PARTIAL = 0, 1, 2
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--uri", help="Milvus URI: a .db path (Milvus Lite) or http://host:19530 (default: MEDIA_SEARCH_MILVUS_URI or a file in the user's data folder)")
     p.add_argument("--token", help="Milvus token (default: MEDIA_SEARCH_MILVUS_TOKEN)")
+    p.add_argument("--image-model", metavar="NAME", help="image model (default: MEDIA_SEARCH_IMAGE_MODEL or resnet50; `media-search models` lists them); each model has its own collections")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
 
 
@@ -46,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, metavar="N", help="decode processes (default: one per CPU core beyond the first; 0 decodes in the main process)")
     _common(p)
 
-    p = sub.add_parser("query", help="find the indexed files most similar to FILE", description="Find the indexed files most similar to FILE (image, video or audio). The file itself is never a result; library files with the same bytes are listed as exact copies.")
-    p.add_argument("file", metavar="FILE")
+    p = sub.add_parser("query", help="find the indexed files most similar to FILE, or matching --text", description="Find the indexed files most similar to FILE (image, video or audio). The file itself is never a result; library files with the same bytes are listed as exact copies. --text \"words\" instead finds pictures and video moments by words (needs an image model with a text tower, e.g. siglip-base-patch16-224).")
+    p.add_argument("file", metavar="FILE", nargs="?")
+    p.add_argument("--text", metavar="WORDS", help="search by words instead of a file (images and video moments)")
     p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     p.add_argument("--kind", action="append", choices=KINDS, help="kind of results to search (repeatable; default depends on the query's kind)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -62,6 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stats", help="show what the index holds (files and rows per kind, models)", description="Show files and rows per kind and the model that filled each collection.")
     p.add_argument("--json", action="store_true", help="print as one JSON object")
+    _common(p)
+
+    p = sub.add_parser("models", help="list the embedding models (name, what they embed, dimension, weights)", description="List the registered embedding models: what each embeds (image, text, audio), its dimension, weights and whether its extra is installed.")
+    p.add_argument("--json", action="store_true", help="print as one JSON object")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+
+    p = sub.add_parser("evaluate", help="compare image models on edited copies of a sample of your library", description="Make edited copies of a sample of the indexed library (images: crop, jpeg, resize, brightness, mirror, overlay; videos: trim, reencode; sounds: snippet, gain, noise, mp3), index the sample with each model into a temporary database, search with every copy, and report recall@1 and recall@5 per edit family, indexing speed, query latency, memory and vector size, then recommend a model. Writes nothing into the library.")
+    p.add_argument("--models", metavar="A,B", help="image models to compare, comma-separated (default: every installed image model)")
+    p.add_argument("--sample", type=int, default=24, metavar="N", help="indexed files to sample (default 24)")
+    p.add_argument("--seed", type=int, default=0, help="sampling and editing seed (default 0)")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     _common(p)
 
     p = sub.add_parser("reset", help="delete the index of one kind (or all) so it can be rebuilt", description="Drop the collections of the given kinds (all by default), e.g. after changing weights.")
@@ -100,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _library(args: argparse.Namespace) -> Any:
     from .library import Library
 
-    return Library(uri=os.path.expanduser(args.uri) if args.uri else None, token=args.token)
+    return Library(uri=os.path.expanduser(args.uri) if args.uri else None, token=args.token, image_model=args.image_model)
 
 
 def _announce(lib: Any) -> None:
@@ -110,6 +123,8 @@ def _announce(lib: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "models":
+        return _models(args)
     lib = _library(args)
     try:
         if args.command == "index":
@@ -120,6 +135,8 @@ def _run(args: argparse.Namespace) -> int:
             return _stats(lib, args)
         if args.command == "reset":
             return _reset(lib, args)
+        if args.command == "evaluate":
+            return _evaluate(lib, args)
         if args.command == "serve":
             from .web import serve
 
@@ -192,13 +209,16 @@ class _ProgressBar:
 
 
 def _query(lib: Any, args: argparse.Namespace) -> int:
+    if (args.file is None) == (args.text is None):
+        raise ConfigError("Give either a FILE to search with or --text \"words\", not both and not neither.")
     _announce(lib)
-    result = lib.search(args.file, k=args.k, kinds=args.kind)
+    result = lib.search(args.file, k=args.k, kinds=args.kind, text=args.text)
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
         return EXIT_OK
     if not result.results and not result.exact_copies:
-        print(f"no similar files found for {args.file} (is the index empty? run `media-search index FOLDER`)")
+        what = f"the text {args.text!r}" if args.text is not None else args.file
+        print(f"no similar files found for {what} (is the index empty? run `media-search index FOLDER`)")
     for i, m in enumerate(result.results, 1):
         where = f"  at {fmt_time(m.timestamp)}" if m.timestamp is not None else ""
         if m.query_timestamp is not None:
@@ -218,9 +238,43 @@ def _stats(lib: Any, args: argparse.Namespace) -> int:
         print(json.dumps(stats, ensure_ascii=False))
         return EXIT_OK
     print(f"index: {stats['uri']}")
-    for kind in stats["rows"]:
-        model = stats["models"][kind] or "-"
-        print(f"  {kind:<5} {stats['files'].get(kind, 0):>7} files {stats['rows'][kind]:>9} rows  model: {model}")
+    for name, part in stats["image_models"].items():
+        current = "  (in use)" if name == stats["image_model"] else ""
+        print(f"image model {name}: collections {part['prefix']}*{current}")
+        for kind in part["rows"]:
+            model = part["models"][kind] or "-"
+            print(f"  {kind:<5} {part['files'].get(kind, 0):>7} files {part['rows'][kind]:>9} rows  model: {model}")
+    return EXIT_OK
+
+
+def _models(args: argparse.Namespace) -> int:
+    from .embed.registry import MODELS, describe
+
+    rows = [describe(m) for m in MODELS.values()]
+    if args.json:
+        print(json.dumps({"models": rows}, ensure_ascii=False))
+        return EXIT_OK
+    for r in rows:
+        notes = []
+        if r["default"]:
+            notes.append("default")
+        if r["extra"]:
+            notes.append(f"extra [{r['extra']}]" + ("" if r["installed"] else f", not installed: pip install -e '.[{r['extra']}]'"))
+        print(f"{r['name']:<26} {'+'.join(r['embeds']):<11} {r['dim']:>5}-d  {r['weights']}" + (f"  ({'; '.join(notes)})" if notes else ""))
+    return EXIT_OK
+
+
+def _evaluate(lib: Any, args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, format_report
+
+    _announce(lib)
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    report = evaluate(lib, models=models, sample=args.sample, seed=args.seed,
+                      progress=not args.json and sys.stderr.isatty())  # fmt: skip
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        print(format_report(report))
     return EXIT_OK
 
 

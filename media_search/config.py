@@ -7,6 +7,7 @@
 | MEDIA_SEARCH_PREFIX           | collection name prefix (default ``media_search_``)   |
 | MEDIA_SEARCH_DEVICE           | ``auto`` / ``cpu`` / ``cuda``                        |
 | MEDIA_SEARCH_ENGINE           | ``auto`` / ``torch`` / ``onnx`` / ``int8``           |
+| MEDIA_SEARCH_IMAGE_MODEL      | image model (``embed.registry``; default ``resnet50``) |
 | MEDIA_SEARCH_IMAGE_WEIGHTS    | ``pretrained`` / a ``.pth`` path / ``random``        |
 | MEDIA_SEARCH_AUDIO_WEIGHTS    | ``pretrained`` / a ``.pth`` path / ``random``        |
 | MEDIA_SEARCH_HOME             | data folder (default ``$XDG_DATA_HOME/media_search``) |
@@ -56,6 +57,7 @@ class Settings:
     prefix: str = "media_search_"
     device: str = "auto"
     engine: str = "auto"
+    image_model: str = "resnet50"
     image_weights: str = "pretrained"
     audio_weights: str = "pretrained"
     video_interval: float = 1.0
@@ -72,6 +74,7 @@ class Settings:
             "prefix": env.get("MEDIA_SEARCH_PREFIX", "media_search_"),
             "device": env.get("MEDIA_SEARCH_DEVICE", "auto"),
             "engine": engine_from_env(),
+            "image_model": env.get("MEDIA_SEARCH_IMAGE_MODEL", "").strip() or "resnet50",
             "image_weights": env.get("MEDIA_SEARCH_IMAGE_WEIGHTS", "pretrained"),
             "audio_weights": env.get("MEDIA_SEARCH_AUDIO_WEIGHTS", "pretrained"),
         }
@@ -93,6 +96,9 @@ class Settings:
             raise ConfigError(
                 f"The collection prefix {self.prefix!r} may hold only letters, digits and '_'."
             )
+        from .embed.registry import image_model
+
+        image_model(self.image_model)
         if self.is_lite and not self.uri.endswith(".db"):
             raise ConfigError(
                 f"MEDIA_SEARCH_MILVUS_URI is {self.uri!r}: give a path ending in .db for "
@@ -102,6 +108,13 @@ class Settings:
     @property
     def is_lite(self) -> bool:
         return is_lite_uri(self.uri)
+
+    @property
+    def store_prefix(self) -> str:
+        """The prefix of this image model's collections (``embed.registry.collection_prefix``)."""
+        from .embed.registry import collection_prefix
+
+        return collection_prefix(self.prefix, self.image_model)
 
 
 def is_lite_uri(uri: str) -> bool:

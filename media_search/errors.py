@@ -10,6 +10,7 @@ CLI and the web page turn each into one sentence for the user.
      ├── WeightsUnavailableError  model weights cannot be downloaded or loaded
      ├── IndexMismatchError       the collection was filled by another model
      ├── ConfigError              a setting has a value we cannot use
+     │    └── NoTextTowerError    a text query with an image model that embeds no text
      └── StoreError               the vector store failed or cannot be reached
           └── StoreLockedError    a Milvus Lite file is held by another process
 
@@ -28,6 +29,7 @@ __all__ = [
     "WeightsUnavailableError",
     "IndexMismatchError",
     "ConfigError",
+    "NoTextTowerError",
     "StoreError",
     "StoreLockedError",
 ]
@@ -63,6 +65,10 @@ class IndexMismatchError(MediaSearchError):
 
 class ConfigError(MediaSearchError):
     """A setting has a value that cannot be used."""
+
+
+class NoTextTowerError(ConfigError):
+    """A text query, but the image model in use embeds no text."""
 
 
 class StoreError(MediaSearchError):

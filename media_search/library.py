@@ -64,7 +64,7 @@ class Library:
             return self._embedders
 
     def model(self, kind: str) -> Any:
-        """The embedder for ``kind`` (``image`` and ``video`` share ResNet50)."""
+        """The embedder for ``kind`` (``image`` and ``video`` share the image model)."""
         return self.embedders(kind)
 
     def spec(self, kind: str) -> ModelSpec:
@@ -111,28 +111,41 @@ class Library:
             workers=workers,
         )
 
-    def search(self, path: str | Path, k: int = 10, kinds: Sequence[str] | None = None) -> SearchResult:
+    def search(
+        self, path: str | Path | None = None, k: int = 10, kinds: Sequence[str] | None = None, *, text: str | None = None
+    ) -> SearchResult:
+        """Search with a file (``path``) or with words (``text``; needs an image model with a text tower)."""
+        if (path is None) == (text is None):
+            from .errors import ConfigError
+
+            raise ConfigError("Search with either a file or a text, not both and not neither.")
+        if text is not None:
+            from .query.text import search_text
+
+            return search_text(text, store=self.store, embedders=self.embedders, settings=self.settings, k=k, kinds=kinds)
         from .query.search import search
 
-        return search(path, store=self.store, embedders=self.embedders, settings=self.settings, k=k, kinds=kinds)
+        return search(path, store=self.store, embedders=self.embedders, settings=self.settings, k=k, kinds=kinds)  # type: ignore[arg-type]
 
-    def find_similar(self, path: str | Path, k: int = 10, kinds: Sequence[str] | None = None) -> list[Match]:
-        return self.search(path, k=k, kinds=kinds).results
+    def find_similar(
+        self, path: str | Path | None = None, k: int = 10, kinds: Sequence[str] | None = None, *, text: str | None = None
+    ) -> list[Match]:
+        return self.search(path, k=k, kinds=kinds, text=text).results
 
     def stats(self) -> dict[str, Any]:
-        """Files and rows per kind, and the model stamped in each collection."""
-        from .store.schema import COLLECTIONS
+        """Files and rows per kind, and the model stamped in each collection, for the image model in use;
+        ``image_models`` lists every image model's collections in this store (the one in use included)."""
+        from .embed.registry import collection_prefix, image_models
 
-        store = self.store
-        files: dict[str, int] = {k: 0 for k in COLLECTIONS}
-        if store.has("files"):
-            for rec in store.iter_files(state="done"):
-                files[rec.kind] = files.get(rec.kind, 0) + 1
-        out: dict[str, Any] = {"uri": self.settings.uri, "files": files, "rows": {}, "models": {}}
-        for kind in COLLECTIONS:
-            out["rows"][kind] = store.count(kind)
-            spec = store.model_of(kind)  # type: ignore[arg-type]
-            out["models"][kind] = spec.describe() if spec else None
+        out: dict[str, Any] = {"uri": self.settings.uri, "image_model": self.settings.image_model,
+                               "prefix": self.settings.store_prefix}  # fmt: skip
+        out.update(_collection_stats(self.store))
+        out["image_models"] = {}
+        for name in image_models():
+            prefix = collection_prefix(self.settings.prefix, name)
+            store = self.store if prefix == self.settings.store_prefix else self.store.with_prefix(prefix)
+            if name == self.settings.image_model or any(store.has(k) for k in ("files", "image", "video")):
+                out["image_models"][name] = {"prefix": prefix, **_collection_stats(store)}
         return out
 
     def close(self) -> None:
@@ -146,3 +159,19 @@ class Library:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _collection_stats(store: MilvusStore) -> dict[str, Any]:
+    """Files and rows per kind and the stamped models of one set of collections."""
+    from .store.schema import COLLECTIONS
+
+    files: dict[str, int] = {k: 0 for k in COLLECTIONS}
+    if store.has("files"):
+        for rec in store.iter_files(state="done"):
+            files[rec.kind] = files.get(rec.kind, 0) + 1
+    out: dict[str, Any] = {"files": files, "rows": {}, "models": {}}
+    for kind in COLLECTIONS:
+        out["rows"][kind] = store.count(kind)
+        spec = store.model_of(kind)  # type: ignore[arg-type]
+        out["models"][kind] = spec.describe() if spec else None
+    return out

@@ -30,6 +30,7 @@ PUBLIC = [
     "WeightsUnavailableError",
     "IndexMismatchError",
     "ConfigError",
+    "NoTextTowerError",
     "StoreError",
     "StoreLockedError",
     "__version__",
@@ -62,6 +63,7 @@ ERRORS = [
     errors.WeightsUnavailableError,
     errors.IndexMismatchError,
     errors.ConfigError,
+    errors.NoTextTowerError,
     errors.StoreError,
     errors.StoreLockedError,
 ]
@@ -81,9 +83,10 @@ def test_error_tree(cls: type[Exception]) -> None:
 def test_store_locked_is_a_store_error() -> None:
     assert issubclass(errors.StoreLockedError, errors.StoreError)
     assert set(errors.__all__) == {"MediaSearchError", *(c.__name__ for c in ERRORS)}
-    # Only StoreLockedError sits below another leaf.
+    assert issubclass(errors.NoTextTowerError, errors.ConfigError)
+    # Only StoreLockedError and NoTextTowerError sit below another leaf.
     for cls in ERRORS:
-        if cls is not errors.StoreLockedError:
+        if cls not in (errors.StoreLockedError, errors.NoTextTowerError):
             assert cls.__bases__ == (errors.MediaSearchError,)
 
 

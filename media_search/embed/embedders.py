@@ -37,15 +37,23 @@ class Embedders:
         self._lock = threading.RLock()
 
     def __call__(self, kind: str) -> Any:
-        """The embedder for ``kind`` (``image`` and ``video`` share ResNet50)."""
+        """The embedder for ``kind`` (``image`` and ``video`` share the image model, ``Settings.image_model``)."""
         which = MODEL_OF_KIND[kind]
         with self._lock:
             if which not in self._models:
                 s = self.settings
                 if which == "image":
-                    from .image import ImageEmbedder
+                    from .registry import image_model
 
-                    self._models[which] = ImageEmbedder(s.image_weights, s.device, engine=s.engine)
+                    model = image_model(s.image_model)
+                    if model.loader == "siglip":
+                        from .siglip import SiglipEmbedder
+
+                        self._models[which] = SiglipEmbedder(model, s.image_weights, s.device, engine=s.engine)
+                    else:
+                        from .image import ImageEmbedder
+
+                        self._models[which] = ImageEmbedder(s.image_weights, s.device, engine=s.engine)
                 else:
                     from .audio import AudioEmbedder
 
@@ -55,6 +63,14 @@ class Embedders:
     @property
     def image(self) -> ImageEmbedder:
         return self("image")  # type: ignore[no-any-return]
+
+    @property
+    def text(self) -> Any:
+        """The image model's text tower (its embedder, with ``embed_text``); ``NoTextTowerError`` when it has none."""
+        from .registry import image_model, require_text
+
+        require_text(image_model(self.settings.image_model))
+        return self("image")
 
     @property
     def audio(self) -> AudioEmbedder:

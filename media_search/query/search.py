@@ -93,8 +93,13 @@ def search(
     settings: Settings,
     k: int = 10,
     kinds: Sequence[str] | None = None,
+    copy_signals: bool = True,
 ) -> SearchResult:
-    """Rank the library's files by similarity to ``path``; see the module docstring."""
+    """Rank the library's files by similarity to ``path``; see the module docstring.
+
+    ``copy_signals=False`` ranks by the embeddings alone (no pHash, local
+    features or fingerprints): how ``media-search evaluate`` compares models.
+    """
     lib = _Ctx(store, embedders, settings)
     if k < 1:
         raise ConfigError(f"k must be at least 1, got {k}.")
@@ -102,6 +107,8 @@ def search(
     kind = detect_kind(real)
     targets = _targets(kind, kinds)
     q = _embed_query(lib, real, kind, targets)
+    if not copy_signals:
+        q.picture, q.pairs, q.samples = None, None, None
     results: list[Match] = []
     for target in targets:
         results.extend(_rank(lib, q, target, k))

@@ -67,7 +67,16 @@ class MilvusStore:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MilvusStore:
-        return cls(settings.uri, token=settings.token, prefix=settings.prefix)
+        return cls(settings.uri, token=settings.token, prefix=settings.store_prefix)
+
+    def with_prefix(self, prefix: str) -> MilvusStore:
+        """Another set of collections (another image model's) on this store's connection."""
+        other = MilvusStore.__new__(MilvusStore)
+        other.uri, other.token, other.prefix = self.uri, self.token, prefix
+        other.conn, other.is_lite = self.conn, self.is_lite
+        other.manifest = Manifest(self.conn, prefix + FILES)
+        other._checked = {}
+        return other
 
     @property
     def client(self) -> Any:

@@ -50,6 +50,13 @@ class Searcher:
         self.roots.admit([m.path for m in result.results] + list(result.exact_copies))
         return result
 
+    def search_text(self, text: str, k: int) -> SearchResult:
+        """``Library.search(text=...)``: pictures and video moments described by ``text``."""
+        with self.lock:
+            result = self.lib.search(text=text, k=min(int(k), MAX_K))
+        self.roots.admit([m.path for m in result.results])
+        return result
+
     def stats(self) -> dict[str, Any]:
         with self.lock:
             return self.lib.stats()
@@ -59,10 +66,11 @@ class Searcher:
         try:
             import numpy as np
 
-            from ..embed.models import RESNET50
+            from ..embed.registry import image_model
 
+            side = image_model(self.lib.settings.image_model).input_size
             with self.lock:
-                self.lib.embedders.image.embed([np.zeros((RESNET50.input_size, RESNET50.input_size, 3), dtype=np.uint8)])
+                self.lib.embedders.image.embed([np.zeros((side, side, 3), dtype=np.uint8)])
         except Exception as e:  # noqa: BLE001 - a query will report the same problem to the user
             log.warning("warming up the image model failed: %s", e)
 
@@ -89,6 +97,21 @@ class Searcher:
                 "No other file of the searched kinds in the index: tick other kinds or index more files.", "info"
             )
         return status, render.render_results(result, name=name, seconds=seconds), self._json(result, name)
+
+    def page_text_search(self, text: str | None, k: float) -> tuple[str, str, Any]:
+        """(status HTML, results HTML, JSON) for the text box."""
+        if not text or not text.strip():
+            return render.render_message("Type a few words, e.g. \"a cat asleep on a sofa\".", "info"), "", None
+        start = time.perf_counter()
+        try:
+            result = self.search_text(text, int(k))
+            if not result.results and self.is_empty():
+                return render.render_message(render.EMPTY_INDEX, "info", "Empty index"), "", None
+        except Exception as e:  # noqa: BLE001 - the page must survive anything
+            return self._failure(e, ""), "", None
+        seconds = time.perf_counter() - start
+        status = "" if result.results else render.render_message("No picture or video in the index.", "info")
+        return status, render.render_results(result, name=result.query, seconds=seconds), result.to_dict()
 
     def api_search(self, path: str | None, k: float, kinds: list[str] | None) -> str:
         """The ``/search`` endpoint: the JSON text ``media-search query --json`` prints, or a ``gr.Error``.
@@ -181,6 +204,14 @@ def build_app(
                     elem_id="ms-kinds",
                 )
                 go = gr.Button("Search", variant="primary", elem_id="ms-search")
+                text_in = gr.Textbox(
+                    label="...or describe what you look for",
+                    placeholder="a cat asleep on a sofa",
+                    info=f"Finds pictures and video moments by words; needs an image model with a text tower (in use: {lib.settings.image_model}).",
+                    elem_id="ms-text",
+                    max_lines=1,
+                )
+                text_go = gr.Button("Search by text", elem_id="ms-text-search")
                 with gr.Accordion("Index", open=True):
                     summary = gr.HTML(s.summary(), elem_id="ms-summary", js_on_load=None)
             with gr.Column(scale=3):
@@ -195,6 +226,15 @@ def build_app(
             [file_in.upload, go.click, k.release, kinds.input],
             s.page_search,
             inputs=[file_in, k, kinds],
+            outputs=[status, results, as_json],
+            api_visibility="private",
+            concurrency_id="search",
+            concurrency_limit=2,
+        )
+        gr.on(
+            [text_in.submit, text_go.click],
+            s.page_text_search,
+            inputs=[text_in, k],
             outputs=[status, results, as_json],
             api_visibility="private",
             concurrency_id="search",
