@@ -25,9 +25,9 @@ venv_make() {
     return 0
   fi
   command -v "$PYTHON" >/dev/null 2>&1 \
-    || die "$PYTHON not found: install Python 3.10 or newer (Debian/Ubuntu: sudo apt install python3 python3-venv)."
-  "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
-    || die "$("$PYTHON" -V 2>&1) is too old: media_search needs Python 3.10 or newer (set PYTHON=python3.11 or similar)."
+    || die "$PYTHON not found: install Python 3.11 or newer (Debian/Ubuntu: sudo apt install python3 python3-venv)."
+  "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || die "$("$PYTHON" -V 2>&1) is too old: media_search needs Python 3.11 or newer (set PYTHON=python3.12 or similar)."
   say "creating the virtual environment $VENV with $("$PYTHON" -V 2>&1)"
   local log
   log=$(mktemp)
