@@ -108,6 +108,7 @@ def new_user() -> Iterator[NewUser]:
     finally:
         subprocess.run(["userdel", name], capture_output=True)
         shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(Path(tempfile.gettempdir()) / f"torchinductor_{name}", ignore_errors=True)  # torch's per-user cache
 
 
 @pytest.fixture(scope="module")
