@@ -151,3 +151,13 @@ def test_worker_watchdog_exits_when_its_parent_changes() -> None:
         assert not _alive(grandchild)
     finally:
         parent.stdout.close()
+
+
+def test_a_soundtrack_skipped_for_want_of_ffmpeg_is_noted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from media_search.config import Settings
+    from media_search.embed import decode_video
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no ffmpeg on it
+    decoded = decode_video(ROOT / "sample_media" / "videos" / "space_tour.mp4", Settings.from_env(uri=str(tmp_path / "x.db")))
+    assert decoded.audio is None
+    assert any("needs ffmpeg, which is not installed" in note for note in decoded.notes), decoded.notes
