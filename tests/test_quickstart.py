@@ -149,3 +149,69 @@ def test_quickstart_offline_stops_with_the_random_weights_command(first_run: sub
     assert RANDOM_DEMO in out.stderr, out.stderr[-3000:]
     assert "--- " not in out.stdout, out.stdout  # stopped before the queries
     assert "Traceback" not in out.stderr, out.stderr[-3000:]
+
+
+# --- the venv and torch steps, with stand-ins (no root, no install) ----------------------------
+
+
+def _stub_python(path: Path, log: Path, *, venv_ok: bool = True, has_torch: bool = False) -> Path:
+    """A python3 stand-in: `-m venv` makes a venv of stubs (or fails like Debian without
+    python3-venv), `-m pip` is logged, the torch check fails (no torch), the rest runs for real."""
+    path.write_text(
+        f"""#!/bin/bash
+if [ "$1" = -m ] && [ "$2" = venv ]; then
+  {'mkdir -p "$3/bin" && cp "$0" "$3/bin/python"' if venv_ok else 'echo "The virtual environment was not created successfully because ensurepip is not available." >&2; exit 1'}
+  exit 0
+fi
+if [ "$1" = -m ] && [ "$2" = pip ]; then echo "pip ${{*:3}}" >> {log}; exit 0; fi
+if [ "$1" = - ] && [[ "$2" == torch* ]]; then exit {0 if has_torch else 1}; fi
+if [ "$1" = -c ] && [[ "$2" == *torch.__version__* ]]; then echo 2.99.0+mine; exit 0; fi
+exec {sys.executable} "$@"
+"""
+    )
+    path.chmod(0o755)
+    return path
+
+
+def _installs(log: Path) -> list[str]:
+    return [line for line in log.read_text().splitlines() if line.startswith("pip install")]
+
+
+def _venv_steps(tmp_path: Path, env: dict[str, str], steps: str = "venv_make; venv_torch") -> subprocess.CompletedProcess[str]:
+    base = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "VENV": str(tmp_path / "venv"), "PYTHON": str(tmp_path / "python3")}
+    return subprocess.run(["bash", "-c", f"set -euo pipefail; . scripts/venv.sh; {steps}"], cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=120)
+
+
+def test_missing_venv_module_is_one_line_with_the_package_to_install(tmp_path: Path) -> None:
+    _stub_python(tmp_path / "python3", tmp_path / "pip.log", venv_ok=False)
+    out = _venv_steps(tmp_path, {})
+    assert out.returncode == 1
+    lines = [line for line in out.stderr.splitlines() if "sudo apt install python3-venv" in line]
+    assert len(lines) == 1, out.stderr
+    assert not (tmp_path / "venv").exists()  # no half-made venv left to trip the next run
+
+
+def test_torch_comes_from_the_cpu_index_or_the_one_asked_for(tmp_path: Path) -> None:
+    log = tmp_path / "pip.log"
+    _stub_python(tmp_path / "python3", log)
+    dead = "http://127.0.0.1:9"
+    offline = {"https_proxy": dead, "HTTPS_PROXY": dead}
+    if Path("/proc/driver/nvidia/version").exists():
+        pytest.skip("an NVIDIA GPU is present: the default index is the right one here")
+    out = _venv_steps(tmp_path, offline)  # PyTorch's CPU index unreachable: the default index
+    assert out.returncode == 0, out.stderr
+    assert "cannot reach https://download.pytorch.org/whl/cpu" in out.stderr
+    assert _installs(log) == ['pip install -q torch>=2.14 torchvision>=0.29']
+    log.unlink()
+    out = _venv_steps(tmp_path, {**offline, "TORCH_INDEX_URL": "https://example.invalid/whl/cpu"})
+    assert out.returncode == 0, out.stderr
+    assert _installs(log) == ['pip install -q --index-url https://example.invalid/whl/cpu torch>=2.14 torchvision>=0.29']
+
+
+def test_a_torch_already_in_the_venv_is_kept(tmp_path: Path) -> None:
+    log = tmp_path / "pip.log"
+    _stub_python(tmp_path / "python3", log, has_torch=True)
+    out = _venv_steps(tmp_path, {"TORCH_INDEX_URL": "https://example.invalid/whl/cpu"})
+    assert out.returncode == 0, out.stderr
+    assert "keeping the torch 2.99.0+mine" in out.stderr
+    assert not log.exists() or not _installs(log)
