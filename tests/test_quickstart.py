@@ -24,6 +24,9 @@ from pathlib import Path
 
 import pytest
 
+#: The first quick start installs torch and the rest into a fresh venv: minutes, beyond pytest's default.
+pytestmark = pytest.mark.timeout(3000)
+
 ROOT = Path(__file__).resolve().parents[1]
 DEBIAN_PYTHON = "/usr/bin/python3"
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
