@@ -95,11 +95,11 @@ def detect_kind(path: str | Path) -> Kind:
         raise DecodeError(f"{p} cannot be read: {e.strerror or e}.", path=p) from e
     if not head:
         raise DecodeError(f"{p} is empty (0 bytes): give a complete image, video or audio file.", path=p)
+    kind = sniff(head)
     from .decode.raw import is_raw
 
     if is_raw(p, head):
         return "image"  # a camera RAW file: its embedded preview is the picture
-    kind = sniff(head)
     if kind == "container":
         return "video" if _has_video_stream(p) else "audio"
     if kind is None:

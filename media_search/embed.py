@@ -122,10 +122,6 @@ def decode_video(path: str | Path, settings: Settings, *, soundtrack: bool = Tru
             audio = decode_sound(path, settings, from_video=True)
         except DecodeError:  # no soundtrack, or one that cannot be decoded: the frames still count
             audio = None
-            from .decode.audio import has_ffmpeg
-
-            if not has_ffmpeg():  # say so rather than drop a soundtrack silently
-                notes.append("its soundtrack, if it has one, is not indexed: reading it needs ffmpeg, which is not installed (apt install ffmpeg / brew install ffmpeg)")
     return Decoded("video", frames=np.stack(frames), timestamps=np.asarray(stamps, dtype=np.float64),
                    duration=info.duration, audio=audio, notes=notes)  # fmt: skip
 

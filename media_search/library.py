@@ -105,7 +105,7 @@ class Library:
 
         return index_paths(
             self,
-            [os.path.expanduser(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)],
+            [paths] if isinstance(paths, (str, os.PathLike)) else list(paths),
             delete_missing=delete_missing,
             follow_symlinks=follow_symlinks,
             progress=progress,
@@ -115,7 +115,7 @@ class Library:
     def search(self, path: str | Path, k: int = 10, kinds: Sequence[str] | None = None) -> SearchResult:
         from .query import search
 
-        return search(self, os.path.expanduser(path), k=k, kinds=kinds)
+        return search(self, path, k=k, kinds=kinds)
 
     def find_similar(self, path: str | Path, k: int = 10, kinds: Sequence[str] | None = None) -> list[Match]:
         return self.search(path, k=k, kinds=kinds).results

@@ -153,11 +153,13 @@ def test_worker_watchdog_exits_when_its_parent_changes() -> None:
         parent.stdout.close()
 
 
-def test_a_soundtrack_skipped_for_want_of_ffmpeg_is_noted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from media_search.config import Settings
-    from media_search.embed import decode_video
+def test_videos_indexed_without_ffmpeg_say_their_soundtracks_were_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, library) -> None:
+    import shutil
 
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    shutil.copy(ROOT / "sample_media" / "videos" / "space_tour.mp4", folder)
     monkeypatch.setenv("PATH", str(tmp_path))  # no ffmpeg on it
-    decoded = decode_video(ROOT / "sample_media" / "videos" / "space_tour.mp4", Settings.from_env(uri=str(tmp_path / "x.db")))
-    assert decoded.audio is None
-    assert any("needs ffmpeg, which is not installed" in note for note in decoded.notes), decoded.notes
+    report = library.index([folder], workers=0)
+    assert report.indexed == 1, report.to_dict()
+    assert any("ffmpeg is not installed: the soundtracks of 1 video(s)" in note for note in report.notes), report.notes

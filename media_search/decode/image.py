@@ -37,13 +37,13 @@ def open_image(path: str | Path, *, min_side: int | None = None, max_pixels: int
     p = os.fspath(path)
     if os.path.isdir(p):
         raise UnsupportedMediaError(f"{p} is a directory, not an image: give an image file.", path=p)
+    if _photo_formats(p):  # camera RAW: its embedded preview
+        from .raw import raw_preview
+
+        return _to_rgb(raw_preview(p, max_pixels=max_pixels))
     try:
         if os.path.getsize(p) == 0:
             raise DecodeError(f"{p} is empty (0 bytes): give a complete image file.", path=p)
-        if _photo_formats(p):
-            from .raw import raw_preview
-
-            return _to_rgb(raw_preview(p))
         with warnings.catch_warnings(), Image.open(p) as im:
             # Our own limit below replaces Pillow's warning between its 89 MP and 179 MP marks.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -17,7 +17,7 @@ import os
 import struct
 from pathlib import Path
 
-from ..errors import UnsupportedMediaError
+from ..errors import DecodeError, UnsupportedMediaError
 
 __all__ = ["RAW_SUFFIXES", "is_raw", "raw_preview"]
 
@@ -51,16 +51,22 @@ def is_raw(path: str | os.PathLike[str], head: bytes | None = None) -> bool:
     return Path(p).suffix.lower() in RAW_SUFFIXES and (head[:4] in _TIFF_LIKE or head[4:8] == b"ftyp")
 
 
-def raw_preview(path: str | os.PathLike[str]):  # -> PIL.Image.Image, upright, not yet RGB-converted
+def raw_preview(path: str | os.PathLike[str], *, max_pixels: int = 144_000_000):  # -> PIL.Image.Image, upright
     """The largest embedded JPEG preview of the RAW file at ``path``, opened with Pillow and upright.
 
-    Raises ``UnsupportedMediaError`` (with the reason) when there is none to read.
+    Raises ``UnsupportedMediaError`` (with the reason) when there is none to read, and
+    ``DecodeError`` when the file cannot be read at all.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     p = os.fspath(path)
-    with open(p, "rb") as fh:
-        data = fh.read()
+    try:
+        with open(p, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError as e:
+        raise DecodeError(f"{p} does not exist.", path=p) from e
+    except OSError as e:
+        raise DecodeError(f"{p} cannot be read: {e.strerror or e}.", path=p) from e
     fmt = Path(p).suffix.lower().lstrip(".").upper() or "RAW"
     orientation = 1
     candidates: list[tuple[int, int]] = []
@@ -79,7 +85,7 @@ def raw_preview(path: str | os.PathLike[str]):  # -> PIL.Image.Image, upright, n
             im = Image.open(io.BytesIO(data[off : off + length]))  # reads the header only
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
             continue
-        if im.format == "JPEG" and max(im.size) >= _MIN_PREVIEW_SIDE:
+        if im.format == "JPEG" and max(im.size) >= _MIN_PREVIEW_SIDE and im.size[0] * im.size[1] <= max_pixels:
             opened.append(im)
     best = None
     for im in sorted(opened, key=lambda im: -im.size[0] * im.size[1]):
