@@ -10,6 +10,7 @@ neither the network nor the disk; all of that happens on first use.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,7 @@ from .errors import (
 from .types import IndexReport, Kind, Match, SearchResult
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from .library import Library
 
@@ -69,6 +70,18 @@ def _library(**overrides: Any) -> Library:
     return _default[settings]
 
 
+@contextmanager
+def _once(**overrides: Any) -> Iterator[Library]:
+    """The process-wide Library, its Milvus Lite file released on return (models stay loaded):
+    Lite lets one process open a .db at a time, and this call must not keep others out."""
+    lib = _library(**overrides)
+    try:
+        yield lib
+    finally:
+        if lib.settings.is_lite:
+            lib.close()
+
+
 def find_similar(
     path: str | Path | None = None, k: int = 10, kinds: Sequence[str] | None = None, *, text: str | None = None,
     **settings: Any,
@@ -81,7 +94,8 @@ def find_similar(
     (needs an image model with a text tower, e.g. ``image_model="siglip-base-patch16-224"``).
     ``settings`` override the environment (e.g. ``uri="lib.db"``).
     """
-    return _library(**settings).find_similar(path, k=k, kinds=kinds, text=text)
+    with _once(**settings) as lib:
+        return lib.find_similar(path, k=k, kinds=kinds, text=text)
 
 
 def search(
@@ -89,12 +103,14 @@ def search(
     **settings: Any,
 ) -> SearchResult:  # fmt: skip
     """Like ``find_similar``, with the library's exact copies of ``path`` listed apart."""
-    return _library(**settings).search(path, k=k, kinds=kinds, text=text)
+    with _once(**settings) as lib:
+        return lib.search(path, k=k, kinds=kinds, text=text)
 
 
 def index(paths: str | Path | Sequence[str | Path], **settings: Any) -> IndexReport:
     """Index a file or folder, or several (see ``Library.index``)."""
-    return _library(**settings).index(paths)
+    with _once(**settings) as lib:
+        return lib.index(paths)
 
 
 def __getattr__(name: str) -> Any:

@@ -65,6 +65,10 @@ class Settings:
     decode_timeout: float = 120.0
     batch_size: int = 16
 
+    def __post_init__(self) -> None:
+        if self.is_lite and self.uri.startswith("~"):  # Library(uri="~/photos.db"), like the CLI
+            object.__setattr__(self, "uri", os.path.expanduser(self.uri))
+
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         env = os.environ

@@ -19,6 +19,8 @@ __all__ = ["detect_kind", "sniff"]
 
 _HEAD = 64
 _AUDIO_MP4_BRANDS = {b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "}
+#: ISO-BMFF brands of HEIF/HEIC and AVIF pictures (phones' photos): images, not videos.
+_IMAGE_MP4_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis"}
 
 
 def sniff(head: bytes) -> str | None:
@@ -47,6 +49,8 @@ def sniff(head: bytes) -> str | None:
     if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
         return "audio"
     if head[4:8] == b"ftyp":
+        if head[8:12] in _IMAGE_MP4_BRANDS:
+            return "image"
         return "audio" if head[8:12] in _AUDIO_MP4_BRANDS else "container"
     if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML: Matroska / WebM
         return "container"
@@ -92,6 +96,10 @@ def detect_kind(path: str | Path) -> Kind:
         raise DecodeError(f"{p} cannot be read: {e.strerror or e}.", path=p) from e
     refuse_empty(p, len(head))
     kind = sniff(head)
+    from .decode.raw import is_raw
+
+    if is_raw(p, head):
+        return "image"  # a camera RAW file: its embedded preview is the picture
     if kind == "container":
         return "video" if _has_video_stream(p) else "audio"
     if kind is None:

@@ -31,7 +31,7 @@ def content_hash(path: str | Path) -> str:
 
 def resolve_path(path: str | Path) -> str:
     """The absolute, symlink-free path under which a file is indexed."""
-    return os.path.realpath(os.fspath(path))
+    return os.path.realpath(os.path.expanduser(os.fspath(path)))  # "~/query.jpg", like the CLI
 
 
 def file_id(resolved_path: str) -> str:

@@ -28,11 +28,13 @@ def test_every_cli_command_is_in_the_readme_and_has_help(cli_env):
 
 
 def test_ci_runs_the_readme_test_command():
-    test_command = "python3 -m pytest -q"
+    test_command = "bash scripts/test.sh"
     assert f"```bash\n{test_command}\n```" in README
     ci = (ROOT / ".ci" / "run").read_text()
     assert ci.rstrip().splitlines()[-1] == test_command
     assert "torch==2.14.1 torchvision==0.29.1" in ci
+    # CI installs into the same venv the README's commands use.
+    assert ".venv/bin/python -m pip install" in ci and (ROOT / "scripts" / "test.sh").is_file()
 
 
 def test_readme_quick_start_is_the_script():

@@ -45,6 +45,10 @@ def open_image(path: str | Path, *, min_side: int | None = None, max_pixels: int
     p = os.fspath(path)
     if os.path.isdir(p):
         raise UnsupportedMediaError(f"{p} is a directory, not an image: give an image file.", path=p)
+    if _photo_formats(p):  # camera RAW: its embedded preview
+        from .raw import raw_preview
+
+        return _to_rgb(raw_preview(p, max_pixels=max_pixels))
     try:
         refuse_empty(p, os.path.getsize(p), "image")
         with warnings.catch_warnings(), Image.open(p) as im:
@@ -67,7 +71,7 @@ def open_image(path: str | Path, *, min_side: int | None = None, max_pixels: int
     except DecodeError:
         raise
     except UnidentifiedImageError as e:
-        raise UnsupportedMediaError(f"{p} is not an image Pillow can read: give a JPEG, PNG, GIF, WebP, TIFF or BMP file.", path=p) from e
+        raise UnsupportedMediaError(f"{p} is not an image Pillow can read: give a JPEG, PNG, GIF, WebP, TIFF, BMP, HEIC or AVIF file.", path=p) from e
     except Image.DecompressionBombError as e:  # Pillow's own guard fires first past ~179 MP
         raise DecodeError(
             f"{p} declares more pixels than the {max_pixels // 1_000_000} megapixel limit: "
@@ -76,6 +80,25 @@ def open_image(path: str | Path, *, min_side: int | None = None, max_pixels: int
         ) from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise DecodeError(f"{p} is a damaged or truncated image ({reason(e)}): copy or export it again.", path=p) from e
+
+
+def _photo_formats(path: str) -> bool:
+    """Register HEIC/HEIF reading (pillow-heif; AVIF is Pillow's own); True when ``path`` is camera RAW."""
+    global _heif_registered
+    if not _heif_registered:
+        _heif_registered = True
+        try:
+            from pillow_heif import register_heif_opener
+        except ImportError:  # declared, but a HEIC then reads as unsupported rather than crashing
+            pass
+        else:
+            register_heif_opener()
+    from .raw import is_raw
+
+    return is_raw(path)
+
+
+_heif_registered = False
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:

@@ -26,6 +26,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -117,8 +118,22 @@ def _ping() -> int:
     return os.getpid()
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent,), name="media_search-parent-watch", daemon=True).start()
+
+
+def _exit_with_parent(parent: int, every: float = 0.5) -> None:
+    """Exit this worker once the indexer that started it is gone (even ``kill -9``: no cleanup ran).
+
+    A killed parent leaves its workers blocked on the task queue forever, and with them the
+    multiprocessing resource tracker (it waits for every holder of its pipe). Reparenting shows
+    the parent's death: ``getppid`` changes.
+    """
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(0)
 
 
 class DecodePool:
@@ -133,7 +148,7 @@ class DecodePool:
         """The running pool; None when worker processes cannot start here (then decode inline)."""
         if self._executor is None and self.workers:
             ctx = multiprocessing.get_context("spawn")
-            ex = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init)
+            ex = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),))
             try:
                 ex.submit(_ping).result()
             except Exception as e:  # noqa: BLE001 - e.g. a __main__ that spawn cannot re-import

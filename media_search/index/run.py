@@ -112,6 +112,7 @@ def index_paths(
     processes (default ``pool.default_workers()``; 0 decodes inline).
     """
     started = time.monotonic()
+    paths = [os.path.expanduser(os.fspath(p)) for p in paths]  # lib.index(["~/Pictures"]), like the CLI
     report = IndexReport()
     roots = [os.fspath(p) for p in paths]
     _repair(store, report)
@@ -134,7 +135,23 @@ def index_paths(
         report.removed += _remove_missing(store, roots, seen)
     store.flush()
     report.seconds = time.monotonic() - started
+    _note_missing_ffmpeg(todo, report)
     return report
+
+
+def _note_missing_ffmpeg(todo: list[Entry], report: IndexReport) -> None:
+    """Say so when videos were indexed without their soundtracks for want of ffmpeg (never silently)."""
+    from ..decode.audio import has_ffmpeg
+
+    videos = [e.path for e in todo if os.path.splitext(e.path)[1].lower() in _VIDEO_SUFFIXES]
+    if videos and not has_ffmpeg():
+        report.notes.append(
+            f"ffmpeg is not installed: the soundtracks of {len(videos)} video(s) (e.g. {videos[0]}) were not indexed, "
+            "only their pictures; install it (apt install ffmpeg / brew install ffmpeg) and index them again"
+        )
+
+
+_VIDEO_SUFFIXES = frozenset(".mp4 .m4v .mov .mkv .webm .avi .wmv .mpg .mpeg .ts .3gp .ogv".split())
 
 
 def _triage(store: MilvusStore, entries: list[Entry], report: IndexReport) -> tuple[list[Entry], dict[str, FileRecord]]:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from ..detect import sniff
 
+from .decode.raw import RAW_SUFFIXES
+
 __all__ = ["Entry", "walk", "MEDIA_SUFFIXES"]
 
 log = logging.getLogger(__name__)
@@ -26,7 +28,7 @@ MEDIA_SUFFIXES = frozenset(
     ".jpg .jpeg .jpe .png .gif .webp .bmp .tif .tiff "
     ".mp4 .m4v .mov .mkv .webm .avi .wmv .mpg .mpeg .ts .3gp .ogv "
     ".wav .flac .ogg .oga .opus .mp3 .m4a .aac .aif .aiff .wma".split()
-)
+) | frozenset(".heic .heif .hif .avif".split()) | RAW_SUFFIXES
 
 
 @dataclass(frozen=True)
