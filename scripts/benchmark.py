@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--photos", type=int, help="number of photos for the images section")
     ap.add_argument("--workers", type=int, nargs="*", help="decode processes to try in the images section (0: inline)")
     ap.add_argument("--unchanged", type=int, help="files for the unchanged section")
+    ap.add_argument("--query-images", type=int, help="image files in the query section's library")
     ap.add_argument("--out", type=Path, default=Path("bench-results"), help="output folder (default: bench-results)")
     args = ap.parse_args(argv)
 
@@ -96,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg["workers"] = args.workers
     if args.unchanged:
         cfg["unchanged"] = args.unchanged
+    if args.query_images:
+        cfg["query_images"] = args.query_images
     sections = list(args.sections or [s for s in SECTIONS if s != "gpu"])
     if args.gpu and "gpu" not in sections:
         sections.append("gpu")

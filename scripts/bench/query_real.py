@@ -1,7 +1,7 @@
 """Query latency on real files on disk, copy verification on (issue 18).
 
 A library of real-photo image files (``bench.query_lib``: 10k by default),
-some videos and sounds, all on disk, indexed with the product's own indexer
+some videos and sounds, all on disk (``ROOT/images``, ``videos``, ``audio``), indexed with the product's own indexer
 (``media-search index``, a child process). Then:
 
 * warm: one child process opens the library and times queries of each kind
@@ -51,9 +51,9 @@ def build(root: Path, n_images: int, videos: int, sounds: int, sound_seconds: fl
     """The library's files under ``root`` (made once, reused) and the queries."""
     from bench import media, query_lib
 
-    images = query_lib.make_library(root / "library" / "images", n_images)
-    vids = [media.make_video(root / "library" / "videos" / f"video_{i:02d}.mp4", size="1280x720", seconds=30) for i in range(videos)]
-    snds = [media.make_audio(root / "library" / "audio" / f"sound_{i:02d}.mp3", seconds=sound_seconds, seed=100 + i) for i in range(sounds)]
+    images = query_lib.make_library(root / "images", n_images)
+    vids = [media.make_video(root / "videos" / f"video_{i:02d}.mp4", size="1280x720", seconds=30) for i in range(videos)]
+    snds = [media.make_audio(root / "audio" / f"sound_{i:02d}.mp3", seconds=sound_seconds, seed=100 + i) for i in range(sounds)]
     qdir = root / "queries"
     qdir.mkdir(parents=True, exist_ok=True)
     clip = qdir / "clip_10s_720p.mp4"
@@ -65,17 +65,17 @@ def build(root: Path, n_images: int, videos: int, sounds: int, sound_seconds: fl
         subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-ss", "20", "-t", "5", "-i", str(snds[0]), str(snippet)], check=True)
     other = media.make_audio(qdir / "unrelated_5s.wav", seconds=5, seed=999) if snds else None
     return {
-        "library": str(root / "library"), "n_images": len(images), "n_videos": len(vids), "n_sounds": len(snds),
+        "files": [str(p) for p in [*images, *vids, *snds]], "n_images": len(images), "n_videos": len(vids), "n_sounds": len(snds),
         "image_queries": query_lib.make_queries(qdir / "images", images, 40),
         "video_queries": [str(clip)] if vids else [],
         "audio_queries": ([str(snippet)] if snds else []) + ([str(other)] if other else []),
     }  # fmt: skip
 
 
-def index(uri: str, folder: str) -> dict[str, Any]:
-    """``media-search index FOLDER`` (the product's indexer); a second run over an indexed folder only walks."""
+def index(uri: str, files: list[str]) -> dict[str, Any]:
+    """``media-search index FILE...`` (the product's indexer); a second run over indexed files reads none."""
     t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "media_search", "index", folder, "--json"], env=env(uri),
+    r = subprocess.run([sys.executable, "-m", "media_search", "index", *files, "--json"], env=env(uri),
                        capture_output=True, text=True, timeout=6 * 3600)  # fmt: skip
     if r.returncode != 0:
         raise RuntimeError((r.stderr or r.stdout).strip().splitlines()[-1:])
@@ -204,9 +204,9 @@ def cold(uri: str, query: str, runs: int) -> dict[str, Any]:
 
 def run(root: Path, *, n_images: int, videos: int, sounds: int, sound_seconds: float, runs: int, cold_runs: int) -> dict[str, Any]:
     queries = build(root, n_images, videos, sounds, sound_seconds)
-    uri = str(root / "index.db")
+    uri = str(root / f"index_{n_images}.db")
     res: dict[str, Any] = {"library": {k: queries[k] for k in ("n_images", "n_videos", "n_sounds")}}
-    res["index"] = index(uri, queries["library"])
+    res["index"] = index(uri, queries["files"])
     res["warm"] = warm(uri, queries, runs)
     res["cold_image"] = cold(uri, queries["image_queries"][0]["query"], cold_runs)
     return res
