@@ -207,7 +207,8 @@ def test_insert_differs_between_backends(store: MilvusStore, backend: str) -> No
     store.ensure("image", SPEC)
     cols = image_rows(["/lib/a.jpg"], unit(1, 3), [hexhash(1)])
     row = {k: (v[0] if k != "vector" else v[0].tolist()) for k, v in cols.items()}
-    row.setdefault("phash", "")  # a raw insert must give every field (upsert_rows fills it in)
+    row.setdefault("phash", "")  # a raw insert must give every field (upsert_rows fills them in)
+    row.setdefault("local", "")
     name = store.name("image")
     store.client.insert(name, [row])
     store.client.insert(name, [row])

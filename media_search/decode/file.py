@@ -34,8 +34,10 @@ class Decoded:
     the keyframes of a video (at ``timestamps``). ``audio``: the sound of an audio
     file or the soundtrack of a video (None when the video has none).
     Copy signals (``signals.add_copy_signals`` fills them):
-    ``phashes``, one 16-hex-digit pHash per frame; ``prints``, the audio's
-    packed landmark fingerprint.
+    ``phashes``, one 16-hex-digit pHash per frame; ``local``, each frame's
+    packed local features, made from ``pictures`` (uint8 gray, longer side
+    ``signals.image.MAX_SIDE``; dropped once ``local`` is filled); ``prints``,
+    the audio's packed landmark fingerprint.
     """
 
     kind: str
@@ -46,6 +48,8 @@ class Decoded:
     notes: list[str] = field(default_factory=list)
     phashes: list[str] | None = None
     prints: np.ndarray | None = None
+    pictures: list[np.ndarray] | None = None
+    local: list[str] | None = None
 
     @property
     def n_frames(self) -> int:
@@ -53,20 +57,24 @@ class Decoded:
 
 
 def decode_image(path: str | Path) -> Decoded:
-    """An image file as one prepared 224x224 picture."""
-    from .image import load_prepared
+    """An image file as one prepared 224x224 picture, and its local picture (copy signals)."""
+    from ..signals.image import MAX_SIDE, local_picture
+    from .image import open_image, prepare
 
-    return Decoded("image", frames=load_prepared(path)[None], timestamps=np.zeros(1))
+    im = open_image(path, min_side=MAX_SIDE)
+    return Decoded("image", frames=prepare(im)[None], timestamps=np.zeros(1), pictures=[local_picture(np.asarray(im))])
 
 
 def decode_video(path: str | Path, settings: Settings, *, soundtrack: bool = True) -> Decoded:
     """A video's prepared keyframes with their timestamps, and its soundtrack if asked (None if absent)."""
+    from ..signals.image import local_picture
     from .image import prepare
     from .video import iter_keyframes, probe_video
 
     info = probe_video(path)
     notes: list[str] = []
     frames: list[np.ndarray] = []
+    pictures: list[np.ndarray] = []
     stamps: list[float] = []
     for frame in iter_keyframes(
         path,
@@ -76,6 +84,7 @@ def decode_video(path: str | Path, settings: Settings, *, soundtrack: bool = Tru
         notes=notes,
     ):
         frames.append(prepare(frame.rgb))
+        pictures.append(local_picture(frame.rgb))
         stamps.append(frame.timestamp)
     if not stamps:
         raise DecodeError(f"{path} has no usable frame (every frame is black, blank or undecodable).", path=str(path))
@@ -86,7 +95,7 @@ def decode_video(path: str | Path, settings: Settings, *, soundtrack: bool = Tru
         except DecodeError:  # no soundtrack, or one that cannot be decoded: the frames still count
             audio = None
     return Decoded("video", frames=np.stack(frames), timestamps=np.asarray(stamps, dtype=np.float64),
-                   duration=info.duration, audio=audio, notes=notes)  # fmt: skip
+                   duration=info.duration, audio=audio, notes=notes, pictures=pictures)  # fmt: skip
 
 
 def decode_sound(path: str | Path, settings: Settings, *, from_video: bool = False) -> Audio:

@@ -144,11 +144,11 @@ class AudioEmbedder:
     def __init__(self, weights: str = "pretrained", device: str = "auto", seed: int = 0,
                  batch_size: int = BATCH_SIZE, hop: float = AUDIO_HOP, engine: str | None = None) -> None:  # fmt: skip
         from .engines import AUDIO, load_engine
-        from .runtime import torch_device
+        from .runtime import device_name
         from .weights import resolve
 
         self.resolved = resolve(weights, CNN14.weights, seed=seed)
-        self.device = torch_device(device)
+        self.device = device_name(device)
         self.batch_size = max(1, int(batch_size))
         self.hop = float(hop)  # library hop; part of the model identity
         self.window_samples = int(round(AUDIO_WINDOW * SAMPLE_RATE))

@@ -42,11 +42,11 @@ class ImageEmbedder:
         self, weights: str = "pretrained", device: str = "auto", seed: int = 0, engine: str | None = None
     ) -> None:
         from .engines import IMAGE, load_engine
-        from .runtime import torch_device
+        from .runtime import device_name
         from .weights import resolve
 
         self.resolved = resolve(weights, RESNET50.weights, seed=seed)
-        self.device = torch_device(device)
+        self.device = device_name(device)
         model_spec = RESNET50.spec(self.resolved.weights_id)
         self.spec, self.engine = load_engine(
             engine, self.device, model_spec, IMAGE,

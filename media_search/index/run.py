@@ -268,10 +268,10 @@ class _Run:
             common = {"file_id": item.fid, "path": item.entry.real, "content_hash": item.content_hash}
             if d.kind == "image":
                 e = item.entry
-                item.rows["image"] = _columns([item.fid], vecs, {**common, "size": e.size, "mtime": e.mtime, "phash": _phashes(d)})
+                item.rows["image"] = _columns([item.fid], vecs, {**common, "size": e.size, "mtime": e.mtime, "phash": _phashes(d), "local": _local(d)})
             else:
                 emb = Embedded(vecs, d.timestamps, d.duration)
-                item.rows["video"] = _sequence_columns(item.fid, "v", emb, {**common, "phash": _phashes(d)})
+                item.rows["video"] = _sequence_columns(item.fid, "v", emb, {**common, "phash": _phashes(d), "local": _local(d)})
             self.ready.append(item)
         self.waiting, self.frames = [], 0
 
@@ -325,6 +325,13 @@ def _phashes(d: Decoded) -> list[str]:
     if d.phashes is None:
         add_copy_signals(d)
     return list(d.phashes or [])
+
+
+def _local(d: Decoded) -> list[str]:
+    """Each frame's packed local features; empty (never verified, pHash only) where there are none."""
+    if d.phashes is None:
+        add_copy_signals(d)
+    return list(d.local) if d.local is not None and len(d.local) == d.n_frames else [""] * d.n_frames
 
 
 def _prints(d: Decoded, sound: Embedded) -> list[list[int]]:

@@ -12,9 +12,13 @@ to order what is not a copy.
 
 * pictures (``rerank_pictures``): every candidate whose stored pHash is
   within ``HASH_SHORTLIST`` bits of the query or its mirror, plus the
-  ``VERIFY_TOP`` best by embedding, is verified with local features
-  (``signals.image``); the library file (or the video frame at the
-  matched keyframe) is read at query time.
+  ``VERIFY_TOP`` best by embedding, is a copy candidate. A pHash within
+  ``signals.image``'s sure distance settles it; the others are verified with
+  local features: the query's (computed once), against the candidate's
+  stored at index time (fetched by row id in one store call; the library
+  file, or the video frame at the keyframe, is read only for rows stored
+  without any). The query's mirror is only extracted and tried while no copy
+  is settled: once one is, the rest are checked against the direct view only.
 * sounds (``rerank_sounds``): each candidate's stored landmark hashes are
   matched against the query's (``signals.audio``); a copy also gets the
   matched offset as its ``timestamp``.
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -65,6 +69,7 @@ class Candidate:
 
     match: Match
     phash: str | None = None  # of the matched row (image, or the keyframe at match.timestamp)
+    row_id: str | None = None  # that row's id (its stored local features)
 
 
 class PictureQuery:
@@ -75,7 +80,9 @@ class PictureQuery:
         self.path = path
         self.hashes = list(fi.phash_pair(prepared))
         self._picture = picture
-        self._features: tuple[fi.Features, fi.Features] | None = None
+        self._local: np.ndarray | None = None
+        self._direct: fi.Features | None = None
+        self._mirrored: fi.Features | None = None
         self.inner: np.ndarray | None = None  # the prepared main picture, when framed (a screenshot)
         box = fi.content_box(self.picture)
         if box is not None:
@@ -103,10 +110,25 @@ class PictureQuery:
         return min(fi.hamming(x, h) for x in self.hashes)
 
     def features(self) -> tuple[fi.Features, fi.Features]:
-        if self._features is None:
-            pic = self.picture
-            self._features = (fi.features(pic), fi.features(np.ascontiguousarray(pic[:, ::-1])))
-        return self._features
+        """Local features of the picture and of its mirror."""
+        return self.direct(), self.mirrored()
+
+    def direct(self) -> fi.Features:
+        if self._direct is None:
+            self._direct = fi.features(self.local)
+        return self._direct
+
+    def mirrored(self) -> fi.Features:
+        if self._mirrored is None:
+            self._mirrored = fi.features(np.ascontiguousarray(self.local[:, ::-1]))
+        return self._mirrored
+
+    @property
+    def local(self) -> np.ndarray:
+        """The picture as local features see it (``signals.image.local_picture``), as stored ones were made."""
+        if self._local is None:
+            self._local = fi.local_picture(self.picture)
+        return self._local
 
 
 def shortlist(groups: dict[str, list[Hit]], pool: int) -> list[str]:
@@ -144,24 +166,43 @@ def prints_by_path(rows: Sequence[Row], source: str) -> dict[str, list[np.ndarra
     return prints
 
 
-def rerank_pictures(q: PictureQuery, cands: Sequence[Candidate]) -> list[Match]:
-    """The candidates with ``copy`` / ``copy_confidence`` set, in final order (see ``order``)."""
+#: Reads the stored local features of candidates (``pack_features`` text or None, in order).
+StoredFeatures = Callable[[Sequence[Candidate]], Sequence["str | None"]]
+
+
+def rerank_pictures(q: PictureQuery, cands: Sequence[Candidate], stored: StoredFeatures | None = None) -> list[Match]:
+    """The candidates with ``copy`` / ``copy_confidence`` set, in final order (see ``order``).
+
+    ``stored`` gives the candidates' index-time local features; without it, or
+    for a row stored without any, the library file is read (``file_features``).
+    """
     dist = [q.hash_distance(c.phash) for c in cands]
     by_score = sorted(range(len(cands)), key=lambda i: -cands[i].match.score)
     chosen = list(by_score[:VERIFY_TOP])
     near = sorted((i for i, d in enumerate(dist) if d is not None and d <= HASH_SHORTLIST and i not in chosen), key=lambda i: dist[i])  # type: ignore[arg-type,return-value]
     chosen = (chosen + near)[:MAX_VERIFY]
+    sure = {i for i in chosen if dist[i] is not None and dist[i] <= fi.HASH_SURE}  # type: ignore[operator]
+    # The most promising first (nearest by pHash, then by embedding): the copy is usually settled early.
+    todo = sorted((i for i in chosen if i not in sure), key=lambda i: (64 if dist[i] is None else dist[i], -cands[i].match.score))
+    texts = list(stored([cands[i] for i in todo])) if (stored is not None and todo) else [None] * len(todo)
+    settled = bool(sure)
+    verified: dict[int, fi.Verification] = {}
+    for i, text in zip(todo, texts):
+        m = cands[i].match
+        lib = fi.unpack_features(text) if text else fi.file_features(m.path, m.timestamp if m.kind == "video" else None)
+        if lib is None:
+            continue
+        v = fi.verify(q.direct(), lib)
+        if not settled and v.inliers < fi.INLIERS_SURE:
+            w = fi.verify(q.mirrored(), lib)
+            v = fi.Verification(w.inliers, w.matches, True) if w.inliers > v.inliers else v
+        verified[i] = v
+        settled = settled or fi.decide(v, dist[i]).confidence >= 1.0
     out = []
     for i, c in enumerate(cands):
-        m = c.match
-        v = None
-        if i in chosen:
-            lib = fi.file_features(m.path, m.timestamp if m.kind == "video" else None)
-            if lib is not None:
-                qf, qm = q.features()
-                v = fi.verify_mirrored(qf, qm, lib)
+        v = verified.get(i)
         ev = fi.decide(v, dist[i])
-        out.append(dataclasses.replace(m, copy=ev.copy, copy_confidence=ev.confidence if (v is not None or dist[i] is not None) else None))
+        out.append(dataclasses.replace(c.match, copy=ev.copy, copy_confidence=ev.confidence if (v is not None or dist[i] is not None) else None))
     return order(out)
 
 

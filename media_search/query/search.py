@@ -26,12 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..decode.file import decode_image, decode_sound, decode_video
+from ..decode.file import decode_sound, decode_video
+from ..decode.image import open_image, prepare
 from ..detect import detect_kind
 from ..embed.audio import AUDIO_HOP
 from ..embed.embedders import Embedded, embed_frames, embed_sound
 from ..errors import ConfigError, DecodeError
 from ..identity import content_hash, resolve_path
+from ..signals.image import MAX_SIDE
 from ..types import KINDS, Kind, Match, SearchResult
 from . import rank as copyrank
 from .rank import align_rows, prints_by_path, shortlist
@@ -140,8 +142,9 @@ def _embed_query(lib: _Ctx, path: str, kind: Kind, targets: tuple[Kind, ...]) ->
     if kind == "image":
         # The picture and its mirror: a mirrored copy is as near as the original (best per file).
         # A screenshot's main picture is searched too (``PictureQuery.inner``).
-        pic = decode_image(path).frames[0]  # type: ignore[index]
-        q.picture = copyrank.PictureQuery(path, pic)
+        im = np.asarray(open_image(path, min_side=MAX_SIDE))  # one decode for the model and the copy signals
+        pic = prepare(im)
+        q.picture = copyrank.PictureQuery(path, pic, im)
         views = [pic, pic[:, ::-1]] + ([q.picture.inner] if q.picture.inner is not None else [])
         q.image = Embedded(embed_frames(lib.embedders.image, np.stack(views), lib.settings.batch_size), np.zeros(len(views)))
         return q
@@ -226,10 +229,15 @@ def _best_per_file(
             if _dist(picture, near.phash) <= copyrank.HASH_SHORTLIST:
                 row = near
         ts = None if kind == "image" else row.timestamp
-        cands.append(copyrank.Candidate(Match(best.path, result_kind, round(best.score, 6), ts, None), row.phash))
+        cands.append(copyrank.Candidate(Match(best.path, result_kind, round(best.score, 6), ts, None), row.phash, row.id))
     if picture is None:
         return sorted((c.match for c in cands), key=lambda m: -m.score)[:k]
-    return copyrank.rerank_pictures(picture, cands)[:k]
+
+    def stored(chosen: Sequence[copyrank.Candidate]) -> list[str | None]:
+        found = lib.store.local_features(kind, [c.row_id for c in chosen if c.row_id])
+        return [found.get(c.row_id or "") for c in chosen]
+
+    return copyrank.rerank_pictures(picture, cands, stored)[:k]
 
 
 def _dist(picture: copyrank.PictureQuery, phash: str | None) -> int:

@@ -1,8 +1,10 @@
 """Copy signals beside the embeddings: "this exact content, edited", whatever the weights.
 
-* ``signals.image``: a 64-bit perceptual hash stored with image and keyframe
-  rows, and local-feature (SIFT + RANSAC) verification of the top candidates
-  at query time; mirror invariance through the mirrored query.
+* ``signals.image``: a 64-bit perceptual hash and the local features (the
+  strongest SIFT keypoints, packed) stored with image and keyframe rows;
+  local-feature (RANSAC) verification of the candidates the hashes leave
+  open at query time, against the stored features (no library file is read);
+  mirror invariance through the mirrored query.
 * ``signals.audio``: a landmark fingerprint (spectral peak pairs) stored
   with the audio rows, matched by hash lookup and offset voting, with tempo
   hypotheses.
@@ -24,12 +26,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .audio import FP_VERSION
-from .image import PHASH_VERSION
+from .image import LOCAL_VERSION, PHASH_VERSION
 
 if TYPE_CHECKING:
     from ..decode.file import Decoded
 
-__all__ = ["SignalSpec", "PHASH", "LANDMARKS", "SIGNALS", "add_copy_signals"]
+__all__ = ["SignalSpec", "PHASH", "LOCAL", "LANDMARKS", "SIGNALS", "add_copy_signals"]
 
 
 @dataclass(frozen=True)
@@ -53,18 +55,23 @@ class SignalSpec:
 
 
 PHASH = SignalSpec("phash", PHASH_VERSION)
+LOCAL = SignalSpec("local", LOCAL_VERSION)
 LANDMARKS = SignalSpec("landmarks", FP_VERSION)
 #: The copy signals stored with each kind's rows.
-SIGNALS: dict[str, tuple[SignalSpec, ...]] = {"image": (PHASH,), "video": (PHASH,), "audio": (LANDMARKS,)}
+SIGNALS: dict[str, tuple[SignalSpec, ...]] = {"image": (LOCAL, PHASH), "video": (LOCAL, PHASH), "audio": (LANDMARKS,)}
 
 
 def add_copy_signals(d: Decoded) -> Decoded:
-    """Fill ``phashes`` and ``prints`` (cheap next to decoding and embedding)."""
+    """Fill ``phashes``, ``local`` and ``prints``; drop the local pictures once used (they would
+    only weigh on the way back from a worker process)."""
     from .audio import landmarks, pack
-    from .image import phash_hex
+    from .image import features, pack_features, phash_hex
 
     if d.frames is not None:
         d.phashes = [phash_hex(f) for f in d.frames]
+        if d.pictures is not None:
+            d.local = [pack_features(features(p)) for p in d.pictures]
+            d.pictures = None
     if d.audio is not None:
         d.prints = pack(landmarks(d.audio.samples, d.audio.sr))
     return d

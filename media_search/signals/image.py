@@ -33,7 +33,9 @@ import numpy as np
 
 __all__ = [
     "PHASH_VERSION",
+    "LOCAL_VERSION",
     "MAX_SIDE",
+    "N_STORED",
     "COPY_THRESHOLD",
     "phash",
     "phash_hex",
@@ -45,6 +47,9 @@ __all__ = [
     "CopyEvidence",
     "features",
     "file_features",
+    "local_picture",
+    "pack_features",
+    "unpack_features",
     "verify",
     "verify_mirrored",
     "decide",
@@ -55,6 +60,10 @@ log = logging.getLogger(__name__)
 PHASH_VERSION = "phash64-dct32-v1"
 MAX_SIDE = 640  # pixels on the longer side for local features
 N_FEATURES = 1500
+#: Keypoints stored per library picture (the strongest by response): what a query matches against.
+N_STORED = 256
+#: The stored local features' identity (``pack_features``): extractor, scale, count and layout.
+LOCAL_VERSION = f"sift{MAX_SIDE}-top{N_STORED}-u8-v1"
 RATIO = 0.75  # Lowe's ratio test
 RANSAC_PX = 6.0  # reprojection threshold at MAX_SIDE scale
 COPY_THRESHOLD = 0.5
@@ -64,6 +73,8 @@ COPY_THRESHOLD = 0.5
 # 195/200 copies had 7+ inliers or a distance of 10 or less.
 _INLIERS_LO, _INLIERS_HI = 4, 10
 _HASH_LO, _HASH_HI = 6, 14
+#: A pHash this near, or this many inliers, alone gives full confidence: nothing more to check.
+HASH_SURE, INLIERS_SURE = _HASH_LO, _INLIERS_HI
 
 
 # -- perceptual hash ---------------------------------------------------------------------------
@@ -138,6 +149,7 @@ class Features:
     points: np.ndarray
     descriptors: np.ndarray
     shape: tuple[int, int]  # (height, width) after rescaling
+    response: np.ndarray | None = None  # detector response per keypoint (strongest kept when stored)
 
     def __len__(self) -> int:
         return len(self.points)
@@ -184,9 +196,72 @@ def features(picture: np.ndarray, *, max_side: int = MAX_SIDE) -> Features:
         g = cv2.resize(g, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
     kps, desc = _sift().detectAndCompute(g, None)  # type: ignore[attr-defined]
     pts = np.array([k.pt for k in kps], dtype=np.float32).reshape(-1, 2)
+    resp = np.array([k.response for k in kps], dtype=np.float32)
     if desc is None:
         desc = np.zeros((0, 128), dtype=np.float32)
-    return Features(pts, desc, g.shape)  # type: ignore[arg-type]
+    return Features(pts, desc, g.shape, resp)  # type: ignore[arg-type]
+
+
+def local_picture(picture: np.ndarray) -> np.ndarray:
+    """What local features are computed from: uint8 gray, the longer side at most ``MAX_SIDE``.
+
+    Kept by the decode stage for each image and keyframe (``decode.file``) so
+    that ``pack_features`` runs without reading the file again; ``features`` of
+    it equal ``features`` of the picture up to resampling noise.
+    """
+    import cv2
+
+    a = np.asarray(picture)
+    g = a if a.ndim == 2 else np.clip(_gray(a), 0, 255).astype(np.uint8)
+    h, w = g.shape
+    s = MAX_SIDE / max(h, w)
+    if s < 0.95:
+        g = cv2.resize(g, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(g, dtype=np.uint8)
+
+
+_HEADER = np.dtype([("n", "<u2"), ("h", "<u2"), ("w", "<u2")])
+
+
+def pack_features(f: Features, n: int = N_STORED) -> str:
+    """The ``n`` strongest keypoints as text for the store (``LOCAL_VERSION``): about 17 KB for 256.
+
+    Layout (zlib, then base64): a header (count, height, width), the points in
+    quarter pixels (uint16) and the descriptors as uint8 (OpenCV's SIFT values
+    are whole numbers from 0 to 255, so nothing is lost).
+    """
+    import base64
+    import zlib
+
+    keep = np.arange(len(f))
+    if f.response is not None and len(f) > n:
+        keep = np.sort(np.argsort(-f.response, kind="stable")[:n])
+    keep = keep[:n]
+    head = np.array([(len(keep), f.shape[0], f.shape[1])], dtype=_HEADER).tobytes()
+    pts = np.clip(np.round(f.points[keep] * 4), 0, 65535).astype("<u2").tobytes()
+    desc = np.clip(np.round(f.descriptors[keep]), 0, 255).astype(np.uint8).tobytes()
+    return base64.b64encode(zlib.compress(head + pts + desc, 6)).decode("ascii")
+
+
+def unpack_features(text: str | None) -> Features | None:
+    """``pack_features``'s text back as ``Features`` (float32 descriptors); None when empty or damaged."""
+    import base64
+    import binascii
+    import zlib
+
+    if not text:
+        return None
+    try:
+        raw = zlib.decompress(base64.b64decode(text, validate=True))
+        head = np.frombuffer(raw, dtype=_HEADER, count=1)[0]
+        n, h, w = int(head["n"]), int(head["h"]), int(head["w"])
+        at = _HEADER.itemsize
+        pts = np.frombuffer(raw, dtype="<u2", count=2 * n, offset=at).reshape(n, 2).astype(np.float32) / 4
+        desc = np.frombuffer(raw, dtype=np.uint8, count=128 * n, offset=at + 4 * n).reshape(n, 128).astype(np.float32)
+    except (ValueError, binascii.Error, zlib.error, IndexError) as e:
+        log.debug("unreadable stored local features: %s", e)
+        return None
+    return Features(pts, desc, (h, w))
 
 
 def file_features(path: str | Path, timestamp: float | None = None) -> Features | None:
@@ -239,29 +314,47 @@ def verify(q: Features, c: Features) -> Verification:
 
     if len(q) < 3 or len(c) < 3:
         return Verification(0, 0)
-    matcher = cv2.BFMatcher(cv2.NORM_L2)
-    pairs = matcher.knnMatch(q.descriptors, c.descriptors, k=2)
-    good = [m for m, *rest in (p for p in pairs if len(p) == 2) if m.distance < RATIO * rest[0].distance]
-    best: dict[int, object] = {}  # one match per candidate keypoint: a feature-poor candidate
-    for m in good:  # must not collect many query keypoints on its few points
-        if m.trainIdx not in best or m.distance < best[m.trainIdx].distance:  # type: ignore[attr-defined]
-            best[m.trainIdx] = m
-    good = list(best.values())
-    if len(good) < 3:
-        return Verification(0, len(good))
-    src = q.points[[m.queryIdx for m in good]]
-    dst = c.points[[m.trainIdx for m in good]]
+    qi, ci = _ratio_matches(q.descriptors, c.descriptors)
+    if len(qi) < 3:
+        return Verification(0, len(qi))
+    src = q.points[qi]
+    dst = c.points[ci]
     model, mask = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=2000, confidence=0.995)
     if model is None or mask is None:
-        return Verification(0, len(good))
+        return Verification(0, len(qi))
     scale = float(np.hypot(model[0, 0], model[1, 0]))
     if not 0.05 <= scale <= 20:
-        return Verification(0, len(good))
+        return Verification(0, len(qi))
     # Many matches on one spot are one match: count inliers on a coarse grid.
     keep = mask.ravel().astype(bool)
     cells_q = {(int(x) // 4, int(y) // 4) for x, y in src[keep]}
     cells_c = {(int(x) // 4, int(y) // 4) for x, y in dst[keep]}
-    return Verification(min(len(cells_q), len(cells_c)), len(good))
+    return Verification(min(len(cells_q), len(cells_c)), len(qi))
+
+
+def _ratio_matches(qd: np.ndarray, cd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lowe's ratio test on L2 distances (as ``cv2.BFMatcher.knnMatch(k=2)``), then one match per
+    candidate keypoint (the nearest): a feature-poor candidate must not collect many query keypoints
+    on its few points. One matrix product instead of OpenCV's matcher objects."""
+    if len(cd) < 2:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    q = np.asarray(qd, dtype=np.float32)
+    c = np.asarray(cd, dtype=np.float32)
+    d2 = (q * q).sum(1)[:, None] + (c * c).sum(1)[None, :] - 2.0 * (q @ c.T)
+    two = np.argpartition(d2, 1, axis=1)[:, :2]
+    rows = np.arange(len(q))
+    a, b = d2[rows, two[:, 0]], d2[rows, two[:, 1]]
+    first = np.where(a <= b, two[:, 0], two[:, 1])
+    d1 = np.sqrt(np.maximum(np.minimum(a, b), 0))
+    dn = np.sqrt(np.maximum(np.maximum(a, b), 0))
+    ok = np.flatnonzero(d1 < RATIO * dn)
+    if len(ok) == 0:
+        return ok, ok
+    ci, dist = first[ok], d1[ok]
+    order = np.lexsort((dist, ci))  # per candidate keypoint, nearest first
+    ci_sorted = ci[order]
+    keep = order[np.r_[True, ci_sorted[1:] != ci_sorted[:-1]]]
+    return ok[keep], ci[keep]
 
 
 def verify_mirrored(q: Features, q_mirror: Features | None, c: Features) -> Verification:

@@ -142,12 +142,12 @@ class MilvusStore:
 
     def _check_signal_field(self, kind: Kind) -> None:
         names = {f.get("name") for f in self.conn.describe(self.name(kind)).get("fields", [])}
-        field = TABLES[kind].signal_field
-        if field is not None and field.name not in names:
-            raise IndexMismatchError(
-                f"The {kind} collection {self.name(kind)} was built by an older media_search, without "
-                f"the copy-detection field {field.name!r}. Rebuild it: " + _REBUILD.format(kind=kind)
-            )
+        for field in TABLES[kind].signal_fields:
+            if field.name not in names:
+                raise IndexMismatchError(
+                    f"The {kind} collection {self.name(kind)} was built by an older media_search, without "
+                    f"the copy-detection field {field.name!r}. Rebuild it: " + _REBUILD.format(kind=kind)
+                )
 
     def _create(self, kind: Kind, spec: ModelSpec, signals: tuple[SignalSpec, ...]) -> None:
         index = {"index_type": "HNSW", "metric_type": spec.metric, "params": _HNSW}
@@ -172,14 +172,16 @@ class MilvusStore:
     def upsert_rows(self, kind: Kind, columns: dict[str, Sequence[Any] | np.ndarray]) -> int:
         """Upsert rows given as columns (``id``, ``vector`` and the collection's fields)."""
         n = len(columns["id"])
-        signal = TABLES[kind].signal_field
-        if signal is not None and signal.name not in columns:  # a writer without copy signals: never copies
-            columns = {**columns, signal.name: [[] if signal.dtype == "ARRAY" else ""] * n}
+        signals = TABLES[kind].signal_fields
+        for signal in signals:
+            if signal.name not in columns:  # a writer without copy signals: never copies
+                columns = {**columns, signal.name: [[] if signal.dtype == "ARRAY" else ""] * n}
         names = list(columns)
         vectors = np.asarray(columns["vector"], dtype=np.float32)
         plain = {k: list(v.tolist() if isinstance(v, np.ndarray) else v) for k, v in columns.items() if k != "vector"}
-        if signal is not None and signal.dtype == "ARRAY":
-            plain[signal.name] = [[int(x) for x in v] for v in plain[signal.name]]
+        for signal in signals:
+            if signal.dtype == "ARRAY":
+                plain[signal.name] = [[int(x) for x in v] for v in plain[signal.name]]
         done = 0
         for start in range(0, n, _BATCH):
             stop = min(start + _BATCH, n)
@@ -241,6 +243,20 @@ class MilvusStore:
         for start in range(0, len(file_ids), 64):
             expr = filters.is_in("file_id", file_ids[start : start + 64])
             out.extend(row(r) for r in self.conn.query_all(self.name(kind), expr, fields, SESSION))
+        return out
+
+    def local_features(self, kind: Kind, row_ids: Sequence[str]) -> dict[str, str]:
+        """The stored local features (``signals.image.pack_features`` text) of the given rows, by row id;
+        rows without any are left out."""
+        ids = [i for i in dict.fromkeys(row_ids) if i]
+        if not ids or not self.has(kind) or "local" not in TABLES[kind].names:
+            return {}
+        out: dict[str, str] = {}
+        for start in range(0, len(ids), 64):
+            expr = filters.is_in("id", ids[start : start + 64])
+            for r in self.conn.query_all(self.name(kind), expr, ["id", "local"], SESSION):
+                if r.get("local"):
+                    out[r["id"]] = r["local"]
         return out
 
     def all_rows(self, kind: Kind, *, vectors: bool = False) -> list[Row]:

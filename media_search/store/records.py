@@ -24,6 +24,7 @@ class Hit:
     duration: float | None = None
     source: str | None = None
     phash: str | None = None  # images and keyframes: the stored pHash (copy detection)
+    id: str | None = None  # the row's id (``MilvusStore.local_features`` reads by it)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ def hit(h: dict[str, Any]) -> Hit:
         duration=e.get("duration"),
         source=e.get("source"),
         phash=e.get("phash"),
+        id=None if h.get("id") is None else str(h["id"]),
     )
 
 

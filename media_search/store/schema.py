@@ -5,9 +5,10 @@ the fields it marks, the indexer's columns are checked against it and the
 query reads the typed records built from it (``records``). DESIGN.md section
 2 fixes the names and fields; ``file_id`` (hex of the resolved path) lets a
 file's rows be found and deleted without putting a path in a filter, and each
-content collection holds one copy-signal field (``phash`` or ``fp``).
+content collection holds its copy-signal fields (``phash`` and ``local``, or ``fp``).
 
-Copy-signal fields: a pHash per image and keyframe row (16 hex digits), the
+Copy-signal fields: a pHash per image and keyframe row (16 hex digits) and its
+local features (``local``: ``signals.image.pack_features`` text), the
 landmark fingerprint of each audio window's stretch (``signals.audio.pack``
 values). ARRAY fields are stored and returned by Milvus Lite 3.2 and Milvus
 2.3.5 alike; they are never filtered on (``array_contains_any`` is a per-row
@@ -19,9 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Field", "Table", "TABLES", "COLLECTIONS", "FILES", "FP_CAPACITY", "PATH_MAX", "MANIFEST_DIM"]
+__all__ = ["Field", "Table", "TABLES", "COLLECTIONS", "FILES", "FP_CAPACITY", "LOCAL_MAX", "PATH_MAX", "MANIFEST_DIM"]
 
 PATH_MAX = 65535
+#: Stored local features per row, as text (``signals.image.pack_features`` keeps well under it).
+LOCAL_MAX = 65535
 FP_CAPACITY = 4096
 #: Milvus needs a vector in every collection: the manifest carries a constant 2-d one.
 MANIFEST_DIM = 2
@@ -65,6 +68,10 @@ class Table:
     def signal_field(self) -> Field | None:
         return next((f for f in self.fields if f.signal), None)
 
+    @property
+    def signal_fields(self) -> tuple[Field, ...]:
+        return tuple(f for f in self.fields if f.signal)
+
 
 _FILE_ID = Field("file_id", "VARCHAR", {"max_length": 64})
 _PATH = Field("path", "VARCHAR", {"max_length": PATH_MAX})
@@ -72,14 +79,17 @@ _HASH = Field("content_hash", "VARCHAR", {"max_length": 64})
 _TIMESTAMP = Field("timestamp", "DOUBLE")
 _DURATION = Field("duration", "DOUBLE")
 _PHASH = Field("phash", "VARCHAR", {"max_length": 16}, fetch=False, signal=True)
+#: Local features computed at index time (``signals.image.pack_features``); fetched by row id for
+#: the few candidates a query verifies, never returned by a search.
+_LOCAL = Field("local", "VARCHAR", {"max_length": LOCAL_MAX}, search=False, fetch=False, signal=True)
 
 TABLES: dict[str, Table] = {
     "image": Table("images", (
         _FILE_ID, _PATH, _HASH,
         Field("size", "INT64", search=False, fetch=False), Field("mtime", "DOUBLE", search=False, fetch=False),
-        _PHASH,
+        _PHASH, _LOCAL,
     )),
-    "video": Table("video_frames", (_FILE_ID, _PATH, _HASH, _TIMESTAMP, _DURATION, _PHASH)),
+    "video": Table("video_frames", (_FILE_ID, _PATH, _HASH, _TIMESTAMP, _DURATION, _PHASH, _LOCAL)),
     "audio": Table("audio_windows", (
         _FILE_ID, _PATH, _HASH, _TIMESTAMP, _DURATION, Field("source", "VARCHAR", {"max_length": 16}),
         Field("fp", "ARRAY", {"element_type": "INT64", "max_capacity": FP_CAPACITY}, search=False, fetch=False, signal=True),

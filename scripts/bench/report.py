@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -96,31 +97,29 @@ def markdown(r: dict[str, Any]) -> str:
                 if k.startswith("at_"):
                     parts.append(f"\n{k}: {v}\n")
     if "query" in r:
-        parts.append("\n## Query latency (ms)\n")
+        parts.append("\n## Query latency, real files on disk, copy verification on (ms)\n")
         s = r["query"]
         if _skipped(s):
             parts.append(_skipped(s) + "\n")
         else:
+            lib = s.get("library", {})
+            parts.append(f"\nLibrary: {lib.get('n_images')} image files, {lib.get('n_videos')} videos, {lib.get('n_sounds')} sounds; "
+                         f"indexing: {s.get('index', {}).get('seconds')} s.\n\n")  # fmt: skip
             rows = []
-            for where in ("lite", "server"):
-                entries = s.get(where, {})
-                if "skipped" in entries:
-                    rows.append([where, "", "", entries["skipped"], "", "", "", ""])
-                    continue
-                for n, v in entries.items():
-                    if "error" in v:
-                        rows.append([where, n, "", v["error"], "", "", "", ""])
-                    for kind in ("image", "video", "audio"):
-                        if kind in v and "p50_ms" in v[kind]:
-                            cold = v.get("cold_image", {}) if kind == "image" else {}
-                            extra = ""
-                            if kind == "image":
-                                extra = f"embed {v[kind].get('embed_ms')} + store {v[kind].get('store_search_ms')}"
-                                if "image_just_after_fill" in v:
-                                    extra += f"; {v['image_just_after_fill']['p50_ms']} right after filling (index still building)"
-                            rows.append([where, n, kind, v[kind]["p50_ms"], v[kind]["p95_ms"], cold.get("p50_ms"), cold.get("p95_ms"), extra])
-            parts.append(_table(["store", "vectors", "query", "warm p50", "warm p95", "cold p50", "cold p95", "image parts (p50)"], rows))
-            parts.append(f"\nTarget: {s['target']}. {' '.join(s.get('notes', []))}\n")
+            for kind, v in s.get("warm", {}).items():
+                if "p50_ms" in v:
+                    rows.append([kind, v["p50_ms"], v["p95_ms"], v["cpu"]["p50_ms"], v["runs"], json.dumps(v.get("mean_ms_in", {}))])
+            cold = s.get("cold_image", {})
+            if "p50_ms" in cold:
+                rows.append(["image, cold CLI", cold["p50_ms"], cold["p95_ms"], cold["cpu"]["p50_ms"], cold["runs"], json.dumps(cold.get("top_level_import_seconds", {}))])
+            parts.append(_table(["query", "p50", "p95", "CPU p50", "runs", "mean ms in (warm) / imports s (cold)"], rows))
+            img = s.get("warm", {}).get("image", {})
+            if img:
+                parts.append(f"\nImage copies: {img.get('copy_flagged_first')}/{img.get('edited_copies')} flagged copy at rank 1 "
+                             f"({img.get('original_first')} with the edited file's own original first: the library holds other "
+                             f"variants of the same photos); unrelated with a copy flag: {img.get('unrelated_with_a_copy_flag')}/{img.get('unrelated')}. "
+                             f"p50 by family: {img.get('by_family_p50_ms')}.\n")  # fmt: skip
+            parts.append(f"\nTarget: {s['target']}.\n")
     if "gpu" in r:
         parts.append("\n## GPU\n")
         s = r["gpu"]
@@ -156,18 +155,4 @@ def plots(r: dict[str, Any], out: Path) -> None:
         fig.tight_layout()
         fig.savefig(out / "images.png", dpi=120)
         plt.close(fig)
-    q = r.get("query", {})
-    if q.get("lite"):
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        for where, style in (("lite", "-o"), ("server", "--s")):
-            pts = sorted((int(n), v["image"]["p50_ms"]) for n, v in q.get(where, {}).items() if "image" in v)
-            if pts:
-                ax.plot(*zip(*pts), style, label=f"{where} warm p50")
-        ax.axhline(250, color="r", lw=0.8, label="target 250 ms")
-        ax.set_xscale("log")
-        ax.set_xlabel("vectors in the library")
-        ax.set_ylabel("image query, ms")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / "query_latency.png", dpi=120)
-        plt.close(fig)
+
