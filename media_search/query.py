@@ -251,7 +251,12 @@ def _rank_audio(
     pool = max(2 * k, COPY_POOL if pairs is not None else 10)
     groups = _candidates(lib, "audio", sound.vectors, pool, exclude, source=source)
     shortlist = _shortlist(groups, pool)
+    if pairs is not None:  # and the files the fingerprint index finds, wherever the embeddings put them
+        from .copydetect.print_index import candidates as print_candidates
+
+        shortlist += [f for f in print_candidates(store, pairs, source=source) if f not in shortlist]
     rows = store.fetch_rows("audio", shortlist, copy_fields=pairs is not None)
+    rows = [r for r in rows if r.get("content_hash") != exclude]
     from .extractors.audio import AUDIO_HOP
 
     out = _align_rows(sound, rows, tol=AUDIO_HOP, source=source)

@@ -80,6 +80,7 @@ class MilvusStore:
         self.is_lite = not uri.startswith(("http://", "https://", "tcp://", "grpc://", "unix://"))
         self._client: Any = None
         self._checked: dict[str, ModelSpec] = {}
+        self.writes = 0  # manifest writes by this object: the fingerprint index (``prints``) resyncs on a change
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MilvusStore:
@@ -382,6 +383,7 @@ class MilvusStore:
 
     def put_files(self, records: Sequence[FileRecord]) -> None:
         self._ensure_files()
+        self.writes += 1
         rows = [
             {
                 "id": r.file_id,
@@ -400,6 +402,7 @@ class MilvusStore:
             self._call("write the files manifest", self.client.upsert, self.name(FILES), rows[start : start + _BATCH])
 
     def forget_files(self, file_ids: Sequence[str]) -> None:
+        self.writes += 1
         if not file_ids:
             return
         self._ensure_files()
