@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..store.milvus import MilvusStore
     from ..store.prints import PrintIndex
 
-__all__ = ["print_index", "candidates", "MAX_CANDIDATES", "MIN_HITS"]
+__all__ = ["print_index", "candidates", "vote", "MAX_CANDIDATES", "MIN_HITS"]
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +39,26 @@ def print_index(store: MilvusStore) -> PrintIndex:
     return idx
 
 
-def candidates(store: MilvusStore, query: fa.Pairs, *, source: str | None = None, exclude: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+def candidates(store: MilvusStore, query: fa.Pairs, *, source: str | None = None) -> list[str]:
     """File ids (best first) whose stored landmarks agree with the query's at one time offset."""
     if len(query) == 0:
         return []
     idx = print_index(store)
+    ranked = vote(idx, query, source=source)
+    ids = idx.file_ids(ranked)
+    return [ids[f] for f in ranked if f in ids]
+
+
+def vote(idx: PrintIndex, query: fa.Pairs, *, source: str | None = None, limit: int = MAX_CANDIDATES) -> list[int]:
+    """The index's file numbers with the most query time slots at one offset (64 ms bins), best first."""
     hashes = np.concatenate([query.hashes(s) for s in fa.SCALES])
     lib_h, lib_f, lib_t = idx.lookup(hashes, source=source)
     if not len(lib_h):
         return []
     order = np.argsort(lib_h, kind="stable")
     lib_h, lib_f, lib_t = lib_h[order], lib_f[order], lib_t[order]
-    best: dict[int, int] = {}
+    best = np.zeros(0, np.int64)
+    files = np.zeros(0, np.int64)
     for scale in fa.SCALES:
         qh = query.hashes(scale)
         lo = np.searchsorted(lib_h, qh, side="left")
@@ -59,14 +67,22 @@ def candidates(store: MilvusStore, query: fa.Pairs, *, source: str | None = None
         if n.sum() == 0:
             continue
         qi = np.repeat(np.arange(len(qh)), n)
-        li = np.concatenate([np.arange(a, b) for a, b in zip(lo[n > 0], hi[n > 0])])
-        bins = np.floor((lib_t[li] - query.t1[qi] * scale) / 4.0).astype(np.int64)  # 64 ms
+        li = np.repeat(hi - n.cumsum(), n) + np.arange(n.sum())  # every posting of every query hash
+        bins = np.floor((lib_t[li] - query.t1[qi] * scale) / 4.0).astype(np.int64) + (1 << 21)  # 64 ms, >= 0
         slot = query.t1[qi] // fa.TILE
-        key = np.unique(np.stack([lib_f[li], bins, slot], axis=1), axis=0)  # one vote per query slot
-        fb, counts = np.unique(key[:, :2], axis=0, return_counts=True)
-        for (f, _), c in zip(fb.tolist(), counts.tolist()):
-            if c > best.get(f, 0):
-                best[f] = c
-    ranked = sorted((f for f, c in best.items() if c >= MIN_HITS), key=lambda f: -best[f])
-    ids = idx.file_ids(ranked[: MAX_CANDIDATES + len(exclude)])
-    return [ids[f] for f in ranked if f in ids and ids[f] not in exclude][:MAX_CANDIDATES]
+        # one vote per (file, offset bin, query slot), as in ``audio._peak``: a held note votes once
+        key = np.unique((lib_f[li] << 42) | (bins << 20) | slot)
+        fb, counts = np.unique(key >> 20, return_counts=True)
+        f = fb >> 22
+        top = np.zeros(len(np.unique(f)), np.int64)
+        uf, inv = np.unique(f, return_inverse=True)
+        np.maximum.at(top, inv, counts)
+        files, best = np.concatenate([files, uf]), np.concatenate([best, top])
+    if not len(files):
+        return []
+    uf, inv = np.unique(files, return_inverse=True)
+    most = np.zeros(len(uf), np.int64)
+    np.maximum.at(most, inv, best)
+    best = dict(zip(uf.tolist(), most.tolist()))
+    ranked = sorted((f for f, c in best.items() if c >= MIN_HITS), key=lambda f: (-best[f], f))
+    return ranked[:limit]

@@ -8,7 +8,7 @@ Recordings are found on disk in ``SOURCES`` (no synthetic tones); install what i
 
 Everything is deterministic: a recording's role (library only, query source in the calibration
 or the report half, unrelated query) comes from a hash of its path, and edits from fixed seeds.
-Long recordings give several distinct 12 s excerpts. Families (``REAL_FAMILIES``): snippets of 1
+Long recordings give one 12 s excerpt (music loops repeat: two excerpts of one could be copies). Families (``REAL_FAMILIES``): snippets of 1
 to 5 s, gain -6 to -12 dB, pink or white noise at 10 dB SNR, mp3 at 16 to 32 kbit/s, resampling
 to 8 to 16 kHz, tempo +-5 % with the pitch kept (ffmpeg ``atempo``), clips of 0.7 to 2 s; every
 edit but the snippet applies to a 2 to 5 s excerpt (or the whole clip when shorter).
@@ -51,10 +51,12 @@ def _h(s: str) -> float:
 
 
 def find_recordings() -> list[tuple[str, float]]:
-    """(path, duration) of every readable recording of at least 0.3 s, capped per folder, sorted."""
+    """(path, duration) of every readable recording of at least 0.3 s, capped per folder, sorted;
+    byte-identical files (packages ship some sounds twice) count once."""
     import soundfile as sf
 
     seen: set[str] = set()
+    digests: set[str] = set()
     out: list[tuple[str, float]] = []
     for pattern, cap in SOURCES:
         per_folder: dict[str, list[str]] = {}
@@ -66,10 +68,12 @@ def find_recordings() -> list[tuple[str, float]]:
             for p in files[:cap]:
                 try:
                     d = float(sf.info(p).duration)
+                    digest = hashlib.sha1(Path(p).read_bytes()).hexdigest()
                 except Exception:
                     continue
-                if d >= 0.3:
+                if d >= 0.3 and digest not in digests:
                     seen.add(p)
+                    digests.add(digest)
                     out.append((p, d))
     return sorted(out)
 
@@ -77,11 +81,29 @@ def find_recordings() -> list[tuple[str, float]]:
 def make_real_audio(out: Path, *, seed: int = 0, per_family: int | None = None, n_sources: int = 300,
                     n_unrelated: int = 100, min_library: int = 1000, max_library: int = 1100) -> dict:  # fmt: skip
     """Library, queries (each with ``half``: ``calibration`` or ``report``) and unrelated queries."""
+    library, cands, halves, unrelated, n_recs = plan_real_audio(out, n_sources=n_sources, n_unrelated=n_unrelated,
+                                                                 min_library=min_library, max_library=max_library)  # fmt: skip
+    root = out / "audio-real"
+    shutil.rmtree(root / "queries", ignore_errors=True)
+    rng = np.random.default_rng(seed)
+    queries = []
+    qdir = root / "queries"
+    for fam in REAL_FAMILIES:
+        for i, orig in enumerate(cands[: per_family or len(cands)]):
+            path = qdir / fam / f"{i:04d}_{Path(orig).stem[:40]}{'.mp3' if fam == 'mp3_low' else '.wav'}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            edit_real(orig, fam, path, rng)
+            queries.append({"family": fam, "query": str(path), "original": orig, "half": halves[orig]})
+    return {"library": library, "queries": queries, "unrelated": unrelated, "n_recordings": n_recs}
+
+
+def plan_real_audio(out: Path, *, n_sources: int = 300, n_unrelated: int = 100, min_library: int = 1000,
+                    max_library: int = 1100) -> tuple[list[str], list[str], dict[str, str], list[str], int]:  # fmt: skip
+    """(library, query sources, their halves, unrelated recordings, recordings found)."""
     recs = find_recordings()
     if len(recs) < min_library // 2:
         raise SystemExit(f"Only {len(recs)} real recordings found in {[s for s, _ in SOURCES]}; install them:\n  {INSTALL}")
     root = out / "audio-real"
-    shutil.rmtree(root / "queries", ignore_errors=True)
     (root / "excerpts").mkdir(parents=True, exist_ok=True)  # kept between runs: a rerun reuses the index
     order = sorted(recs, key=lambda r: _h("role:" + r[0]))
     unrelated = [p for p, _ in order[:n_unrelated]]
@@ -103,16 +125,7 @@ def make_real_audio(out: Path, *, seed: int = 0, per_family: int | None = None, 
     dur = {p: float(sf.info(p).duration) for p in library}
     cands = sorted((p for p in library if dur[p] >= 1.0), key=lambda p: _h("src:" + p))[:n_sources]
     halves = {p: ("calibration" if i % 2 == 0 else "report") for i, p in enumerate(sorted(cands, key=lambda p: _h("half:" + p)))}
-    rng = np.random.default_rng(seed)
-    queries = []
-    qdir = root / "queries"
-    for fam in REAL_FAMILIES:
-        for i, orig in enumerate(cands[: per_family or len(cands)]):
-            path = qdir / fam / f"{i:04d}_{Path(orig).stem[:40]}{'.mp3' if fam == 'mp3_low' else '.wav'}"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            edit_real(orig, fam, path, rng)
-            queries.append({"family": fam, "query": str(path), "original": orig, "half": halves[orig]})
-    return {"library": library, "queries": queries, "unrelated": unrelated, "n_recordings": len(recs)}
+    return library, cands, halves, unrelated, len(recs)
 
 
 def _excerpts(path: str, duration: float, folder: Path) -> list[str]:
@@ -124,7 +137,7 @@ def _excerpts(path: str, duration: float, folder: Path) -> list[str]:
     n = int(duration // EXCERPT_S)
     stem = hashlib.sha1(path.encode()).hexdigest()[:8] + "_" + Path(path).stem[:30]
     out = []
-    for i in range(min(n, 8)):
+    for i in range(min(n, 1)):
         p = folder / f"{stem}_{i}.flac"
         if not p.exists():
             sf.write(p, a.samples[int(i * EXCERPT_S * a.sr) : int((i + 1) * EXCERPT_S * a.sr)], a.sr)
