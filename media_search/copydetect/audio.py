@@ -70,11 +70,12 @@ _TIME_BITS = 31
 # ``MIN_VOTES`` votes, on at least ``MIN_COVER`` of the query's 96 ms slots that have landmarks,
 # and no other offset with more than ``MAX_RUNNER_UP`` of the winner's votes. Copies: cover 0.5 to
 # 1.0, runner-up at most 0.33 of the votes; unrelated pairs with 9+ votes: cover 0.22 to 0.87 with
-# a runner-up of 0.6 to 0.95.
+# a runner-up of 0.6 to 0.95 (a margin of 1 to 5 votes).
 _VOTES_LO, _VOTES_HI = 6, 10
 MIN_VOTES = 9
 MIN_COVER = 0.5
 MAX_RUNNER_UP = 0.5
+MIN_MARGIN = 8  # or this many votes above the runner-up (music that repeats itself within 1 s)
 _VOTES_FULL = 20  # votes scale of the confidence
 COPY_THRESHOLD = 0.5
 
@@ -271,7 +272,8 @@ def decide(votes: int, n_slots: int | None = None, runner_up: int = 0) -> AudioE
     if n_slots is None:
         conf = min(1.0, max(0.0, (votes - _VOTES_LO) / (_VOTES_HI - _VOTES_LO)))
         return AudioEvidence(conf >= COPY_THRESHOLD, round(conf, 4), int(votes))
-    sharp = votes >= MIN_VOTES and votes >= MIN_COVER * max(n_slots, 1) and runner_up <= MAX_RUNNER_UP * votes
+    clear = runner_up <= MAX_RUNNER_UP * votes or votes - runner_up >= MIN_MARGIN  # a repetitive copy: a clear margin
+    sharp = votes >= MIN_VOTES and votes >= MIN_COVER * max(n_slots, 1) and clear
     if sharp:
         conf = 0.5 + 0.5 * (1.0 - float(np.exp(-(votes - MIN_VOTES) / _VOTES_FULL)))  # more votes, higher: ties are rare
     else:
