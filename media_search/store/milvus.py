@@ -131,6 +131,9 @@ class MilvusStore:
     def close(self) -> None:
         """Close the connection. For Milvus Lite, the last store of a ``.db`` in this process also
         stops its embedded server, which releases the file for other processes."""
+        prints = self.__dict__.pop("_print_index", None)  # the fingerprint side index (``store.prints``)
+        if prints is not None:
+            prints.close()
         if self._client is not None:
             try:
                 self._client.close()
