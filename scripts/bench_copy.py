@@ -87,7 +87,8 @@ def _ber(q: np.ndarray, c: np.ndarray, min_overlap: int = 4) -> float:
 
 
 def _ber_all(q: np.ndarray, lib: list[np.ndarray], min_overlap: int = 4) -> np.ndarray:
-    """``_ber`` of ``q`` against every library print at once (1.0 where no offset overlaps enough)."""
+    """Lowest bit error rate of ``q`` against every library print at once, over offsets where the
+    prints overlap by 3/4 of the shorter one (1.0 where none does)."""
     sizes = np.array([len(c) for c in lib])
     if not len(q) or not sizes.sum():
         return np.ones(len(lib))
@@ -99,7 +100,9 @@ def _ber_all(q: np.ndarray, lib: list[np.ndarray], min_overlap: int = 4) -> np.n
     key = fidx[None, :] * width + (local[None, :] - np.arange(len(q))[:, None] + len(q))
     bits = np.bincount(key.ravel(), weights=pop.ravel(), minlength=len(lib) * width).reshape(len(lib), width)
     n = np.bincount(key.ravel(), minlength=len(lib) * width).reshape(len(lib), width)
-    ber = np.where(n >= min(min_overlap, len(q)), bits / np.maximum(32 * n, 1), 1.0)
+    # At least 3/4 of the shorter print must overlap: a handful of items matches anything.
+    need = np.maximum(min(min_overlap, len(q)), np.ceil(0.75 * np.minimum(len(q), sizes)))[:, None]
+    ber = np.where(n >= need, bits / np.maximum(32 * n, 1), 1.0)
     return ber.min(axis=1)
 
 
