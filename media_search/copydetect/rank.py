@@ -120,7 +120,9 @@ def rerank_sounds(query: fa.Pairs, matches: Sequence[Match], prints: dict[str, l
         if ev.copy:
             m = dataclasses.replace(m, timestamp=round(max(0.0, f.offset), 3), query_timestamp=0.0 if f.offset >= 0 else round(-f.offset / f.scale, 3))
         out.append(dataclasses.replace(m, copy=ev.copy, copy_confidence=ev.confidence))
-    return order(out)
+    # Copies first; below them, fingerprint agreement (votes, in the confidence) before the embedding
+    # score: a noisy copy that falls short of the verdict still beats a file that shares nothing.
+    return sorted(out, key=lambda m: (not m.copy, -(m.copy_confidence or 0.0), -m.score, m.path))
 
 
 def order(matches: Sequence[Match]) -> list[Match]:
