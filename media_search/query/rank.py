@@ -210,13 +210,16 @@ def rerank_sounds(query: fa.Pairs, matches: Sequence[Match], prints: dict[str, l
     """``prints``: packed landmarks of each candidate file (by path), any number of arrays each."""
     files = [np.concatenate(prints[m.path]) if prints.get(m.path) else np.zeros(0, np.int64) for m in matches]
     found = fa.match(query, files)
+    n_slots = fa.slots(query)
     out = []
     for m, f in zip(matches, found):
-        ev = fa.decide(f.votes)
+        ev = fa.decide(f.votes, n_slots, f.runner_up)
         if ev.copy:
             m = dataclasses.replace(m, timestamp=round(max(0.0, f.offset), 3), query_timestamp=0.0 if f.offset >= 0 else round(-f.offset / f.scale, 3))
         out.append(dataclasses.replace(m, copy=ev.copy, copy_confidence=ev.confidence))
-    return order(out)
+    # Copies first; below them, fingerprint agreement (votes, in the confidence) before the embedding
+    # score: a noisy copy that falls short of the verdict still beats a file that shares nothing.
+    return sorted(out, key=lambda m: (not m.copy, -(m.copy_confidence or 0.0), -m.score, m.path))
 
 
 def order(matches: Sequence[Match]) -> list[Match]:

@@ -286,7 +286,13 @@ def _rank_audio(
     lib.ensure("audio")
     pool = max(2 * k, COPY_POOL if pairs is not None else 10)
     groups = _candidates(lib, "audio", sound.vectors, pool, exclude, source=source)
-    rows = store.fetch_rows("audio", shortlist(groups, pool), copy_fields=pairs is not None)
+    short = shortlist(groups, pool)
+    if pairs is not None:  # and the files the fingerprint index finds, wherever the embeddings put them
+        from ..signals.print_index import candidates as print_candidates
+
+        short += [f for f in print_candidates(store, pairs, source=source) if f not in short]
+    rows = store.fetch_rows("audio", short, copy_fields=pairs is not None)
+    rows = [r for r in rows if r.content_hash != exclude]
     out = align_rows(sound.timestamps, sound.vectors, rows, tol=AUDIO_HOP, source=source)
     if pairs is not None:
         out = copyrank.rerank_sounds(pairs, out, prints_by_path(rows, source))[:k]

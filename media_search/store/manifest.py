@@ -30,6 +30,7 @@ class Manifest:
         self.conn = conn
         self.name = name
         self._ready = False
+        self.writes = 0  # puts and forgets through this object (``MilvusStore.writes``)
 
     def exists(self) -> bool:
         return self.conn.has(self.name)
@@ -62,6 +63,7 @@ class Manifest:
     def put(self, records: Sequence[FileRecord]) -> None:
         """Write (upsert) entries."""
         self.ensure()
+        self.writes += 1
         rows = [
             {
                 "id": r.file_id,
@@ -81,6 +83,7 @@ class Manifest:
 
     def forget(self, file_ids: Sequence[str]) -> None:
         """Delete the entries of the given files."""
+        self.writes += 1
         if not file_ids:
             return
         self.ensure()

@@ -79,12 +79,20 @@ class MilvusStore:
         return other
 
     @property
+    def writes(self) -> int:
+        """Manifest writes through this store object: the fingerprint index (``store.prints``) resyncs on a change."""
+        return self.manifest.writes
+
+    @property
     def client(self) -> Any:
         """The ``MilvusClient`` (opened on first use)."""
         return self.conn.client
 
     def close(self) -> None:
         """Close the connection (for Lite, the last one in this process releases the file)."""
+        prints = self.__dict__.pop("_print_index", None)  # the fingerprint side index (``store.prints``)
+        if prints is not None:
+            prints.close()
         self.conn.close()
 
     # -- collections ----------------------------------------------------------------------------

@@ -1,0 +1,220 @@
+"""The landmark hash index: hash -> (file, anchor time), a side index next to the Milvus store.
+
+Milvus cannot serve it well (DESIGN.md section 6: Lite's sparse search and ``in`` filters are
+Python passes, Lite has no binary vectors, Milvus 2.3 no sparse ones), so the postings live in a
+stdlib ``sqlite3`` file:
+
+* Milvus Lite: ``<uri>.prints.sqlite`` next to the ``.db``;
+* a Milvus server: ``$XDG_CACHE_HOME/media_search/prints/<sha1(uri, prefix)>.sqlite`` (each
+  machine that queries keeps its own copy); ``MEDIA_SEARCH_PRINTS_DIR`` overrides the folder.
+
+The index is *derived*: the truth stays in the store, the ``fp`` field of each audio window row
+and the ``files`` manifest. ``sync`` compares the manifest's ``done`` entries (their content
+hash, size, mtime and row count) with the files the index holds, drops what changed or went, and
+adds what is new from the stored ``fp`` arrays, in one sqlite transaction. A file the indexer
+has marked ``pending`` is never added, so a run killed at any moment leaves the index holding
+the previous consistent state, and the next ``sync`` repairs it. A missing or unreadable file is
+rebuilt from the stored fingerprints; a fingerprint version change (``FP_VERSION``) rebuilds too.
+
+``sync`` reads the manifest only when the store says it may have changed (``MilvusStore.writes``,
+bumped by this process's manifest writes) or, on a server that other processes write to, at
+most every ``SERVER_RECHECK_S`` seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .milvus import MilvusStore
+    from .records import Row
+
+__all__ = ["PrintIndex", "index_path", "SERVER_RECHECK_S"]
+
+log = logging.getLogger(__name__)
+
+SERVER_RECHECK_S = 2.0
+_TIME_BITS = 31
+
+
+def index_path(store: MilvusStore) -> str:
+    if store.is_lite:
+        return os.path.abspath(store.uri) + ".prints.sqlite"
+    folder = os.environ.get("MEDIA_SEARCH_PRINTS_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "media_search", "prints"
+    )
+    key = hashlib.sha1(f"{store.uri}\0{store.prefix}".encode()).hexdigest()[:16]
+    return os.path.join(folder, f"{key}.sqlite")
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS files (fid INTEGER PRIMARY KEY, file_id TEXT UNIQUE, path TEXT, source TEXT, stamp TEXT, hashes BLOB);
+CREATE TABLE IF NOT EXISTS postings (hash INTEGER, fid INTEGER, t INTEGER, PRIMARY KEY (hash, fid, t)) WITHOUT ROWID;
+"""
+
+
+def _stamp(rec: object) -> str:
+    return f"{rec.content_hash}:{rec.size}:{rec.mtime}:{rec.rows}"  # type: ignore[attr-defined]
+
+
+class PrintIndex:
+    """One store's hash index (see the module docstring)."""
+
+    def __init__(self, store: MilvusStore, version: str) -> None:
+        self.store = store
+        self.version = version
+        self.path = index_path(store)
+        self._db: sqlite3.Connection | None = None
+        self._synced_at: tuple[int, float] | None = None  # (store writes, monotonic time)
+
+    # -- the file ----------------------------------------------------------------------------
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = self._open()
+        return self._db
+
+    def _open(self) -> sqlite3.Connection:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = self._connect()
+        except sqlite3.DatabaseError as e:  # unreadable: rebuild from the stored fingerprints
+            log.warning("rebuilding the fingerprint index %s: %s", self.path, e)
+            self._remove()
+            db = self._connect()
+        return db
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        row = db.execute("SELECT value FROM meta WHERE key='version'").fetchone()
+        if row is None or row[0] != self.version:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("DELETE FROM postings")
+            db.execute("DELETE FROM files")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (self.version,))
+            db.execute("COMMIT")
+        return db
+
+    def _remove(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.remove(self.path + suffix)
+            except FileNotFoundError:
+                pass
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # -- keeping up with the store ------------------------------------------------------------
+    def sync(self, *, force: bool = False) -> None:
+        """Bring the index in line with the store's manifest (see the module docstring)."""
+        writes = getattr(self.store, "writes", 0)
+        now = time.monotonic()
+        if not force and self._synced_at is not None:
+            same = self._synced_at[0] == writes
+            if same and (self.store.is_lite or now - self._synced_at[1] < SERVER_RECHECK_S):
+                return
+        if not self.store.has("audio") or not self.store.has("files"):
+            self._synced_at = (writes, now)
+            return
+        want = {r.file_id: r for r in self.store.iter_files(state="done", strong=False) if r.kind in ("audio", "video")}
+        have = dict(self.db.execute("SELECT file_id, stamp FROM files").fetchall())
+        gone = [f for f, s in have.items() if f not in want or _stamp(want[f]) != s]
+        new = [f for f, r in want.items() if have.get(f) != _stamp(r)]
+        if gone or new:
+            self._apply(gone, new, want)
+        self._synced_at = (writes, now)
+
+    def _apply(self, gone: Sequence[str], new: Sequence[str], want: dict) -> None:
+        rows: list[Row] = []
+        for start in range(0, len(new), 256):
+            rows += self.store.fetch_rows("audio", list(new[start : start + 256]), vectors=False, copy_fields=True)
+        per_file: dict[str, list[Row]] = {}
+        for r in rows:
+            per_file.setdefault(r.file_id, []).append(r)
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for f in gone:
+                row = db.execute("SELECT fid, hashes FROM files WHERE file_id=?", (f,)).fetchone()
+                if row:  # its postings, found by their hashes (no index on fid: inserts stay appends)
+                    hs = np.frombuffer(row[1] or b"", dtype=np.int64).tolist()
+                    db.executemany("DELETE FROM postings WHERE hash=? AND fid=?", ((h, row[0]) for h in hs))
+                    db.execute("DELETE FROM files WHERE fid=?", (row[0],))
+            parts = []
+            for f in new:
+                items = per_file.get(f, [])
+                source = (items[0].source or "audio") if items else "audio"
+                vals = [np.asarray(r.fp if r.fp is not None else [], dtype=np.int64) for r in items]
+                vals = np.concatenate(vals) if vals else np.zeros(0, np.int64)
+                cur = db.execute(
+                    "INSERT INTO files (file_id, path, source, stamp, hashes) VALUES (?, ?, ?, ?, ?)",
+                    (f, want[f].path, source, _stamp(want[f]), np.unique(vals >> _TIME_BITS).tobytes()),
+                )
+                parts.append(np.stack([vals >> _TIME_BITS, np.full(len(vals), cur.lastrowid), vals & ((1 << _TIME_BITS) - 1)], 1))
+            if parts:
+                self._insert(np.concatenate(parts))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        log.info("fingerprint index: %d file(s) added, %d removed", len(new), len(gone))
+
+    def _insert(self, postings: np.ndarray) -> None:
+        """(hash, fid, t) rows, inserted in hash order (appending to the b-tree is far faster)."""
+        postings = postings[np.lexsort((postings[:, 2], postings[:, 1], postings[:, 0]))]
+        for start in range(0, len(postings), 1 << 18):
+            chunk = postings[start : start + (1 << 18)].tolist()
+            self.db.executemany("INSERT OR IGNORE INTO postings VALUES (?, ?, ?)", chunk)
+
+    # -- lookups ------------------------------------------------------------------------------
+    def lookup(self, hashes: np.ndarray, source: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Postings of the given hashes: (hash, fid, t) arrays, fid being this index's file number."""
+        db = self.db
+        uniq = np.unique(np.asarray(hashes, dtype=np.int64))
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS q (h INTEGER PRIMARY KEY)")
+        db.execute("BEGIN")
+        try:
+            db.execute("DELETE FROM q")
+            db.executemany("INSERT INTO q VALUES (?)", ((int(h),) for h in uniq))
+            if source is None:
+                sql = "SELECT p.hash, p.fid, p.t FROM q CROSS JOIN postings p ON p.hash = q.h"
+                got = db.execute(sql).fetchall()
+            else:
+                sql = ("SELECT p.hash, p.fid, p.t FROM q CROSS JOIN postings p ON p.hash = q.h "
+                       "JOIN files f ON f.fid = p.fid WHERE f.source = ?")  # fmt: skip
+                got = db.execute(sql, (source,)).fetchall()
+        finally:
+            db.execute("COMMIT")
+        if not got:
+            z = np.zeros(0, np.int64)
+            return z, z, z
+        a = np.asarray(got, dtype=np.int64)
+        return a[:, 0], a[:, 1], a[:, 2]
+
+    def file_ids(self, fids: Sequence[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        fids = [int(f) for f in fids]
+        for start in range(0, len(fids), 500):
+            part = fids[start : start + 500]
+            q = ",".join("?" * len(part))
+            out.update(self.db.execute(f"SELECT fid, file_id FROM files WHERE fid IN ({q})", part).fetchall())
+        return out
+
+    def n_postings(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM postings").fetchone()[0])

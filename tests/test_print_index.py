@@ -1,0 +1,106 @@
+"""The landmark hash index (``store.prints``, ``signals.print_index``): an edited copy is first
+whatever the embeddings say and whatever ``k``; unrelated sounds are never copies; the index
+survives restarts, a lost side file and a killed indexing run; Lite and the server alike."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from media_search import Library
+from media_search.query import search as query_mod
+from test_copydetect import SR, _tune  # generated tunes
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("print_media")
+    lib, q = root / "library", root / "queries"
+    lib.mkdir()
+    q.mkdir()
+    for i in range(6):
+        sf.write(lib / f"tune_{i}.wav", _tune(i, 6.0, noise=0.0), SR)
+    x = _tune(3, 6.0, noise=0.0)[int(1.5 * SR) : int(4.0 * SR)]
+    sf.write(q / "quiet_copy.wav", (x * 10 ** (-9 / 20)).astype(np.float32), SR)  # -9 dB
+    sf.write(q / "unrelated.wav", _tune(40, 3.0, noise=0.0), SR)
+    return {"lib": lib, "q": q}
+
+
+@pytest.fixture(scope="module", params=["lite", pytest.param("server", marks=pytest.mark.server)])
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    env = {"MEDIA_SEARCH_HOME": str(tmp_path_factory.mktemp("home")),
+           "MEDIA_SEARCH_PRINTS_DIR": str(tmp_path_factory.mktemp("prints"))}  # fmt: skip
+    if request.param == "lite":
+        return {**env, "MEDIA_SEARCH_MILVUS_URI": str(tmp_path_factory.mktemp("print_index") / "index.db")}
+    return {**env, "MEDIA_SEARCH_MILVUS_URI": request.getfixturevalue("milvus_server_uri"), "MEDIA_SEARCH_PREFIX": f"p{uuid.uuid4().hex[:12]}_"}
+
+
+@pytest.fixture(scope="module")
+def indexed(backend: dict[str, str], media: dict[str, Path]):  # noqa: ANN201
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in backend.items():
+            mp.setenv(name, value)
+        lib = Library(image_weights="random", audio_weights="random", device="cpu")
+        try:
+            assert not lib.index([media["lib"]]).failed
+            yield lib
+        finally:
+            lib.close()
+
+
+@pytest.fixture
+def embeddings_rank_source_last(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embedding shortlist never holds tune_3 (as random Cnn14 weights may well do)."""
+    real = query_mod.shortlist
+
+    def shortlist(groups, pool):  # noqa: ANN001, ANN202
+        return [f for f in real(groups, pool) if not any(h.path.endswith("tune_3.wav") for h in groups[f])]
+
+    monkeypatch.setattr(query_mod, "shortlist", shortlist)
+
+
+@pytest.mark.usefixtures("embeddings_rank_source_last")
+@pytest.mark.parametrize("k", [1, 3, 10])
+def test_copy_is_first_for_any_k_wherever_the_embeddings_rank_it(indexed: Library, media: dict[str, Path], k: int) -> None:
+    res = indexed.search(media["q"] / "quiet_copy.wav", k=k, kinds=["audio"])
+    top = res.results[0]
+    assert Path(top.path).name == "tune_3.wav" and top.copy
+    assert abs(top.timestamp - 1.5) < 0.15
+    assert not any(m.copy for m in res.results[1:])
+    assert len(res.results) == min(k, 6)
+
+
+@pytest.mark.parametrize("k", [1, 3, 10])
+def test_unrelated_sound_is_never_a_copy(indexed: Library, media: dict[str, Path], k: int) -> None:
+    res = indexed.search(media["q"] / "unrelated.wav", k=k, kinds=["audio"])
+    assert res.results and not res.copy_found and not any(m.copy for m in res.results)
+
+
+def test_index_survives_restart_loss_and_a_killed_run(indexed: Library, media: dict[str, Path]) -> None:
+    from media_search.signals.print_index import print_index
+
+    idx = print_index(indexed.store)
+    path = idx.path
+    assert os.path.exists(path) and idx.n_postings() > 0
+    indexed.close()  # a restart: the side file is reused as it is
+    assert Path(indexed.search(media["q"] / "quiet_copy.wav", k=3, kinds=["audio"]).results[0].path).name == "tune_3.wav"
+    n = print_index(indexed.store).n_postings()
+    indexed.close()
+    os.remove(path)  # lost: rebuilt from the stored fingerprints
+    assert Path(indexed.search(media["q"] / "quiet_copy.wav", k=3, kinds=["audio"]).results[0].path).name == "tune_3.wav"
+    assert print_index(indexed.store).n_postings() == n
+    # A run killed while rewriting tune_3: its manifest entry stays pending, so the index drops it.
+    store = indexed.store
+    rec = next(r for r in store.iter_files() if r.path.endswith("tune_3.wav"))
+    store.put_files([rec.__class__(**{**rec.__dict__, "state": "pending"})])
+    try:
+        idx = print_index(store)
+        assert not idx.db.execute("SELECT count(*) FROM files WHERE file_id=?", (rec.file_id,)).fetchone()[0]
+    finally:
+        store.put_files([rec])
+    assert print_index(store).n_postings() == n
