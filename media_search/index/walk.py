@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..detect import sniff
 
-from .decode.raw import RAW_SUFFIXES
+from ..decode.raw import RAW_SUFFIXES
 
 __all__ = ["Entry", "walk", "MEDIA_SUFFIXES"]
 

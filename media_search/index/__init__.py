@@ -1,0 +1,1 @@
+"""Indexing: walk the paths, decode in worker processes (``pool``), embed and write (``run``)."""
