@@ -10,6 +10,10 @@
 | MEDIA_SEARCH_IMAGE_WEIGHTS    | ``pretrained`` / a ``.pth`` path / ``random``        |
 | MEDIA_SEARCH_AUDIO_WEIGHTS    | ``pretrained`` / a ``.pth`` path / ``random``        |
 | MEDIA_SEARCH_HOME             | data folder (default ``$XDG_DATA_HOME/media_search``) |
+| MEDIA_SEARCH_STREAM_SECONDS   | sounds longer than this are decoded and embedded in  |
+|                               | blocks, in flat memory (default 600)                 |
+| MEDIA_SEARCH_MAX_QUERY_SECONDS| longest query file accepted (default 14400: 4 h)     |
+| MEDIA_SEARCH_VERBOSE          | 1: show the decoders' own messages raw (CLI)         |
 """
 
 from __future__ import annotations
@@ -41,6 +45,19 @@ def engine_from_env() -> str:
     return check_engine(os.environ.get("MEDIA_SEARCH_ENGINE", "auto").strip().lower() or "auto")
 
 
+def _seconds(env: os._Environ[str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ConfigError(f"{name} is {text!r}; give a number of seconds greater than 0.")
+    return value
+
+
 def data_home() -> Path:
     """The folder for media_search's own data (index file, uploads)."""
     if os.environ.get("MEDIA_SEARCH_HOME"):
@@ -62,6 +79,8 @@ class Settings:
     video_max_frames: int = 600
     decode_timeout: float = 120.0
     batch_size: int = 16
+    stream_seconds: float = 600.0
+    max_query_seconds: float = 14400.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -74,6 +93,8 @@ class Settings:
             "engine": engine_from_env(),
             "image_weights": env.get("MEDIA_SEARCH_IMAGE_WEIGHTS", "pretrained"),
             "audio_weights": env.get("MEDIA_SEARCH_AUDIO_WEIGHTS", "pretrained"),
+            "stream_seconds": _seconds(env, "MEDIA_SEARCH_STREAM_SECONDS", 600.0),
+            "max_query_seconds": _seconds(env, "MEDIA_SEARCH_MAX_QUERY_SECONDS", 14400.0),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)  # type: ignore[arg-type]

@@ -35,7 +35,9 @@ class Decoded:
     file or the soundtrack of a video (None when the video has none).
     Copy signals (``decode_file`` fills them, see ``signals``):
     ``phashes``, one 16-hex-digit pHash per frame; ``prints``, the audio's
-    packed landmark fingerprint.
+    packed landmark fingerprint. ``stream_audio``: the sound is longer than
+    ``Settings.stream_seconds``, so it is not here (``audio`` is None): the
+    embed stage streams it from the file (``index.stream``).
     """
 
     kind: str
@@ -46,6 +48,7 @@ class Decoded:
     notes: list[str] = field(default_factory=list)
     phashes: list[str] | None = None
     prints: np.ndarray | None = None
+    stream_audio: bool = False
 
     @property
     def n_frames(self) -> int:
@@ -80,6 +83,9 @@ def decode_video(path: str | Path, settings: Settings, *, soundtrack: bool = Tru
     if not stamps:
         raise DecodeError(f"{path} has no usable frame (every frame is black, blank or undecodable).", path=str(path))
     audio = None
+    if soundtrack and info.duration > settings.stream_seconds:
+        return Decoded("video", frames=np.stack(frames), timestamps=np.asarray(stamps, dtype=np.float64),
+                       duration=info.duration, notes=notes, stream_audio=True)  # fmt: skip
     if soundtrack:
         try:
             audio = decode_sound(path, settings, from_video=True)
@@ -104,5 +110,11 @@ def decode_file(path: str | Path, kind: str, settings: Settings) -> Decoded:
     elif kind == "video":
         d = decode_video(path, settings)
     else:
-        d = Decoded("audio", audio=decode_sound(path, settings))
+        from .stream import probe_seconds
+
+        seconds = probe_seconds(path)
+        if seconds is None or seconds > settings.stream_seconds:
+            d = Decoded("audio", duration=seconds, stream_audio=True)
+        else:
+            d = Decoded("audio", audio=decode_sound(path, settings))
     return d
