@@ -111,10 +111,16 @@ class Library:
             workers=workers,
         )
 
-    def search(self, path: str | Path, k: int = 10, kinds: Sequence[str] | None = None) -> SearchResult:
+    def search(
+        self, path: str | Path, k: int = 10, kinds: Sequence[str] | None = None, *,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> SearchResult:  # fmt: skip
+        """Rank the library's files by similarity to ``path``; ``progress`` hears how decoding a long
+        query goes (``media_search.query.search.search``)."""
         from .query.search import search
 
-        return search(path, store=self.store, embedders=self.embedders, settings=self.settings, k=k, kinds=kinds)
+        return search(path, store=self.store, embedders=self.embedders, settings=self.settings, k=k, kinds=kinds,
+                      progress=progress)  # fmt: skip
 
     def find_similar(self, path: str | Path, k: int = 10, kinds: Sequence[str] | None = None) -> list[Match]:
         return self.search(path, k=k, kinds=kinds).results

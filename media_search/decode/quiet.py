@@ -27,10 +27,10 @@ import re
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["install", "installed", "collect", "summarise", "verbose_from_env"]
+__all__ = ["install", "installed", "quiet_stderr", "collect", "summarise", "verbose_from_env"]
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ _lock = threading.Lock()
 _fd: int | None = None  # the capture file, while installed
 _MAX_KEEP = 1 << 20  # the capture file is emptied when it grows past this
 _NOISE = re.compile(r"GOAWAY|too_many_pings|^WARNING: All log messages before absl|^[EIWD]\d{4} ", re.I)
-_PREFIX = re.compile(r"^\[([\w.,-]+) @ (0x)?[0-9a-fA-F]+\]\s*")
+_PREFIX = re.compile(r"^\[([^\]@]+?)(?: @ (?:0x)?[0-9a-fA-F]+)?\]\s*")
 
 
 def verbose_from_env() -> bool:
@@ -50,31 +50,63 @@ def installed() -> bool:
     return _fd is not None
 
 
-def install() -> None:
-    """Send fd 2 to a private file; Python's ``sys.stderr`` keeps the terminal. Idempotent."""
+def install() -> Callable[[], None]:
+    """Send fd 2 to a private file; Python's ``sys.stderr`` keeps the terminal.
+
+    Returns the function that puts everything back (a no-op if it was installed already).
+    """
     global _fd
     with _lock:
         if _fd is not None:
-            return
+            return lambda: None
         # gRPC's C core reads these when it starts: keep its own logging off unless asked for.
         os.environ.setdefault("GRPC_VERBOSITY", "NONE")
         os.environ.setdefault("GLOG_minloglevel", "3")
+        old_stderr = sys.stderr
         try:
-            sys.stderr.flush()
+            old_stderr.flush()
+            writes_fd2 = old_stderr.fileno() == 2
         except (AttributeError, OSError, ValueError):
-            pass
+            writes_fd2 = False
         try:
-            terminal = os.dup(2)
+            saved = os.dup(2)
         except OSError:
-            return  # no fd 2 at all: nothing to protect
+            return lambda: None  # no fd 2 at all: nothing to protect
         fd, name = tempfile.mkstemp(prefix="media-search-stderr-")
         os.unlink(name)
         os.dup2(fd, 2)
         _fd = fd
-        try:
-            sys.stderr = open(terminal, "w", buffering=1, encoding="utf-8", errors="replace", closefd=True)  # noqa: SIM115
-        except OSError:
-            os.close(terminal)
+        if writes_fd2:  # Python's own messages (errors, progress bars, logs) still reach the terminal
+            sys.stderr = open(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
+
+    def restore() -> None:
+        global _fd
+        with _lock:
+            if _fd is None:
+                return
+            if sys.stderr is not old_stderr:
+                try:
+                    sys.stderr.flush()
+                    sys.stderr.close()
+                except (OSError, ValueError):
+                    pass
+                sys.stderr = old_stderr
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(_fd)
+            _fd = None
+
+    return restore
+
+
+@contextmanager
+def quiet_stderr(enabled: bool = True) -> Iterator[None]:
+    """``install`` for the length of a block (the CLI's commands)."""
+    restore = install() if enabled else (lambda: None)
+    try:
+        yield
+    finally:
+        restore()
 
 
 def _size() -> int:
@@ -112,7 +144,9 @@ def summarise(raw: list[str], *, limit: int = 3) -> list[str]:
             log.debug("native message: %s", line)
             continue
         m = _PREFIX.match(line)
-        text = f"{m.group(1)}: {line[m.end():]}" if m else line
+        who = m.group(1).strip() if m else ""
+        who = "mpg123" if "mpg123" in who else who.split(":")[0]
+        text = f"{who}: {line[m.end():]}" if m else line
         text = text.rstrip(".")
         counts[text] = counts.get(text, 0) + 1
     out = [f"decoder: {t}" + (f" ({n} times)" if n > 1 else "") for t, n in counts.items()]
