@@ -16,7 +16,7 @@ landmark pairs whose anchors are final (``take``) and, at the end, the rest
 * an anchor is paired once every peak within ``MAX_DT`` frames after it is
   known.
 
-Memory: one segment's spectrogram (about 60 MB) plus the peaks and pairs
+Memory: one segment's peak picking (about 50 MB) plus the peaks and pairs
 (a few MB per hour), whatever the length.
 """
 
@@ -29,7 +29,7 @@ from .audio import FP_RATE, HOP, MAX_DT, N_FFT, PEAKS_PER_S, Pairs, _pairs, _pea
 __all__ = ["Landmarker", "concat_pairs", "SEGMENT", "PAD"]
 
 _ALIGN = 750  # frames: 12 s, a whole number of 6-frame tiles and of 1 s blocks
-SEGMENT = 16 * _ALIGN
+SEGMENT = 8 * _ALIGN
 PAD = _ALIGN
 _MARGIN = 64  # 8 kHz samples cut off each inner edge of a resampled chunk
 _CHUNK = 1 << 18  # 8 kHz samples resampled at a time
@@ -42,12 +42,24 @@ def concat_pairs(parts: list[Pairs]) -> Pairs:
     return Pairs(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("f1", "f2", "dt", "t1")))
 
 
+def _spectrogram_in_chunks(x: np.ndarray, frames: int = 2048) -> np.ndarray:
+    """``signals.audio._spectrogram`` a few thousand frames at a time (its complex FFT is the big part)."""
+    n = 1 + (len(x) - N_FFT) // HOP if len(x) >= N_FFT else 1
+    if n <= frames:
+        return _spectrogram(x)
+    parts = [_spectrogram(x[i * HOP : (min(n, i + frames) - 1) * HOP + N_FFT]) for i in range(0, n, frames)]
+    return np.concatenate(parts, axis=1)
+
+
 class Landmarker:
     """Landmark pairs of a sound fed in blocks; see the module docstring."""
 
-    def __init__(self, sr: int) -> None:
+    def __init__(self, sr: int, *, segment: int = SEGMENT) -> None:
         if sr % FP_RATE:
             raise ValueError(f"Landmarker needs a rate that is a multiple of {FP_RATE} Hz, not {sr}")
+        if segment < _ALIGN or segment % _ALIGN:
+            raise ValueError(f"segment must be a multiple of {_ALIGN} frames")
+        self.segment = segment
         self.down = sr // FP_RATE
         self._in: list[np.ndarray] = []  # input not yet resampled, from input sample _in0
         self._in_n = 0
@@ -110,13 +122,13 @@ class Landmarker:
     def _segments(self, *, final: bool) -> None:
         n_frames = 1 + (self._n8 - N_FFT) // HOP if self._n8 >= N_FFT else (1 if self._n8 else 0)
         while self._seg < n_frames:
-            s, e = self._seg, self._seg + SEGMENT
+            s, e = self._seg, self._seg + self.segment
             lo, hi = max(0, s - PAD), e + PAD
             if hi > n_frames and not final:
                 break  # the context after this segment is not decoded yet
             hi = min(hi, n_frames)
             x = self._x8[lo * HOP - self._o0 : (hi - 1) * HOP + N_FFT - self._o0]
-            t, f = _peaks(_spectrogram(x))
+            t, f = _peaks(_spectrogram_in_chunks(x))
             t = t.astype(np.int64) + lo
             inside = (t >= s) & (t < e)
             self._t = np.concatenate([self._t, t[inside]])
