@@ -165,8 +165,8 @@ def test_twelve_minute_sound_streams_in_flat_memory(tmp_path: Path) -> None:
 
 
 # -- a quiet terminal -------------------------------------------------------------------------------
-@needs_ffmpeg
-def test_no_decoder_line_reaches_the_terminal(tmp_path: Path, cli_env: dict[str, str]) -> None:
+def _damaged(tmp_path: Path) -> Path:
+    """A truncated MP4, a byte-flipped MP4, a truncated MKV, and an MP3 damaged and cut short."""
     bad = tmp_path / "bad"
     bad.mkdir()
     _ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-f", "lavfi", "-i", "sine=frequency=440",
@@ -187,12 +187,25 @@ def test_no_decoder_line_reaches_the_terminal(tmp_path: Path, cli_env: dict[str,
     for i in rng.integers(2000, len(mp3), 200):
         mp3[i] ^= 0x55
     (bad / "corrupt.mp3").write_bytes(bytes(mp3[: len(mp3) * 3 // 4]))  # damaged, and shorter than its Xing header says
+    return bad
 
+
+@needs_ffmpeg
+def test_no_decoder_line_reaches_the_terminal(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    bad = _damaged(tmp_path)
     cmd = [sys.executable, "-m", "media_search", "index", str(bad), "--uri", str(tmp_path / "i.db")]
     out = subprocess.run(cmd, capture_output=True, text=True, env=cli_env, timeout=300)
     assert out.returncode in (0, 2), out.stderr
     assert not DECODER_LINE.search(out.stderr), out.stderr
     assert "decoder:" in out.stdout  # what the decoders said is in the files' lines of the report
+
+
+@pytest.mark.slow
+@needs_ffmpeg
+def test_query_of_a_damaged_file_is_quiet_and_verbose_is_not(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    bad = _damaged(tmp_path)
+    cmd = [sys.executable, "-m", "media_search", "index", str(bad), "--uri", str(tmp_path / "i.db")]
+    subprocess.run(cmd, capture_output=True, text=True, env=cli_env, timeout=300, check=False)
     query = [sys.executable, "-m", "media_search", "query", str(bad / "truncated.mkv"), "--uri", str(tmp_path / "i.db")]
     out = subprocess.run(query, capture_output=True, text=True, env=cli_env, timeout=300)
     assert out.returncode == 0 and not DECODER_LINE.search(out.stderr), out.stderr

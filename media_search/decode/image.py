@@ -47,23 +47,10 @@ def open_image(path: str | Path, *, min_side: int | None = None, max_pixels: int
         raise UnsupportedMediaError(f"{p} is a directory, not an image: give an image file.", path=p)
     try:
         refuse_empty(p, os.path.getsize(p), "image")
-        with warnings.catch_warnings(), Image.open(p) as im:
+        with warnings.catch_warnings():
             # Our own limit below replaces Pillow's warning between its 89 MP and 179 MP marks.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            w, h = im.size
-            if w <= 0 or h <= 0 or w * h > max_pixels:
-                raise DecodeError(
-                    f"{p} declares {w}x{h} pixels, more than the {max_pixels // 1_000_000} "
-                    "megapixel limit: refusing to decode it (possible decompression bomb).",
-                    path=p,
-                )
-            if min_side and im.format == "JPEG":
-                # Pillow picks a scale of 1/2, 1/4 or 1/8 keeping both sides >= min_side.
-                im.draft("RGB", (min_side, min_side))
-            im.seek(0)
-            im.load()
-            out = _to_rgb(ImageOps.exif_transpose(im))
-            return out.copy() if out is im else out
+            return _open(p, min_side, max_pixels)
     except DecodeError:
         raise
     except UnidentifiedImageError as e:
@@ -76,6 +63,39 @@ def open_image(path: str | Path, *, min_side: int | None = None, max_pixels: int
         ) from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise DecodeError(f"{p} is a damaged or truncated image ({reason(e)}): copy or export it again.", path=p) from e
+
+
+#: Modes ``Image.reduce`` averages correctly (not palette indices or 1-bit).
+_REDUCIBLE = frozenset({"RGB", "RGBA", "RGBX", "L", "LA", "CMYK"})
+
+
+def _open(p: str, min_side: int | None, max_pixels: int) -> Image.Image:
+    from PIL import Image, ImageOps
+
+    with Image.open(p) as im:
+        w, h = im.size
+        if w <= 0 or h <= 0 or w * h > max_pixels:
+            raise DecodeError(
+                f"{p} declares {w}x{h} pixels, more than the {max_pixels // 1_000_000} "
+                "megapixel limit: refusing to decode it (possible decompression bomb).",
+                path=p,
+            )
+        if min_side and im.format == "JPEG":
+            # Pillow picks a scale of 1/2, 1/4 or 1/8 keeping both sides >= min_side.
+            im.draft("RGB", (min_side, min_side))
+        im.seek(0)
+        im.load()
+        small: Image.Image = im
+        factor = min(im.width, im.height) // min_side if min_side and im.format != "JPEG" else 1
+        if factor >= 2 and im.mode in _REDUCIBLE:
+            # Other formats decode whole; shrink by a box average before anything else runs on it
+            # (a 100 MP PNG panorama would otherwise be converted, transposed and searched at full size).
+            small = im.reduce(factor)
+            small.info = dict(im.info)
+            if "exif" not in small.info:
+                small.info["exif"] = im.getexif().tobytes()
+        out = _to_rgb(ImageOps.exif_transpose(small))
+        return out.copy() if out is im else out
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
