@@ -40,7 +40,7 @@ def open_image(path: str | Path, *, min_side: int | None = None, max_pixels: int
     ``min_side``: the caller needs at least this many pixels on the shorter
     side; a JPEG may then be decoded at a reduced scale (``draft``).
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     p = os.fspath(path)
     if os.path.isdir(p):

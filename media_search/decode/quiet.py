@@ -30,14 +30,14 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["install", "installed", "quiet_stderr", "collect", "summarise", "verbose_from_env"]
+__all__ = ["collect", "install", "installed", "quiet_stderr", "summarise", "verbose_from_env"]
 
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _fd: int | None = None  # the capture file, while installed
 _MAX_KEEP = 1 << 20  # the capture file is emptied when it grows past this
-_NOISE = re.compile(r"GOAWAY|too_many_pings|^WARNING: All log messages before absl|^[EIWD]\d{4} ", re.I)
+_NOISE = re.compile(r"GOAWAY|too_many_pings|^WARNING: All log messages before absl|^[EIWD]\d{4} ", re.IGNORECASE)
 _PREFIX = re.compile(r"^\[([^\]@]+?)(?: @ (?:0x)?[0-9a-fA-F]+)?\]\s*")
 
 

@@ -31,11 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DecodeError, MediaSearchError
+from ..errors import DecodeError
 from . import quiet, refuse_empty
 from .audio import _FFMPEG_SUFFIXES, _INSTALL_FFMPEG, SAMPLE_RATE, ffmpeg_failure
 
-__all__ = ["AudioStream", "BLOCK_SECONDS", "probe_seconds"]
+__all__ = ["BLOCK_SECONDS", "AudioStream", "probe_seconds"]
 
 log = logging.getLogger(__name__)
 
@@ -265,8 +265,3 @@ def _read_exactly(stream: Any, n: int) -> bytes:
     return b"".join(parts)
 
 
-def stream_error(e: BaseException, path: Path) -> MediaSearchError:
-    """An unexpected error while streaming, as a ``DecodeError`` naming the file."""
-    if isinstance(e, MediaSearchError):
-        return e
-    return DecodeError(f"{path.name} could not be decoded ({type(e).__name__}: {e}).", path=path)

@@ -18,9 +18,16 @@ from collections.abc import Iterator
 import numpy as np
 
 from ..decode.audio import SAMPLE_RATE
-from .audio import AUDIO_WINDOW, QUERY_HOP, QUERY_MAX_WINDOWS, SILENCE_RMS, _loop_to, _rms
+from .audio import (
+    AUDIO_WINDOW,
+    QUERY_HOP,
+    QUERY_MAX_WINDOWS,
+    SILENCE_RMS,
+    _loop_to,
+    _rms,
+)
 
-__all__ = ["WindowCutter", "QueryWindows", "Window"]
+__all__ = ["QueryWindows", "Window", "WindowCutter"]
 
 Window = tuple[int, np.ndarray]  # (start sample, window samples)
 

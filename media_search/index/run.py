@@ -270,7 +270,6 @@ class _Run:
 
     def _stream(self, item: Prepared, out: Outcome) -> None:
         """A file whose sound is too long to hold: its rows are written in parts as it is decoded."""
-        from ..decode import quiet
         from ..errors import DecodeError
         from .stream import SoundRows, sound_parts
 
@@ -292,14 +291,13 @@ class _Run:
         kinds = ["audio", *item.rows]
         started = False
         try:
-            with quiet.collect() as said:
-                for cols in _parts_or_none(parts, d.kind == "video"):
-                    if not started:
-                        self._begin(item, kinds)
-                        started = True
-                    with _interrupt_after():
-                        self.store.upsert_rows("audio", cols)
-                    item.extra_rows += len(cols["id"])
+            for cols in _parts_or_none(parts, d.kind == "video"):
+                if not started:
+                    self._begin(item, kinds)
+                    started = True
+                with _interrupt_after():
+                    self.store.upsert_rows("audio", cols)
+                item.extra_rows += len(cols["id"])
         except DecodeError as err:
             if started or item.fid in self.known:
                 self.store.remove_files([item.fid])
@@ -308,7 +306,7 @@ class _Run:
             return
         if not started:
             self._begin(item, list(item.rows))
-        item.notes += [f"{e.path}: {n}" for n in ([*summary.notes, *said] if d.kind == "audio" else said)]
+        item.notes += [f"{e.path}: {n}" for n in summary.notes if d.kind == "audio" or not n.startswith("silent")]
         with _interrupt_after():
             for kind, cols in item.rows.items():
                 self.store.upsert_rows(kind, cols)  # type: ignore[arg-type]

@@ -312,9 +312,8 @@ def _place_by_spectrum(settings: Settings, samples: np.ndarray, matches: list[Ma
     cross-correlating log-mel spectrograms places the snippet to a few
     hundredths of a second. Costs decoding each of those files again.
     """
-    from .place import match_excerpt
-
     from ..decode.stream import probe_seconds
+    from .place import match_excerpt
 
     out = list(matches)
     for i, m in enumerate(out[:PLACE_TOP]):

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ..embed.embedders import Embedded
     from ..signals.audio import Pairs
 
-__all__ = ["check_length", "embed_long_sound", "Progress"]
+__all__ = ["Progress", "check_length", "embed_long_sound"]
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -65,7 +65,6 @@ def embed_long_sound(
     progress: Progress | None = None,
 ) -> tuple[Embedded, Pairs]:
     """Window vectors (at most ``QUERY_MAX_WINDOWS``) and landmark pairs of a long sound."""
-    from ..decode import quiet
     from ..decode.stream import AudioStream
     from ..embed.embedders import Embedded
     from ..embed.stream import QueryWindows
@@ -75,17 +74,16 @@ def embed_long_sound(
     windows = QueryWindows(sr=stream.sr)
     marks = Landmarker(stream.sr)
     pairs = []
-    with quiet.collect():
-        for block in stream:
-            windows.feed(block)
-            marks.feed(block)
-            pairs.append(marks.take())
-            if stream.seconds > settings.max_query_seconds:
-                stream.close()
-                raise too_long(path, stream.seconds, settings.max_query_seconds)
-            if progress:
-                progress({"event": "decode", "done": stream.seconds, "total": declared})
-        pairs.append(marks.finish())
+    for block in stream:  # decoder messages: ``stream.notes`` (``decode.quiet``)
+        windows.feed(block)
+        marks.feed(block)
+        pairs.append(marks.take())
+        if stream.seconds > settings.max_query_seconds:
+            stream.close()
+            raise too_long(path, stream.seconds, settings.max_query_seconds)
+        if progress:
+            progress({"event": "decode", "done": stream.seconds, "total": declared})
+    pairs.append(marks.finish())
     starts, arrays, silent = windows.finish()
     if progress:
         progress({"event": "embed", "done": stream.seconds, "total": stream.seconds})

@@ -24,9 +24,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from .audio import FP_RATE, HOP, MAX_DT, N_FFT, PEAKS_PER_S, Pairs, _pairs, _peaks, _spectrogram
+from .audio import (
+    FP_RATE,
+    HOP,
+    MAX_DT,
+    N_FFT,
+    PEAKS_PER_S,
+    Pairs,
+    _pairs,
+    _peaks,
+    _spectrogram,
+)
 
-__all__ = ["Landmarker", "concat_pairs", "SEGMENT", "PAD"]
+__all__ = ["PAD", "SEGMENT", "Landmarker", "concat_pairs"]
 
 _ALIGN = 750  # frames: 12 s, a whole number of 6-frame tiles and of 1 s blocks
 SEGMENT = 8 * _ALIGN
