@@ -11,7 +11,7 @@
 | MEDIA_SEARCH_AUDIO_WEIGHTS    | ``pretrained`` / a ``.pth`` path / ``random``        |
 | MEDIA_SEARCH_HOME             | data folder (default ``$XDG_DATA_HOME/media_search``) |
 | MEDIA_SEARCH_STREAM_SECONDS   | sounds longer than this are decoded and embedded in  |
-|                               | blocks, in flat memory (default 600)                 |
+|                               | blocks, in flat memory (default 300)                 |
 | MEDIA_SEARCH_MAX_QUERY_SECONDS| longest query file accepted (default 14400: 4 h)     |
 | MEDIA_SEARCH_VERBOSE          | 1: show the decoders' own messages raw (CLI)         |
 """
@@ -79,7 +79,7 @@ class Settings:
     video_max_frames: int = 600
     decode_timeout: float = 120.0
     batch_size: int = 16
-    stream_seconds: float = 600.0
+    stream_seconds: float = 300.0
     max_query_seconds: float = 14400.0
 
     @classmethod
@@ -93,7 +93,7 @@ class Settings:
             "engine": engine_from_env(),
             "image_weights": env.get("MEDIA_SEARCH_IMAGE_WEIGHTS", "pretrained"),
             "audio_weights": env.get("MEDIA_SEARCH_AUDIO_WEIGHTS", "pretrained"),
-            "stream_seconds": _seconds(env, "MEDIA_SEARCH_STREAM_SECONDS", 600.0),
+            "stream_seconds": _seconds(env, "MEDIA_SEARCH_STREAM_SECONDS", 300.0),
             "max_query_seconds": _seconds(env, "MEDIA_SEARCH_MAX_QUERY_SECONDS", 14400.0),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})

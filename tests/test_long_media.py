@@ -272,3 +272,61 @@ def test_long_recording_and_video_index_and_query_in_bounded_memory(tmp_path: Pa
     assert top["path"].endswith("recording.mp3") and top["copy"]
     # library time = query time + offset: 10:00 in the recording is 8:00 in the query
     assert top["timestamp"] - top["query_timestamp"] == pytest.approx(120, abs=1)
+
+
+# -- limits and crash safety ------------------------------------------------------------------------
+def test_query_longer_than_the_limit_is_refused(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    from media_search.config import Settings
+    from media_search.errors import DecodeError
+    from media_search.query.search import search
+
+    sf.write(tmp_path / "ten.wav", _signal(10.0, 8000), 8000)
+    settings = Settings(uri=str(tmp_path / "unused.db"), max_query_seconds=5.0)
+    with pytest.raises(DecodeError, match=r"longer than the 0:05.* a query may last .*MEDIA_SEARCH_MAX_QUERY_SECONDS"):
+        search(tmp_path / "ten.wav", store=None, embedders=None, settings=settings)  # type: ignore[arg-type]
+
+
+class _Crash(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_a_kill_between_parts_of_a_streamed_file_is_repaired(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long sound's rows go in several parts under one pending mark: a crash after the first
+    part leaves a pending file, and the next run leaves exactly the rows of one clean run."""
+    import functools
+
+    import soundfile as sf
+
+    from media_search.index import stream as index_stream
+    from media_search.library import Library
+    from media_search.signals.stream import Landmarker
+    from media_search.store.milvus import MilvusStore
+
+    sf.write(tmp_path / "long.wav", _signal(100.0, 16000), 16000)
+    monkeypatch.setattr(index_stream, "PART_ROWS", 2)  # 20 windows, written in three parts
+    monkeypatch.setattr(index_stream, "Landmarker", functools.partial(Landmarker, segment=750))  # 12 s segments
+    calls = {"n": 0}
+    real = MilvusStore.upsert_rows
+
+    def crashing(self: MilvusStore, kind: str, columns: dict) -> int:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise _Crash("killed between two parts")
+        return real(self, kind, columns)
+
+    with Library(uri=str(tmp_path / "i.db"), stream_seconds=20.0) as lib:
+        monkeypatch.setattr(MilvusStore, "upsert_rows", crashing)
+        with pytest.raises(_Crash):
+            lib.index([tmp_path / "long.wav"], workers=0)
+        assert lib.store.pending_files(), "the half-written file is marked pending"
+        assert 2 <= lib.store.count("audio") < 20  # the first part is in; the next run must remove it
+        monkeypatch.setattr(MilvusStore, "upsert_rows", real)
+        report = lib.index([tmp_path / "long.wav"], workers=0)
+        assert report.indexed == 1 and report.windows == 20 and any("repaired" in n for n in report.notes)
+        rows = lib.store.all_rows("audio")
+        assert len(rows) == 20 and len({r.id for r in rows}) == 20
+        assert sorted(r.timestamp for r in rows) == [5.0 * i for i in range(20)]
+        assert not lib.store.pending_files()
