@@ -112,8 +112,8 @@ def decode_file(path: str | Path, kind: str, settings: Settings) -> Decoded:
     else:
         from .stream import probe_seconds
 
-        seconds = probe_seconds(path)
-        if seconds is None or seconds > settings.stream_seconds:
+        seconds = probe_seconds(path)  # None: neither soundfile nor ffprobe reads it; the decoder says why
+        if seconds is not None and seconds > settings.stream_seconds:
             d = Decoded("audio", duration=seconds, stream_audio=True)
         else:
             d = Decoded("audio", audio=decode_sound(path, settings))

@@ -270,7 +270,7 @@ class _Run:
 
     def _stream(self, item: Prepared, out: Outcome) -> None:
         """A file whose sound is too long to hold: its rows are written in parts as it is decoded."""
-        from ..errors import DecodeError
+        from ..errors import DecodeError, UnsupportedMediaError
         from .stream import SoundRows, sound_parts
 
         self._embed_waiting()
@@ -298,7 +298,7 @@ class _Run:
                 with _interrupt_after():
                     self.store.upsert_rows("audio", cols)
                 item.extra_rows += len(cols["id"])
-        except DecodeError as err:
+        except (DecodeError, UnsupportedMediaError) as err:
             if started or item.fid in self.known:
                 self.store.remove_files([item.fid])
             self.report.failed.append(Failure(e.path, f"{e.path}: {err}" if e.path not in str(err) else str(err)))

@@ -164,7 +164,7 @@ def _query_sound(lib: _Ctx, q: Query, path: str, declared: float | None, progres
     from .stream import embed_long_sound
 
     source = "video" if from_video else "audio"
-    if declared is None or declared > lib.settings.stream_seconds:
+    if declared is not None and declared > lib.settings.stream_seconds:
         sound, pairs = embed_long_sound(path, lib.embedders.audio, lib.settings, from_video=from_video,
                                         declared=declared, progress=progress)  # fmt: skip
         samples = None
