@@ -64,12 +64,13 @@ def make_video(path: Path, seconds: int) -> Path:
     if not loop.exists():
         videos = sorted((SAMPLES / "videos").glob("*.mp4"))
         inputs = [a for v in videos for a in ("-i", str(v))]
-        chain = "".join(f"[{i}:v]scale=1280:720,setsar=1,fps=25[v{i}];[{i}:a]aformat=sample_rates=44100:channel_layouts=stereo[a{i}];"
-                        for i in range(len(videos)))
-        chain += "".join(f"[v{i}][a{i}]" for i in range(len(videos))) + f"concat=n={len(videos)}:v=1:a=1"
-        _ffmpeg(*inputs, "-filter_complex", chain, "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac", str(loop))
+        chain = "".join(f"[{i}:v]scale=1280:720,setsar=1,fps=25[v{i}];" for i in range(len(videos)))
+        chain += "".join(f"[v{i}]" for i in range(len(videos))) + f"concat=n={len(videos)}:v=1:a=0"
+        _ffmpeg(*inputs, "-filter_complex", chain, "-c:v", "libx264", "-preset", "veryfast", str(loop))
+    make_audio(path.parent / "long_audio_10s.mp3", 10)  # makes long_loop.wav, the soundtrack
     tmp = path.with_suffix(".part.mp4")
-    _ffmpeg("-stream_loop", "-1", "-i", str(loop), "-t", str(seconds), "-c", "copy", str(tmp))
+    _ffmpeg("-stream_loop", "-1", "-i", str(loop), "-stream_loop", "-1", "-i", str(path.parent / "long_loop.wav"),
+            "-map", "0:v", "-map", "1:a", "-t", str(seconds), "-c:v", "copy", "-c:a", "aac", str(tmp))  # fmt: skip
     tmp.rename(path)
     return path
 
@@ -90,7 +91,11 @@ def run(out: Path, work: Path, audio: list[int], video: list[int]) -> dict[str, 
     for kind, seconds, make in jobs:
         ext = "mp3" if kind == "audio" else "mp4"
         started = time.perf_counter()
-        path = make(out / "media" / f"long_{kind}_{seconds}s.{ext}", seconds)
+        try:
+            path = make(out / "media" / f"long_{kind}_{seconds}s.{ext}", seconds)
+        except subprocess.CalledProcessError as e:
+            res[f"{kind}_{seconds}s"] = {"error": f"making the file failed: {e}"}
+            continue
         made = time.perf_counter() - started
         db = work / f"long_{kind}_{seconds}.db"
         index = _measure(["index", str(path), "--uri", str(db)])
