@@ -29,6 +29,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token", help="Milvus token (default: MEDIA_SEARCH_MILVUS_TOKEN)")
     p.add_argument("--image-model", metavar="NAME", help="image model (default: MEDIA_SEARCH_IMAGE_MODEL or resnet50; `media-search models` lists them); each model has its own collections")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    p.add_argument("--verbose", action="store_true", help="show the decoders' and gRPC's own messages raw (default: summarised in the report; also MEDIA_SEARCH_VERBOSE=1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,11 +85,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Stderr:
+    """Whatever ``sys.stderr`` is when a record is written (``decode.quiet`` swaps it for the terminal)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def _setup_logging(debug: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        stream=_Stderr(),
     )
     if not debug:
         for noisy in ("milvus_lite", "pymilvus", "grpc", "httpx", "urllib3", "numba"):
@@ -96,10 +107,16 @@ def _setup_logging(debug: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .decode import quiet
+
     args = build_parser().parse_args(argv)
+    verbose = args.verbose or quiet.verbose_from_env()
+    if verbose:
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "24")  # FFmpeg's warnings, as they come
     _setup_logging(args.debug)
     try:
-        return _run(args)
+        with quiet.quiet_stderr(not verbose):  # decoders' and gRPC's lines: into the report, not here
+            return _run(args)
     except MediaSearchError as e:
         if args.debug:
             raise
@@ -208,11 +225,42 @@ class _ProgressBar:
             self._bar = None
 
 
+class _QueryBar:
+    """A tqdm bar (seconds of the query decoded) for a long query; shown only after a second."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar: Any = None
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        if self._bar is None and event["event"] == "decode":
+            from tqdm import tqdm
+
+            total = event.get("total")
+            self._bar = tqdm(total=round(total) if total else None, unit="s", desc="decoding the query",
+                             file=sys.stderr, dynamic_ncols=True, delay=1.0)  # fmt: skip
+        if self._bar is not None:
+            self._bar.update(max(0, round(event["done"]) - self._bar.n))
+            if event["event"] == "embed":
+                self._bar.set_description_str("embedding the query", refresh=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
 def _query(lib: Any, args: argparse.Namespace) -> int:
     if (args.file is None) == (args.text is None):
         raise ConfigError("Give either a FILE to search with or --text \"words\", not both and not neither.")
     _announce(lib)
-    result = lib.search(args.file, k=args.k, kinds=args.kind, text=args.text)
+    bar = _QueryBar(enabled=not args.json and sys.stderr.isatty())
+    try:
+        result = lib.search(args.file, k=args.k, kinds=args.kind, text=args.text, progress=bar)
+    finally:
+        bar.close()
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
         return EXIT_OK

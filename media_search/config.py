@@ -11,6 +11,10 @@
 | MEDIA_SEARCH_IMAGE_WEIGHTS    | ``pretrained`` / a ``.pth`` path / ``random``        |
 | MEDIA_SEARCH_AUDIO_WEIGHTS    | ``pretrained`` / a ``.pth`` path / ``random``        |
 | MEDIA_SEARCH_HOME             | data folder (default ``$XDG_DATA_HOME/media_search``) |
+| MEDIA_SEARCH_STREAM_SECONDS   | sounds longer than this are decoded and embedded in  |
+|                               | blocks, in flat memory (default 300)                 |
+| MEDIA_SEARCH_MAX_QUERY_SECONDS| longest query file accepted (default 14400: 4 h)     |
+| MEDIA_SEARCH_VERBOSE          | 1: show the decoders' own messages raw (CLI)         |
 """
 
 from __future__ import annotations
@@ -42,6 +46,19 @@ def engine_from_env() -> str:
     return check_engine(os.environ.get("MEDIA_SEARCH_ENGINE", "auto").strip().lower() or "auto")
 
 
+def _seconds(env: os._Environ[str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ConfigError(f"{name} is {text!r}; give a number of seconds greater than 0.")
+    return value
+
+
 def data_home() -> Path:
     """The folder for media_search's own data (index file, uploads)."""
     if os.environ.get("MEDIA_SEARCH_HOME"):
@@ -64,6 +81,8 @@ class Settings:
     video_max_frames: int = 600
     decode_timeout: float = 120.0
     batch_size: int = 16
+    stream_seconds: float = 300.0
+    max_query_seconds: float = 14400.0
 
     def __post_init__(self) -> None:
         if self.is_lite and self.uri.startswith("~"):  # Library(uri="~/photos.db"), like the CLI
@@ -81,6 +100,8 @@ class Settings:
             "image_model": env.get("MEDIA_SEARCH_IMAGE_MODEL", "").strip() or "resnet50",
             "image_weights": env.get("MEDIA_SEARCH_IMAGE_WEIGHTS", "pretrained"),
             "audio_weights": env.get("MEDIA_SEARCH_AUDIO_WEIGHTS", "pretrained"),
+            "stream_seconds": _seconds(env, "MEDIA_SEARCH_STREAM_SECONDS", 300.0),
+            "max_query_seconds": _seconds(env, "MEDIA_SEARCH_MAX_QUERY_SECONDS", 14400.0),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)  # type: ignore[arg-type]

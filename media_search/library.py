@@ -112,9 +112,11 @@ class Library:
         )
 
     def search(
-        self, path: str | Path | None = None, k: int = 10, kinds: Sequence[str] | None = None, *, text: str | None = None
-    ) -> SearchResult:
-        """Search with a file (``path``) or with words (``text``; needs an image model with a text tower)."""
+        self, path: str | Path | None = None, k: int = 10, kinds: Sequence[str] | None = None, *,
+        text: str | None = None, progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> SearchResult:  # fmt: skip
+        """Search with a file (``path``) or with words (``text``; needs an image model with a text tower).
+        ``progress`` hears how decoding a long query goes (``media_search.query.search.search``)."""
         if (path is None) == (text is None):
             from .errors import ConfigError
 
@@ -125,7 +127,8 @@ class Library:
             return search_text(text, store=self.store, embedders=self.embedders, settings=self.settings, k=k, kinds=kinds)
         from .query.search import search
 
-        return search(path, store=self.store, embedders=self.embedders, settings=self.settings, k=k, kinds=kinds)  # type: ignore[arg-type]
+        return search(path, store=self.store, embedders=self.embedders, settings=self.settings, k=k, kinds=kinds,
+                      progress=progress)  # fmt: skip
 
     def find_similar(
         self, path: str | Path | None = None, k: int = 10, kinds: Sequence[str] | None = None, *, text: str | None = None

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark media_search against naive baselines measured in the same run.
 
-Sections (``--sections``, default all but gpu; ``--gpu`` adds the GPU one):
+Sections (``--sections``, default all but gpu and long; ``--gpu`` adds the GPU one):
 
   images  image indexing files/s: ``Library.index`` against the naive loop
           (Pillow full-size decode, torchvision transforms, eager fp32
@@ -28,6 +28,10 @@ Sections (``--sections``, default all but gpu; ``--gpu`` adds the GPU one):
   gpu     ResNet50 bf16 channels_last images/s, GPU JPEG decoding, files/s
           end to end on a folder of JPEGs, store writes beside it (skipped
           cleanly without CUDA)
+  long    hours-long media (only when asked for): index and query a stereo
+          44.1 kHz MP3 of each of ``--long-audio`` seconds (default 600 3600
+          14400) and a 720p H.264 video of each of ``--long-video`` seconds
+          (default 600 3600) with the real CLI: seconds and peak memory
 
 All models use seeded random weights (MEDIA_SEARCH_IMAGE_WEIGHTS=random): speed
 does not depend on the weights' values. Generated media is cached in
@@ -39,6 +43,7 @@ Examples:
   python scripts/benchmark.py                         # default sizes
   python scripts/benchmark.py --full --gpu            # everything
   python scripts/benchmark.py --gpu --sections gpu    # the GPU check alone (H200: ~2 minutes)
+  python scripts/benchmark.py --sections long --long-audio 600 3600 --long-video 600
 """
 
 from __future__ import annotations
@@ -57,7 +62,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-SECTIONS = ("images", "unchanged", "video", "audio", "insert", "query", "gpu")
+SECTIONS = ("images", "unchanged", "video", "audio", "insert", "query", "gpu", "long")
+OPT_IN = ("gpu", "long")  # run only when named
 SIZES: dict[str, dict[str, Any]] = {
     "quick": {"workers": [], "unchanged": 1000, "audio_engines": ["onnx"], "audio_hops": [5.0], "audio_batches": [16],
               "photos": 40, "videos": [("1280x720", 20)], "audio": [30], "insert_rows": 1024,
@@ -86,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, nargs="*", help="decode processes to try in the images section (0: inline)")
     ap.add_argument("--unchanged", type=int, help="files for the unchanged section")
     ap.add_argument("--query-images", type=int, help="image files in the query section's library")
+    ap.add_argument("--long-audio", type=int, nargs="*", default=[600, 3600, 14400], metavar="S", help="long section: audio durations (s)")
+    ap.add_argument("--long-video", type=int, nargs="*", default=[600, 3600], metavar="S", help="long section: video durations (s)")
     ap.add_argument("--out", type=Path, default=Path("bench-results"), help="output folder (default: bench-results)")
     args = ap.parse_args(argv)
 
@@ -99,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg["unchanged"] = args.unchanged
     if args.query_images:
         cfg["query_images"] = args.query_images
-    sections = list(args.sections or [s for s in SECTIONS if s != "gpu"])
+    cfg["long_audio"], cfg["long_video"] = args.long_audio, args.long_video
+    sections = list(args.sections or [s for s in SECTIONS if s not in OPT_IN])
     if args.gpu and "gpu" not in sections:
         sections.append("gpu")
     out = args.out.resolve()
@@ -247,6 +256,14 @@ def run_query(cfg: dict[str, Any], out: Path, work: Path, server: str | None) ->
     return res
 
 
+def run_long(cfg: dict[str, Any], out: Path, work: Path, server: str | None) -> dict[str, Any]:
+    if not shutil.which("ffmpeg"):
+        return {"skipped": "ffmpeg is not installed"}
+    from bench import long
+
+    return long.run(out, work, cfg["long_audio"], cfg["long_video"])
+
+
 def run_gpu(cfg: dict[str, Any], out: Path, work: Path, server: str | None) -> dict[str, Any]:
     from bench import gpu
 
@@ -269,7 +286,7 @@ def _no_server() -> str:
     return SERVER_PROBLEM[0] if SERVER_PROBLEM else "no Milvus server (--no-server, or the `milvus` package is missing)"
 
 
-RUNNERS = {"images": run_images, "unchanged": run_unchanged, "video": run_video, "audio": run_audio, "insert": run_insert, "query": run_query, "gpu": run_gpu}
+RUNNERS = {"images": run_images, "unchanged": run_unchanged, "video": run_video, "audio": run_audio, "insert": run_insert, "query": run_query, "gpu": run_gpu, "long": run_long}
 
 
 # -- output -----------------------------------------------------------------------------------------

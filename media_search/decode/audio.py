@@ -32,7 +32,7 @@ from ..embed.models import CNN14
 from ..errors import DecodeError, UnsupportedMediaError
 from . import refuse_empty
 
-__all__ = ["SAMPLE_RATE", "Audio", "NoSoundtrackError", "decode_audio", "has_ffmpeg", "resample"]
+__all__ = ["SAMPLE_RATE", "Audio", "NoSoundtrackError", "decode_audio", "ffmpeg_failure", "has_ffmpeg", "resample"]
 
 log = logging.getLogger(__name__)
 
@@ -167,21 +167,30 @@ def _decode_ffmpeg(
         ) from e
     err = proc.stderr.decode("utf-8", "replace").strip()
     if proc.returncode != 0:
-        low = err.lower()
-        if "matches no streams" in low or "does not contain any stream" in low:
-            raise NoSoundtrackError(f"{path.name} has no soundtrack.", path=path)
-        unreadable = "invalid data found when processing input" in low or err.startswith(f"{path}: ")
-        if unreadable and sf_error is not None:  # neither decoder recognises the container
-            raise UnsupportedMediaError(
-                f"{path.name} is not an audio file that soundfile or ffmpeg can read; "
-                "check that it really is audio (wav, flac, ogg, opus, mp3, m4a).",
-                path=path,
-            ) from sf_error
-        last = err.splitlines()[-1] if err else f"exit status {proc.returncode}"
-        raise DecodeError(f"ffmpeg could not decode {path.name}: {last}.", path=path)
+        raise ffmpeg_failure(path, err, proc.returncode, from_video=from_video, sf_error=sf_error)
     if err:
         log.debug("ffmpeg warnings for %s: %s", path, err)
     return _parse_au(proc.stdout, path)
+
+
+def ffmpeg_failure(
+    path: Path, err: str, returncode: int, *, from_video: bool, sf_error: Exception | None
+) -> DecodeError | UnsupportedMediaError:
+    """The error for an ffmpeg run that failed with stderr ``err`` (also ``decode.stream``'s)."""
+    low = err.lower()
+    if "matches no streams" in low or "does not contain any stream" in low:
+        return NoSoundtrackError(f"{path.name} has no soundtrack.", path=path)
+    unreadable = "invalid data found when processing input" in low or err.startswith(f"{path}: ")
+    if unreadable and sf_error is not None:  # neither decoder recognises the container
+        e = UnsupportedMediaError(
+            f"{path.name} is not an audio file that soundfile or ffmpeg can read; "
+            "check that it really is audio (wav, flac, ogg, opus, mp3, m4a).",
+            path=path,
+        )
+        e.__cause__ = sf_error
+        return e
+    last = err.splitlines()[-1] if err else f"exit status {returncode}"
+    return DecodeError(f"ffmpeg could not decode {path.name}: {last}.", path=path)
 
 
 def _parse_au(data: bytes, path: Path) -> np.ndarray:

@@ -38,6 +38,9 @@ class Decoded:
     packed local features, made from ``pictures`` (uint8 gray, longer side
     ``signals.image.MAX_SIDE``; dropped once ``local`` is filled); ``prints``,
     the audio's packed landmark fingerprint.
+    ``stream_audio``: the sound is longer than ``Settings.stream_seconds``, so it
+    is not here (``audio`` is None): the embed stage streams it from the file
+    (``index.stream``).
     """
 
     kind: str
@@ -50,6 +53,7 @@ class Decoded:
     prints: np.ndarray | None = None
     pictures: list[np.ndarray] | None = None
     local: list[str] | None = None
+    stream_audio: bool = False
 
     @property
     def n_frames(self) -> int:
@@ -89,6 +93,9 @@ def decode_video(path: str | Path, settings: Settings, *, soundtrack: bool = Tru
     if not stamps:
         raise DecodeError(f"{path} has no usable frame (every frame is black, blank or undecodable).", path=str(path))
     audio = None
+    if soundtrack and info.duration > settings.stream_seconds:
+        return Decoded("video", frames=np.stack(frames), timestamps=np.asarray(stamps, dtype=np.float64),
+                       duration=info.duration, notes=notes, stream_audio=True)  # fmt: skip
     if soundtrack:
         try:
             audio = decode_sound(path, settings, from_video=True)
@@ -113,5 +120,11 @@ def decode_file(path: str | Path, kind: str, settings: Settings) -> Decoded:
     elif kind == "video":
         d = decode_video(path, settings)
     else:
-        d = Decoded("audio", audio=decode_sound(path, settings))
+        from .stream import probe_seconds
+
+        seconds = probe_seconds(path)  # None: neither soundfile nor ffprobe reads it; the decoder says why
+        if seconds is not None and seconds > settings.stream_seconds:
+            d = Decoded("audio", duration=seconds, stream_audio=True)
+        else:
+            d = Decoded("audio", audio=decode_sound(path, settings))
     return d

@@ -40,7 +40,7 @@ def open_image(path: str | Path, *, min_side: int | None = None, max_pixels: int
     ``min_side``: the caller needs at least this many pixels on the shorter
     side; a JPEG may then be decoded at a reduced scale (``draft``).
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     p = os.fspath(path)
     if os.path.isdir(p):
@@ -51,23 +51,10 @@ def open_image(path: str | Path, *, min_side: int | None = None, max_pixels: int
         return _to_rgb(raw_preview(p, max_pixels=max_pixels))
     try:
         refuse_empty(p, os.path.getsize(p), "image")
-        with warnings.catch_warnings(), Image.open(p) as im:
+        with warnings.catch_warnings():
             # Our own limit below replaces Pillow's warning between its 89 MP and 179 MP marks.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            w, h = im.size
-            if w <= 0 or h <= 0 or w * h > max_pixels:
-                raise DecodeError(
-                    f"{p} declares {w}x{h} pixels, more than the {max_pixels // 1_000_000} "
-                    "megapixel limit: refusing to decode it (possible decompression bomb).",
-                    path=p,
-                )
-            if min_side and im.format == "JPEG":
-                # Pillow picks a scale of 1/2, 1/4 or 1/8 keeping both sides >= min_side.
-                im.draft("RGB", (min_side, min_side))
-            im.seek(0)
-            im.load()
-            out = _to_rgb(ImageOps.exif_transpose(im))
-            return out.copy() if out is im else out
+            return _open(p, min_side, max_pixels)
     except DecodeError:
         raise
     except UnidentifiedImageError as e:
@@ -99,6 +86,38 @@ def _photo_formats(path: str) -> bool:
 
 
 _heif_registered = False
+
+#: Modes ``Image.reduce`` averages correctly (not palette indices or 1-bit).
+_REDUCIBLE = frozenset({"RGB", "RGBA", "RGBX", "L", "LA", "CMYK"})
+
+
+def _open(p: str, min_side: int | None, max_pixels: int) -> Image.Image:
+    from PIL import Image, ImageOps
+
+    with Image.open(p) as im:
+        w, h = im.size
+        if w <= 0 or h <= 0 or w * h > max_pixels:
+            raise DecodeError(
+                f"{p} declares {w}x{h} pixels, more than the {max_pixels // 1_000_000} "
+                "megapixel limit: refusing to decode it (possible decompression bomb).",
+                path=p,
+            )
+        if min_side and im.format == "JPEG":
+            # Pillow picks a scale of 1/2, 1/4 or 1/8 keeping both sides >= min_side.
+            im.draft("RGB", (min_side, min_side))
+        im.seek(0)
+        im.load()
+        small: Image.Image = im
+        factor = min(im.width, im.height) // min_side if min_side and im.format != "JPEG" else 1
+        if factor >= 2 and im.mode in _REDUCIBLE:
+            # Other formats decode whole; shrink by a box average before anything else runs on it
+            # (a 100 MP PNG panorama would otherwise be converted, transposed and searched at full size).
+            small = im.reduce(factor)
+            small.info = dict(im.info)
+            if "exif" not in small.info:
+                small.info["exif"] = im.getexif().tobytes()
+        out = _to_rgb(ImageOps.exif_transpose(small))
+        return out.copy() if out is im else out
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:

@@ -76,13 +76,27 @@ def default_workers() -> int:
 
 
 def decode_job(job: Job) -> Outcome:
-    """Hash, detect and decode one file; per-file problems become ``Outcome.error``."""
+    """Hash, detect and decode one file; per-file problems become ``Outcome.error``, and what the
+    decoders wrote on stderr meanwhile (``decode.quiet``) a note or a clause of that error."""
+    from ..decode import quiet
+
+    started = time.monotonic()
+    out = Outcome(job)
+    with quiet.collect() as said:
+        _decode_into(out, job)
+    if said and out.error:
+        out.error = f"{out.error.rstrip('.')} ({said[0]})."
+    elif said and out.decoded is not None:
+        out.decoded.notes.extend(said)
+    out.seconds = time.monotonic() - started
+    return out
+
+
+def _decode_into(out: Outcome, job: Job) -> None:
     from ..detect import detect_kind
     from ..identity import content_hash
     from ..signals import add_copy_signals
 
-    started = time.monotonic()
-    out = Outcome(job)
     try:
         out.content_hash = content_hash(job.real)
         if job.known_hash and out.content_hash == job.known_hash:
@@ -101,8 +115,6 @@ def decode_job(job: Job) -> Outcome:
     except Exception as e:  # noqa: BLE001 - a decoder bug on one file must not stop a bulk run
         log.debug("unexpected error decoding %s", job.real, exc_info=True)
         out.error = f"{job.path} could not be decoded ({type(e).__name__}: {e})."
-    out.seconds = time.monotonic() - started
-    return out
 
 
 def _with_path(message: str, job: Job) -> str:
@@ -118,8 +130,12 @@ def _ping() -> int:
     return os.getpid()
 
 
-def _worker_init(parent: int | None = None) -> None:
+def _worker_init(parent: int | None = None, quiet_stderr: bool = False) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if quiet_stderr:  # the decoders' own lines go into the report, not onto the terminal
+        from ..decode import quiet
+
+        quiet.install()
     if parent is not None:
         threading.Thread(target=_exit_with_parent, args=(parent,), name="media_search-parent-watch", daemon=True).start()
 
@@ -148,7 +164,11 @@ class DecodePool:
         """The running pool; None when worker processes cannot start here (then decode inline)."""
         if self._executor is None and self.workers:
             ctx = multiprocessing.get_context("spawn")
-            ex = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),))
+            from ..decode import quiet
+
+            ex = ProcessPoolExecutor(
+                self.workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(), quiet.installed())
+            )
             try:
                 ex.submit(_ping).result()
             except Exception as e:  # noqa: BLE001 - e.g. a __main__ that spawn cannot re-import

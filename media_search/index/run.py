@@ -86,10 +86,11 @@ class Prepared:
     content_hash: str
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # kind -> columns
     notes: list[str] = field(default_factory=list)
+    extra_rows: int = 0  # rows written already, in parts (a streamed sound)
 
     @property
     def n_rows(self) -> int:
-        return sum(len(c["id"]) for c in self.rows.values())
+        return sum(len(c["id"]) for c in self.rows.values()) + self.extra_rows
 
 
 def index_paths(
@@ -226,6 +227,9 @@ class _Run:
             self._tick(e.path, "unchanged")
         else:
             item = self._prepare(out, e, fid)
+            if out.decoded is not None and out.decoded.stream_audio:
+                self._stream(item, out)
+                return
             if out.decoded is not None and out.decoded.n_frames:
                 self.waiting.append((item, out))
                 self.frames += out.decoded.n_frames
@@ -274,6 +278,65 @@ class _Run:
                 item.rows["video"] = _sequence_columns(item.fid, "v", emb, {**common, "phash": _phashes(d), "local": _local(d)})
             self.ready.append(item)
         self.waiting, self.frames = [], 0
+
+    def _stream(self, item: Prepared, out: Outcome) -> None:
+        """A file whose sound is too long to hold: its rows are written in parts as it is decoded."""
+        from ..errors import DecodeError, UnsupportedMediaError
+        from .stream import SoundRows, sound_parts
+
+        self._embed_waiting()
+        self._maybe_write(force=True)  # what is ready goes first: this file's parts are written alone
+        d = out.decoded
+        assert d is not None
+        e = item.entry
+        if d.n_frames:
+            assert d.frames is not None and d.timestamps is not None
+            vecs = embed_frames(self.embedders.image, d.frames, self.settings.batch_size)
+            fields = {"file_id": item.fid, "path": e.real, "content_hash": item.content_hash, "phash": _phashes(d)}
+            item.rows["video"] = _sequence_columns(item.fid, "v", Embedded(vecs, d.timestamps, d.duration), fields)
+        source = "video" if d.kind == "video" else "audio"
+        common = {"file_id": item.fid, "path": e.real, "content_hash": item.content_hash, "source": source}
+        summary = SoundRows()
+        parts = sound_parts(e.real, self.embedders.audio, self.settings, fid=item.fid, fields=common,
+                            from_video=d.kind == "video", summary=summary)  # fmt: skip
+        kinds = ["audio", *item.rows]
+        started = False
+        try:
+            for cols in _parts_or_none(parts, d.kind == "video"):
+                if not started:
+                    self._begin(item, kinds)
+                    started = True
+                with _interrupt_after():
+                    self.store.upsert_rows("audio", cols)
+                item.extra_rows += len(cols["id"])
+        except (DecodeError, UnsupportedMediaError) as err:
+            if started or item.fid in self.known:
+                self.store.remove_files([item.fid])
+            self.report.failed.append(Failure(e.path, f"{e.path}: {err}" if e.path not in str(err) else str(err)))
+            self._tick(e.path, "failed")
+            return
+        if not started:
+            self._begin(item, list(item.rows))
+        item.notes += [f"{e.path}: {n}" for n in summary.notes if d.kind == "audio" or not n.startswith("silent")]
+        with _interrupt_after():
+            for kind, cols in item.rows.items():
+                self.store.upsert_rows(kind, cols)  # type: ignore[arg-type]
+            self.store.put_files([_record(item, "done")])
+        _count(item, self.report)
+        self.report.windows += item.extra_rows
+        self._tick(e.path, "indexed")
+        self.last_write = time.monotonic()
+
+    def _begin(self, item: Prepared, kinds: list[str]) -> None:
+        """The first write of a streamed file: collections, the pending mark, its old rows out."""
+        with _interrupt_after():
+            for kind in kinds:
+                self.store.ensure(kind, self.embedders.spec(kind))  # type: ignore[arg-type]
+            self.store.put_files([_record(item, "pending")])
+            old = self.known.get(item.fid)
+            for kind in COLLECTIONS:
+                if old is not None and _had(old, kind):
+                    self.store.delete_rows(kind, [item.fid])  # type: ignore[arg-type]
 
     def _maybe_write(self, *, force: bool = False) -> None:
         rows = sum(i.n_rows for i in self.ready)
@@ -369,11 +432,31 @@ def _write(store: MilvusStore, embedders: Embedders, items: list[Prepared], know
             store.upsert_rows(kind, columns)  # type: ignore[arg-type]
     store.put_files([_record(i, "done") for i in items])
     for i in items:
-        report.indexed += 1
-        report.by_kind[i.kind] = report.by_kind.get(i.kind, 0) + 1
-        report.keyframes += len(i.rows.get("video", {}).get("id", []))
-        report.windows += len(i.rows.get("audio", {}).get("id", []))
-        report.notes.extend(i.notes)
+        _count(i, report)
+
+
+def _count(i: Prepared, report: IndexReport) -> None:
+    report.indexed += 1
+    report.by_kind[i.kind] = report.by_kind.get(i.kind, 0) + 1
+    report.keyframes += len(i.rows.get("video", {}).get("id", []))
+    report.windows += len(i.rows.get("audio", {}).get("id", []))
+    report.notes.extend(i.notes)
+
+
+def _parts_or_none(parts: Iterator[dict[str, Any]], video: bool) -> Iterator[dict[str, Any]]:
+    """The parts; for a video, none when it has no soundtrack (its keyframes still count)."""
+    from ..decode.audio import NoSoundtrackError
+    from ..errors import DecodeError
+
+    try:
+        yield from parts
+    except NoSoundtrackError:
+        if not video:
+            raise
+    except DecodeError:
+        if not video:
+            raise
+        log.debug("the soundtrack of a video could not be streamed", exc_info=True)
 
 
 def _had(rec: FileRecord, kind: str) -> bool:

@@ -37,6 +37,7 @@ from ..signals.image import MAX_SIDE
 from ..types import KINDS, Kind, Match, SearchResult
 from . import rank as copyrank
 from .rank import align_rows, prints_by_path, shortlist
+from .stream import Progress, check_length
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -96,11 +97,14 @@ def search(
     k: int = 10,
     kinds: Sequence[str] | None = None,
     copy_signals: bool = True,
+    progress: Progress | None = None,
 ) -> SearchResult:
     """Rank the library's files by similarity to ``path``; see the module docstring.
 
     ``copy_signals=False`` ranks by the embeddings alone (no pHash, local
     features or fingerprints): how ``media-search evaluate`` compares models.
+    ``progress`` is called with ``{"event": "decode", "done": s, "total": s or None}`` while a
+    long query sound is decoded (``query.stream``), then with ``{"event": "embed", ...}``.
     """
     lib = _Ctx(store, embedders, settings)
     if k < 1:
@@ -108,7 +112,7 @@ def search(
     real = resolve_path(path)
     kind = detect_kind(real)
     targets = _targets(kind, kinds)
-    q = _embed_query(lib, real, kind, targets)
+    q = _embed_query(lib, real, kind, targets, progress)
     if not copy_signals:
         q.picture, q.pairs, q.samples = None, None, None
     results: list[Match] = []
@@ -135,9 +139,7 @@ def _targets(kind: Kind, kinds: Sequence[str] | None) -> tuple[Kind, ...]:
     return tuple(allowed)  # type: ignore[return-value]
 
 
-def _embed_query(lib: _Ctx, path: str, kind: Kind, targets: tuple[Kind, ...]) -> Query:
-    from ..signals.audio import landmarks
-
+def _embed_query(lib: _Ctx, path: str, kind: Kind, targets: tuple[Kind, ...], progress: Progress | None = None) -> Query:
     q = Query(path=path, kind=kind, content_hash=content_hash(path))
     if kind == "image":
         # The picture and its mirror: a mirrored copy is as near as the original (best per file).
@@ -149,23 +151,36 @@ def _embed_query(lib: _Ctx, path: str, kind: Kind, targets: tuple[Kind, ...]) ->
         q.image = Embedded(embed_frames(lib.embedders.image, np.stack(views), lib.settings.batch_size), np.zeros(len(views)))
         return q
     if kind == "video":
+        declared = check_length(path, lib.settings, from_video=True)
         if "video" in targets or "image" in targets:
             d = decode_video(path, lib.settings, soundtrack=False)  # at most video_max_frames pictures
             vectors = embed_frames(lib.embedders.image, d.frames, lib.settings.batch_size)  # type: ignore[arg-type]
             q.frames = Embedded(vectors, d.timestamps, d.duration, d.notes)  # type: ignore[arg-type]
         if "video" in targets or "audio" in targets:
             try:
-                audio = decode_sound(path, lib.settings, from_video=True)
+                _query_sound(lib, q, path, declared, progress, from_video=True)
             except DecodeError:  # no soundtrack
                 return q
-            sound = embed_sound(lib.embedders.audio, audio, "video", query=True)
-            if len(sound):
-                q.sound, q.pairs, q.samples = sound, landmarks(audio.samples, audio.sr), audio.samples
         return q
-    audio = decode_sound(path, lib.settings)
-    q.sound, q.pairs = embed_sound(lib.embedders.audio, audio, "audio", query=True), landmarks(audio.samples, audio.sr)
-    q.samples = audio.samples
+    _query_sound(lib, q, path, check_length(path, lib.settings, from_video=False), progress, from_video=False)
     return q
+
+
+def _query_sound(lib: _Ctx, q: Query, path: str, declared: float | None, progress: Progress | None, *, from_video: bool) -> None:
+    """The query's sound: whole when short, streamed (no samples kept) when long (``query.stream``)."""
+    from ..signals.audio import landmarks
+    from .stream import embed_long_sound
+
+    source = "video" if from_video else "audio"
+    if declared is not None and declared > lib.settings.stream_seconds:
+        sound, pairs = embed_long_sound(path, lib.embedders.audio, lib.settings, from_video=from_video,
+                                        declared=declared, progress=progress)  # fmt: skip
+        samples = None
+    else:
+        audio = decode_sound(path, lib.settings, from_video=from_video)
+        sound, pairs, samples = embed_sound(lib.embedders.audio, audio, source, query=True), landmarks(audio.samples, audio.sr), audio.samples
+    if len(sound) or not from_video:
+        q.sound, q.pairs, q.samples = sound, pairs, samples
 
 
 def _rank(lib: _Ctx, q: Query, target: Kind, k: int) -> list[Match]:
@@ -316,12 +331,16 @@ def _place_by_spectrum(settings: Settings, samples: np.ndarray, matches: list[Ma
     cross-correlating log-mel spectrograms places the snippet to a few
     hundredths of a second. Costs decoding each of those files again.
     """
+    from ..decode.stream import probe_seconds
     from .place import match_excerpt
 
     out = list(matches)
     for i, m in enumerate(out[:PLACE_TOP]):
         if m.copy:
             continue  # placed by the fingerprints already
+        length = probe_seconds(m.path, from_video=m.kind == "video")
+        if length is None or length > settings.stream_seconds:
+            continue  # too long to decode whole here: its window offset stands
         try:
             cand = decode_sound(m.path, settings, from_video=m.kind == "video").samples
         except (DecodeError, OSError) as e:

@@ -170,6 +170,11 @@ def landmarks(samples: np.ndarray, sr: int) -> Pairs:
     """Landmark pairs of mono (or multi-channel) audio at ``sr`` Hz."""
     x = _resample(samples, sr)
     t, f = _peaks(_spectrogram(x))
+    return _pairs(t, f)
+
+
+def _pairs(t: np.ndarray, f: np.ndarray) -> Pairs:
+    """Pairs of peaks (frames ``t``, bins ``f``, in time order): each with its first ``FAN_OUT`` targets."""
     n = len(t)
     reach = np.arange(1, 2 * PEAKS_PER_S + 1)  # peaks within 1 s: at most two 1 s blocks' worth
     j = np.arange(n)[:, None] + reach[None, :]

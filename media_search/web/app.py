@@ -35,6 +35,10 @@ DEFAULT_UPLOAD_TTL = 900
 MAX_K = 100
 
 
+class SearchCancelled(Exception):
+    """The page's Stop button stopped a search."""
+
+
 class Searcher:
     """The page's verbs over one ``Library``, serialised by a lock."""
 
@@ -42,11 +46,28 @@ class Searcher:
         self.lib = lib
         self.roots = roots
         self.lock = threading.Lock()
+        self.stop = threading.Event()  # set by the page's Stop button: a long query gives up
 
-    def search(self, path: str, k: int, kinds: list[str] | None) -> SearchResult:
-        """``Library.search`` with ``k`` capped at ``MAX_K``; result folders become servable (default roots)."""
+    def search(self, path: str, k: int, kinds: list[str] | None, progress: Any = None) -> SearchResult:
+        """``Library.search`` with ``k`` capped at ``MAX_K``; result folders become servable (default roots).
+
+        ``progress``: a ``gr.Progress`` that shows how decoding a long query goes.
+        """
+
+        def report(event: dict[str, Any]) -> None:
+            if self.stop.is_set():
+                raise SearchCancelled("The search was stopped.")
+            if progress is not None:
+                done, total = float(event["done"]), event.get("total")
+                what = "Decoding the query" if event["event"] == "decode" else "Embedding the query"
+                if total:
+                    progress((min(round(done), round(total)), round(total)), desc=what, unit="s")
+                else:
+                    progress(None, desc=f"{what}: {round(done)} s")
+
         with self.lock:
-            result = self.lib.search(path, k=min(int(k), MAX_K), kinds=kinds or None)
+            self.stop.clear()
+            result = self.lib.search(path, k=min(int(k), MAX_K), kinds=kinds or None, progress=report)
         self.roots.admit([m.path for m in result.results] + list(result.exact_copies))
         return result
 
@@ -78,16 +99,23 @@ class Searcher:
         return not any(self.stats()["files"].values())
 
     # -- handlers -------------------------------------------------------------------------------
-    def page_search(self, path: str | None, k: float, kinds: list[str] | None) -> tuple[str, str, Any]:
+    def cancel(self) -> str:
+        """The Stop button: the running long query stops at its next block."""
+        self.stop.set()
+        return render.render_message("Search stopped.", "info")
+
+    def page_search(self, path: str | None, k: float, kinds: list[str] | None, progress: Any = None) -> tuple[str, str, Any]:
         """(status HTML, results HTML, JSON) for the page."""
         if not path:
             return render.render_message("Drop an image, a video or a sound above to search.", "info"), "", None
         name = os.path.basename(path)
         start = time.perf_counter()
         try:
-            result = self.search(path, int(k), kinds)
+            result = self.search(path, int(k), kinds, progress)
             if not result.results and not result.exact_copies and self.is_empty():
                 return render.render_message(render.EMPTY_INDEX, "info", "Empty index"), "", None
+        except SearchCancelled:
+            return render.render_message("Search stopped.", "info"), "", None
         except Exception as e:  # noqa: BLE001 - the page must survive anything
             return self._failure(e, path), "", None
         seconds = time.perf_counter() - start
@@ -204,6 +232,7 @@ def build_app(
                     elem_id="ms-kinds",
                 )
                 go = gr.Button("Search", variant="primary", elem_id="ms-search")
+                stop = gr.Button("Stop", variant="secondary", elem_id="ms-stop", size="sm")
                 text_in = gr.Textbox(
                     label="...or describe what you look for",
                     placeholder="a cat asleep on a sofa",
@@ -222,9 +251,12 @@ def build_app(
         api_btn = gr.Button(visible=False)
         api_out = gr.Textbox(visible=False)
 
-        gr.on(
+        def page_search(path: str | None, k: float, kinds: list[str] | None, progress: Any = gr.Progress()) -> tuple[str, str, Any]:  # noqa: B008
+            return s.page_search(path, k, kinds, progress)
+
+        searching = gr.on(
             [file_in.upload, go.click, k.release, kinds.input],
-            s.page_search,
+            page_search,
             inputs=[file_in, k, kinds],
             outputs=[status, results, as_json],
             api_visibility="private",
@@ -240,6 +272,7 @@ def build_app(
             concurrency_id="search",
             concurrency_limit=2,
         )
+        stop.click(s.cancel, outputs=[status], cancels=[searching], api_visibility="private", queue=False)
         file_in.clear(lambda: ("", "", None), outputs=[status, results, as_json], api_visibility="private", queue=False)
         api_btn.click(
             s.api_search,

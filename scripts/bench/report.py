@@ -132,6 +132,15 @@ def markdown(r: dict[str, Any]) -> str:
                     ["Milvus Lite writes beside it", s["store_vs_gpu"]["lite_rows_per_s"], f"{s['store_vs_gpu']['writers_needed_to_keep_up']} writers to keep up"]]
             parts.append(f"{s['device']}. bf16 vs fp32 cosine min {s['model_only']['bf16_vs_fp32_cosine_min']}.\n\n")
             parts.append(_table(["what", "per second", "note"], rows))
+    if "long" in r:
+        s = r["long"]
+        parts.append("\n## Long media (real CLI, one file per index)\n")
+        if _skipped(s) or "error" in s:
+            parts.append((_skipped(s) or s["error"]) + "\n")
+        else:
+            rows = [[k, v["file_mb"], v["index"].get("seconds"), v["index"].get("peak_mb"), v["query"].get("seconds"), v["query"].get("peak_mb")]
+                    for k, v in s.items() if isinstance(v, dict) and "index" in v]
+            parts.append(_table(["file", "MB", "index s", "index peak MB", "query s", "query peak MB"], rows))
     return "\n".join(parts)
 
 
