@@ -19,6 +19,7 @@ from .types import IndexReport, Kind, Match, SearchResult
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
+    from .duplicates import DuplicateReport
     from .extractors.spec import ModelSpec
     from .store.milvus import MilvusStore
 
@@ -119,6 +120,21 @@ class Library:
 
     def find_similar(self, path: str | Path, k: int = 10, kinds: Sequence[str] | None = None) -> list[Match]:
         return self.search(path, k=k, kinds=kinds).results
+
+    def duplicates(
+        self,
+        kinds: Sequence[str] | None = None,
+        *,
+        include_similar: bool = False,
+        progress: Callable[..., None] | None = None,
+    ) -> DuplicateReport:
+        """Groups of copies across the library (``media_search.duplicates``); nothing is changed."""
+        from .duplicates import find_duplicates
+
+        for kind in ("image", "video", "audio"):  # checks the models and loads released collections
+            if self.store.has(kind):
+                self.ensure(kind)  # type: ignore[arg-type]
+        return find_duplicates(self.store, kinds=kinds, include_similar=include_similar, progress=progress)
 
     def stats(self) -> dict[str, Any]:
         """Files and rows per kind, and the model stamped in each collection."""
