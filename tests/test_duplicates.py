@@ -197,3 +197,68 @@ def test_cli_json_and_csv(env: dict[str, str], cli_env: dict[str, str]) -> None:
     assert sum(r["original"] == "True" for r in rows) == len(by_group)
     out = subprocess.run(["media-search", "duplicates"], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0 and "5 groups of copies" in out.stdout and "likely original" in out.stdout, out.stdout
+
+
+# -- the page ----------------------------------------------------------------------------------------------
+def _fake_report(n: int) -> dict:
+    groups = []
+    for i in range(1, n + 1):
+        files = [{"path": f"/lib/<b>{i}</b>.jpg", "kind": "image", "size": 10, "mtime": 1.0, "width": 4, "height": 3, "duration": None, "original": True},
+                 {"path": f"/lib/clip{i}.mp4", "kind": "video", "size": 99, "mtime": 2.0, "width": 4, "height": 3, "duration": 9.0, "original": False}]  # fmt: skip
+        pairs = [{"a": files[0]["path"], "b": files[1]["path"], "relation": "copy", "method": "local_features", "inliers": 30, "b_time": 2.5}]
+        groups.append({"id": i, "tier": "copies", "kind": "mixed", "files": files, "pairs": pairs})
+    return {"groups": groups, "seconds": 1.0}
+
+
+def test_render_pages_and_escapes() -> None:
+    from media_search.web.render import render_duplicates
+
+    html = render_duplicates(_fake_report(45), 3)
+    assert html.count("class='ms-dup-group") == 5 and "data-group='41'" in html and "data-group='40'" not in html
+    assert "page 3 of 3" in html and "<b>41</b>" not in html and "&lt;b&gt;41&lt;/b&gt;" in html
+    assert "clip41.mp4#t=2.50" in html  # the player starts at the keyframe that matched
+    assert "gradio_api/file=/lib/" in html and "class='ms-open'" in html
+    assert render_duplicates(_fake_report(45), 99).count("class='ms-dup-group") == 5  # clamped to the last page
+    assert "No copies found" in render_duplicates({"groups": [], "seconds": 0.1})
+
+
+@pytest.mark.browser
+def test_duplicates_tab_in_a_browser(env: dict[str, str], media: Path) -> None:
+    import os
+
+    from playwright.sync_api import sync_playwright
+
+    from test_web import free_port
+    from test_web_browser import ARGS, CHROMIUM
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (apt install chromium)")
+    from media_search.web import serve
+
+    lib = Library()
+    port = free_port()
+    app = serve(lib, host="127.0.0.1", port=port, block=False, quiet=True, warm_up=False)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+            pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+            pg.set_default_timeout(120_000)
+            pg.goto(f"http://127.0.0.1:{port}/")
+            pg.get_by_role("tab", name="Duplicates").click()
+            pg.click("#ms-dup-run")
+            pg.wait_for_selector("#ms-dup-results section.ms-dup-group")
+            groups = pg.eval_on_selector_all("#ms-dup-results section.ms-dup-group", "els => els.map(e => [...e.querySelectorAll('figure')].map(f => f.dataset.path.split('/').pop()).sort())")
+            assert {frozenset(g) for g in groups} == EXPECTED
+            pg.wait_for_function("[...document.querySelectorAll('#ms-dup-results img')].every(i => i.complete && i.naturalWidth > 0)")
+            clock = pg.locator("#ms-dup-results figure[data-kind='video'][data-path$='clip_with_clock.mp4'] video")
+            t = float(clock.get_attribute("src").split("#t=")[1])
+            assert 2.0 <= t <= 4.0
+            clock.evaluate("m => m.readyState >= 1 || new Promise(r => m.addEventListener('loadedmetadata', r))")
+            assert abs(clock.evaluate("m => m.currentTime") - t) < 0.5
+            href = pg.locator("#ms-dup-results a.ms-open").first.get_attribute("href")
+            assert pg.request.get(f"http://127.0.0.1:{port}/{href}").ok  # "open" serves the library file
+            assert pg.locator("#ms-dup-results .ms-evidence li[data-method='local_features']").count() >= 2
+            browser.close()
+    finally:
+        app.close()
+        lib.close()

@@ -107,7 +107,9 @@ def find_duplicates(
     timings["groups"] = time.perf_counter() - t0
     stats = {
         "files": len(files),
+        "verify_attempts": verifier.attempts,
         "verified_pairs": verifier.checks,
+        "verify_s": round(verifier.seconds, 3),
         "decoded": verifier.reads,
         "sound_pairs_sharing_landmarks": shared,
         "timings": {k: round(v, 3) for k, v in timings.items()},

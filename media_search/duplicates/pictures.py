@@ -19,6 +19,7 @@ evidence is not verified again (grouping needs one path, not every edge).
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,6 +80,8 @@ class Verifier:
     cache: OrderedDict = field(default_factory=OrderedDict)
     reads: int = 0
     checks: int = 0
+    attempts: int = 0
+    seconds: float = 0.0
 
     def _get(self, path: str, ts: float | None, mirrored: bool) -> fi.Features | None:
         key = (path, ts, mirrored)
@@ -101,6 +104,14 @@ class Verifier:
 
     def verify(self, a: str, a_ts: float | None, b: str, b_ts: float | None) -> fi.Verification | None:
         """Inliers between picture ``a`` (or its mirror) and ``b``; None if either cannot be read."""
+        start = time.perf_counter()
+        try:
+            return self._verify(a, a_ts, b, b_ts)
+        finally:
+            self.attempts += 1
+            self.seconds += time.perf_counter() - start
+
+    def _verify(self, a: str, a_ts: float | None, b: str, b_ts: float | None) -> fi.Verification | None:
         fa, fb = self._get(a, a_ts, False), self._get(b, b_ts, False)
         if fa is None or fb is None:
             return None
