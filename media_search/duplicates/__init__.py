@@ -88,6 +88,7 @@ def find_duplicates(
         n = len(stored.rows.get("image") or [])
         stage("image pairs", n if nb else 0)
         pictures.image_pairs(store, stored, links, verifier, neighbours=nb, include_similar=include_similar, progress=advance)
+        pictures.framed_pairs(stored, links, verifier)
         if "video" in wanted:
             stage("images in videos", n if nb else 0)
             pictures.image_video_pairs(store, stored, links, verifier, neighbours=nb, progress=advance)

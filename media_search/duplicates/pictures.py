@@ -31,7 +31,7 @@ from ..copydetect import image as fi
 from .gather import Rows, Stored
 from .links import Links, Pair
 
-__all__ = ["HASH_COPY", "HASH_CHECK", "HASH_SIMILAR", "NEIGHBOURS", "hamming_pairs", "image_pairs", "image_video_pairs", "video_pairs"]
+__all__ = ["framed_pairs", "HASH_COPY", "HASH_CHECK", "HASH_SIMILAR", "NEIGHBOURS", "hamming_pairs", "image_pairs", "image_video_pairs", "video_pairs"]
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +41,13 @@ HASH_COPY = 10
 HASH_CHECK = 16
 HASH_SIMILAR = 18
 #: Nearest rows per image proposed by the embeddings (verified, never trusted).
-NEIGHBOURS = 6
+NEIGHBOURS = 4
 #: Query vectors per Milvus search call.
 SEARCH_BATCH = 256
 #: Cosine from which an unverified, pHash-close embedding neighbour is "similar" (a burst, a re-shoot).
 SIMILAR_COSINE = 0.5
 _BLOCK = 1024
-_FEATURE_CACHE = 256
+_FEATURE_CACHE = 1024
 
 Progress = Callable[[str, int], None]
 
@@ -73,37 +73,81 @@ def hamming_pairs(a: np.ndarray, b: np.ndarray | None, max_bits: int) -> tuple[n
     return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_d)
 
 
+#: Normalised correlation, after the RANSAC transform lines them up, from which two pictures
+#: are one picture. Shared overlays (the same caption or logo on two photos) give many inliers
+#: on a small part; the rest of the picture then disagrees.
+NCC_MIN = 0.5
+#: Longer side (px) of the pictures verified here: half the query path's ``MAX_SIDE``, about a
+#: quarter of the features to match, enough inliers for the copies of scripts/bench_duplicates.py.
+VERIFY_SIDE = 320
+
+
+@dataclass
+class _Seen:
+    """One library picture as verification sees it: gray at features scale, its features, and
+    whether it sits in a frame (a screenshot: ``copydetect.image.content_box``), in which case
+    both are of the inner picture only -- window chrome is shared by every screenshot."""
+
+    gray: np.ndarray
+    features: fi.Features
+    framed: bool
+
+
 @dataclass
 class Verifier:
     """Local features of library files (and of their mirror image), read once per run."""
 
     cache: OrderedDict = field(default_factory=OrderedDict)
+    frames: dict = field(default_factory=dict)
     reads: int = 0
     checks: int = 0
     attempts: int = 0
     seconds: float = 0.0
 
-    def _get(self, path: str, ts: float | None, mirrored: bool) -> fi.Features | None:
+    def _read(self, path: str, ts: float | None) -> np.ndarray | None:
+        self.reads += 1
+        try:
+            return fi._read_picture(path) if ts is None else fi._read_frame(path, ts)
+        except Exception as e:  # noqa: BLE001 - a moved or damaged file is just not verified
+            log.debug("cannot read %s for verification: %s", path, e)
+            return None
+
+    def _get(self, path: str, ts: float | None, mirrored: bool) -> _Seen | None:
         key = (path, ts, mirrored)
         if key in self.cache:
             self.cache.move_to_end(key)
             return self.cache[key]
-        self.reads += 1
-        try:
-            pic = fi._read_picture(path) if ts is None else fi._read_frame(path, ts)
-        except Exception as e:  # noqa: BLE001 - a moved or damaged file is just not verified
-            log.debug("cannot read %s for verification: %s", path, e)
-            pic = None
-        feats = None
+        pic = self._read(path, ts)
+        seen = None
         if pic is not None:
-            feats = fi.features(np.ascontiguousarray(pic[:, ::-1]) if mirrored else pic)
-        self.cache[key] = feats
+            box = fi.content_box(pic)
+            self.frames[(path, ts)] = box is not None
+            if box is not None:
+                top, bottom, left, right = box
+                pic = pic[top:bottom, left:right]
+            if mirrored:
+                pic = pic[:, ::-1]
+            pic = np.ascontiguousarray(pic)
+            feats = fi.features(pic, max_side=VERIFY_SIDE)
+            import cv2
+
+            gray = cv2.resize(fi._gray(pic), (feats.shape[1], feats.shape[0]), interpolation=cv2.INTER_AREA)
+            seen = _Seen(gray, feats, box is not None)
+        self.cache[key] = seen
         while len(self.cache) > _FEATURE_CACHE:
             self.cache.popitem(last=False)
-        return feats
+        return seen
+
+    def framed(self, path: str, ts: float | None = None) -> bool:
+        """Whether the picture sits in a frame (decodes it once; cached)."""
+        if (path, ts) not in self.frames:
+            pic = self._read(path, ts)
+            self.frames[(path, ts)] = pic is not None and fi.content_box(pic) is not None
+        return self.frames[(path, ts)]
 
     def verify(self, a: str, a_ts: float | None, b: str, b_ts: float | None) -> fi.Verification | None:
-        """Inliers between picture ``a`` (or its mirror) and ``b``; None if either cannot be read."""
+        """Inliers between picture ``a`` (or its mirror) and ``b`` that also agree in their pixels
+        (``NCC_MIN``); None if either cannot be read."""
         start = time.perf_counter()
         try:
             return self._verify(a, a_ts, b, b_ts)
@@ -112,19 +156,68 @@ class Verifier:
             self.seconds += time.perf_counter() - start
 
     def _verify(self, a: str, a_ts: float | None, b: str, b_ts: float | None) -> fi.Verification | None:
-        fa, fb = self._get(a, a_ts, False), self._get(b, b_ts, False)
-        if fa is None or fb is None:
+        sa, sb = self._get(a, a_ts, False), self._get(b, b_ts, False)
+        if sa is None or sb is None:
             return None
         self.checks += 1
-        v = fi.verify(fa, fb)
+        v = _check(sa, sb)
         if fi.decide(v, None).confidence >= 1.0:
             return v  # certain already: the mirror cannot add anything
-        fm = self._get(a, a_ts, True)
-        if fm is not None:
-            w = fi.verify(fm, fb)
+        sm = self._get(a, a_ts, True)
+        if sm is not None:
+            w = _check(sm, sb)
             if w.inliers > v.inliers:
                 return fi.Verification(w.inliers, w.matches, True)
         return v
+
+
+def _check(a: _Seen, b: _Seen) -> fi.Verification:
+    """``copydetect.image.verify`` plus a pixel check: b warped onto a must correlate."""
+    import cv2
+
+    q, c = a.features, b.features
+    if len(q) < 3 or len(c) < 3:
+        return fi.Verification(0, 0)
+    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(q.descriptors, c.descriptors, k=2)
+    good = [m for m, *rest in (p for p in pairs if len(p) == 2) if m.distance < fi.RATIO * rest[0].distance]
+    best: dict[int, Any] = {}
+    for m in good:
+        if m.trainIdx not in best or m.distance < best[m.trainIdx].distance:
+            best[m.trainIdx] = m
+    good = list(best.values())
+    if len(good) < 3:
+        return fi.Verification(0, len(good))
+    src = q.points[[m.queryIdx for m in good]]
+    dst = c.points[[m.trainIdx for m in good]]
+    model, mask = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=fi.RANSAC_PX, maxIters=2000, confidence=0.995)
+    if model is None or mask is None or not 0.05 <= float(np.hypot(model[0, 0], model[1, 0])) <= 20:
+        return fi.Verification(0, len(good))
+    keep = mask.ravel().astype(bool)
+    inliers = min(len({(int(x) // 4, int(y) // 4) for x, y in src[keep]}), len({(int(x) // 4, int(y) // 4) for x, y in dst[keep]}))
+    if inliers > 4 and _ncc(a.gray, b.gray, model) < NCC_MIN:
+        return fi.Verification(0, len(good))
+    return fi.Verification(inliers, len(good))
+
+
+def _ncc(a: np.ndarray, b: np.ndarray, model: np.ndarray) -> float:
+    """Correlation of ``a`` with ``b`` brought into a's frame by ``model`` (a -> b), where both exist."""
+    import cv2
+
+    h, w = a.shape
+    warped = cv2.warpAffine(b.astype(np.float32), model, (w, h), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR, borderValue=-1.0)
+    valid = cv2.warpAffine(np.ones(b.shape, np.float32), model, (w, h), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_NEAREST, borderValue=0.0) > 0.5
+    if valid.sum() < 0.05 * h * w:
+        return 0.0
+    s = 64 / max(h, w)
+    size = (max(8, round(w * s)), max(8, round(h * s)))
+    x = cv2.resize(cv2.GaussianBlur(a.astype(np.float32), (0, 0), 2), size, interpolation=cv2.INTER_AREA)
+    y = cv2.resize(cv2.GaussianBlur(np.where(valid, warped, 0).astype(np.float32), (0, 0), 2), size, interpolation=cv2.INTER_AREA)
+    m = cv2.resize(valid.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.99
+    if m.sum() < 16:
+        return 0.0
+    x, y = x[m] - x[m].mean(), y[m] - y[m].mean()
+    den = float(np.sqrt((x * x).sum() * (y * y).sum()))
+    return float((x * y).sum() / den) if den > 0 else 0.0
 
 
 def _neighbours(store: Any, kind: str, rows: Rows, limit: int, progress: Progress | None) -> list[list[Any]]:
@@ -170,7 +263,10 @@ def image_pairs(store: Any, stored: Stored, links: Links, verifier: Verifier, *,
         if fa is None or fb is None or fa.content_hash == fb.content_hash:
             continue  # exact copies are linked by their hash
         dist = _dist(rows, a, b)
-        if dist is not None and dist <= HASH_COPY:
+        # Two screenshots share their window chrome, hence their pHash: framed pictures are
+        # compared by their inner pictures' local features only.
+        both_framed = dist is not None and dist <= HASH_CHECK and verifier.framed(fa.path) and verifier.framed(fb.path)
+        if dist is not None and dist <= HASH_COPY and not both_framed:
             ev = fi.decide(None, dist)
             links.add(Pair(fa.path, fb.path, "copy", "phash", phash_distance=dist, confidence=ev.confidence))
             continue
@@ -178,7 +274,7 @@ def image_pairs(store: Any, stored: Stored, links: Links, verifier: Verifier, *,
             continue
         if "cos" in c or (dist is not None and dist <= HASH_CHECK):
             v = verifier.verify(fa.path, None, fb.path, None)
-            ev = fi.decide(v, dist)
+            ev = fi.decide(v, None if both_framed else dist)
             if ev.copy:
                 links.add(Pair(fa.path, fb.path, "copy", "local_features", phash_distance=dist, inliers=ev.inliers,
                                mirrored=bool(v and v.mirrored), confidence=ev.confidence))  # fmt: skip
@@ -187,6 +283,36 @@ def image_pairs(store: Any, stored: Stored, links: Links, verifier: Verifier, *,
             links.add(Pair(fa.path, fb.path, "similar", "phash+embedding", phash_distance=dist, cosine=round(c["cos"], 4)))
         if progress is not None:
             progress("verifying pictures", 0)
+
+
+def framed_pairs(stored: Stored, links: Links, verifier: Verifier) -> None:
+    """Pictures found framed (screenshots) on the way, searched again by their inner picture's pHash."""
+    rows = stored.rows.get("image")
+    if rows is None:
+        return
+    files = stored.files
+    by_path = {files[f].path: i for i, f in enumerate(rows.file_ids) if f in files}
+    ok = np.nonzero(rows.has_phash)[0]
+    for (path, ts), framed in list(verifier.frames.items()):
+        if not framed or ts is not None or path not in by_path:
+            continue
+        seen = verifier._get(path, None, False)
+        if seen is None:
+            continue
+        hashes = np.array([fi.phash(seen.gray), fi.phash(np.ascontiguousarray(seen.gray[:, ::-1]))], dtype=np.uint64)
+        _, j, d = hamming_pairs(hashes, rows.phashes[ok], HASH_CHECK)
+        near: dict[int, int] = {}
+        for b, dist in zip(ok[j].tolist(), d.tolist()):
+            near[b] = min(dist, near.get(b, 64))
+        for b, dist in sorted(near.items(), key=lambda kv: kv[1]):
+            other = files.get(rows.file_ids[b])
+            if other is None or other.path == path or links.linked(path, other.path):
+                continue
+            v = verifier.verify(path, None, other.path, None)
+            ev = fi.decide(v, None)
+            if ev.copy:
+                links.add(Pair(path, other.path, "copy", "local_features", phash_distance=dist, inliers=ev.inliers,
+                               mirrored=bool(v and v.mirrored), confidence=ev.confidence))  # fmt: skip
 
 
 def _dist(rows: Rows, a: int, b: int) -> int | None:
