@@ -190,7 +190,7 @@ def cli(args: list[str], env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(["media-search", *args], capture_output=True, text=True, env=env)
 
 
-def quality(out: Path, per_family: int | None, peers_python: str) -> dict:
+def quality(out: Path, per_family: int | None, peers_python: str, reuse_index: bool = False) -> dict:
     images = make_images(out, per_family=per_family)
     audio = make_audio(out, per_family=per_family)
     videos = make_videos(out, images, audio)
@@ -200,15 +200,17 @@ def quality(out: Path, per_family: int | None, peers_python: str) -> dict:
         truth_sets.setdefault(o, []).append(f)
     truth = pairs_of_groups(list(truth_sets.values()))
     db = out / "index.db"
-    shutil.rmtree(db, ignore_errors=True)
+    if not reuse_index:
+        shutil.rmtree(db, ignore_errors=True)
     env = {**os.environ, "MEDIA_SEARCH_IMAGE_WEIGHTS": "random", "MEDIA_SEARCH_AUDIO_WEIGHTS": "random",
            "MEDIA_SEARCH_DEVICE": "cpu", "MEDIA_SEARCH_MILVUS_URI": str(db), "MEDIA_SEARCH_HOME": str(out / "home")}  # fmt: skip
     t = time.monotonic()
-    p = cli(["index", str(out / "images"), str(out / "audio"), str(out / "videos"), "--json"], env)
+    if not reuse_index:  # (--reuse-index: the .db of an earlier run over the same generated media)
+        p = cli(["index", str(out / "images"), str(out / "audio"), str(out / "videos"), "--json"], env)
+        rep = json.loads(p.stdout)
+        if rep["failed"]:
+            print("failed to index:", rep["failed"], file=sys.stderr)
     index_s = time.monotonic() - t
-    rep = json.loads(p.stdout)
-    if rep["failed"]:
-        print("failed to index:", rep["failed"], file=sys.stderr)
     t = time.monotonic()
     p = cli(["duplicates", "--json"], env)
     dup_s = time.monotonic() - t
@@ -384,13 +386,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sections", default="quality,timing")
     ap.add_argument("--sizes", default="1000,10000")
     ap.add_argument("--peers-python", default="/tmp/peers-venv/bin/python")
+    ap.add_argument("--reuse-index", action="store_true", help="keep --out's index.db from an earlier run (same media)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     res: dict = {"command": "python scripts/bench_duplicates.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     sections = args.sections.split(",")
     if "quality" in sections:
-        res["quality"] = quality(out, args.per_family, args.peers_python)
+        res["quality"] = quality(out, args.per_family, args.peers_python, args.reuse_index)
     if "timing" in sections:
         res["timing"] = []
         for n in [int(x) for x in args.sizes.split(",")]:
