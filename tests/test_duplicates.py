@@ -157,7 +157,6 @@ def test_library_duplicates(env: dict[str, str]) -> None:
         report = lib.duplicates(progress=events.append)
     finally:
         lib.close()
-    print(report.stats)
     _check(report.to_dict())
     assert any(e["event"] == "stage" for e in events)
     assert report.seconds > 0 and report.stats["files"] == 15
@@ -223,6 +222,8 @@ def test_render_pages_and_escapes() -> None:
 
 
 @pytest.mark.browser
+@pytest.mark.slow  # the page runs the whole duplicate search (local-feature checks): minutes on a busy 2-core machine
+@pytest.mark.timeout(1800)
 def test_duplicates_tab_in_a_browser(env: dict[str, str], media: Path) -> None:
     import os
 
