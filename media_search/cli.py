@@ -1,4 +1,4 @@
-"""The ``media-search`` command: index, query, serve, stats, reset, models, evaluate.
+"""The ``media-search`` command: index, query, duplicates, serve, stats, reset, models, evaluate.
 
 The library raises typed errors; this module turns them into one sentence on
 stderr and an exit code (0 ok, 2 finished with failed files, 1 fatal). Only
@@ -78,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     _common(p)
 
+    p = sub.add_parser("duplicates", help="list groups of copies across the library (exact and edited; photos in videos, sounds in soundtracks)", description="Group the indexed files that are copies of each other: same bytes, or edited copies verified by pHash, local features or audio fingerprints (never by an embedding score alone), across images, videos and sounds. Each group names a likely original (largest, then longest, then oldest). Nothing is moved or deleted.")
+    p.add_argument("--kind", action="append", choices=KINDS, help="kind of files to compare (repeatable; default: all)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    out.add_argument("--csv", action="store_true", help="print one CSV row per file with its group id")
+    p.add_argument("--include-similar", action="store_true", help="also list near-duplicates (e.g. bursts of one scene), as a separate 'similar' tier")
+    _common(p)
+
     p = sub.add_parser("reset", help="delete the index of one kind (or all) so it can be rebuilt", description="Drop the collections of the given kinds (all by default), e.g. after changing weights.")
     p.add_argument("--kind", action="append", choices=KINDS, help="kind to drop (repeatable; default: all)")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -154,6 +162,8 @@ def _run(args: argparse.Namespace) -> int:
             return _reset(lib, args)
         if args.command == "evaluate":
             return _evaluate(lib, args)
+        if args.command == "duplicates":
+            return _duplicates(lib, args)
         if args.command == "serve":
             from .web import serve
 
@@ -324,6 +334,61 @@ def _evaluate(lib: Any, args: argparse.Namespace) -> int:
     else:
         print(format_report(report))
     return EXIT_OK
+
+
+def _duplicates(lib: Any, args: argparse.Namespace) -> int:
+    bar = _StageBar(enabled=not (args.json or args.csv) and sys.stderr.isatty())
+    try:
+        report = lib.duplicates(args.kind, include_similar=args.include_similar, progress=bar)
+    finally:
+        bar.close()
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+        return EXIT_OK
+    if args.csv:
+        sys.stdout.write(report.to_csv())
+        return EXIT_OK
+    copies, similar = report.copies, report.similar
+    print(f"{len(copies)} group{'s' if len(copies) != 1 else ''} of copies ({sum(len(g.files) for g in copies)} files)"
+          + (f", {len(similar)} of similar files" if args.include_similar else "") + f" in {report.seconds:.1f} s")
+    for g in report.groups:
+        label = "copies" if g.tier == "copies" else "similar (not verified as copies)"
+        print(f"\ngroup {g.id}: {g.kind}, {len(g.files)} files, {label}")
+        for m in g.files:
+            dims = f"{m.width}x{m.height}" if m.width else ""
+            dur = f"{fmt_time(m.duration)}" if m.duration else ""
+            mark = "*" if m.original else " "
+            print(f"  {mark} {m.path}  [{m.kind}, {m.size} B{', ' + dims if dims else ''}{', ' + dur if dur else ''}]")
+        for p in g.pairs:
+            ev = ", ".join(f"{k}={v}" for k, v in p.to_dict().items() if k not in ("a", "b", "relation", "method"))
+            print(f"    {os.path.basename(p.a)} ~ {os.path.basename(p.b)}: {p.relation} by {p.method} ({ev})")
+    if report.groups:
+        print("\n* likely original (largest, then longest, then oldest); nothing was moved or deleted")
+    return EXIT_OK
+
+
+class _StageBar:
+    """A tqdm bar per stage of the duplicate search, on stderr; silent when disabled."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar: Any = None
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        if event["event"] == "stage":
+            from tqdm import tqdm
+
+            self.close()
+            self._bar = tqdm(total=event["total"] or None, desc=event["stage"], file=sys.stderr, dynamic_ncols=True, leave=False)
+        elif event["event"] == "advance" and self._bar is not None:
+            self._bar.update(event["n"])
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 def _reset(lib: Any, args: argparse.Namespace) -> int:

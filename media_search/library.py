@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from .embed.embedders import Embedders
     from .embed.spec import ModelSpec
+    from .duplicates import DuplicateReport
     from .store.milvus import MilvusStore
 
 __all__ = ["Library"]
@@ -134,6 +135,21 @@ class Library:
         self, path: str | Path | None = None, k: int = 10, kinds: Sequence[str] | None = None, *, text: str | None = None
     ) -> list[Match]:
         return self.search(path, k=k, kinds=kinds, text=text).results
+
+    def duplicates(
+        self,
+        kinds: Sequence[str] | None = None,
+        *,
+        include_similar: bool = False,
+        progress: Callable[..., None] | None = None,
+    ) -> DuplicateReport:
+        """Groups of copies across the library (``media_search.duplicates``); nothing is changed."""
+        from .duplicates import find_duplicates
+
+        for kind in ("image", "video", "audio"):  # checks the models and loads released collections
+            if self.store.has(kind):
+                self.ensure(kind)  # type: ignore[arg-type]
+        return find_duplicates(self.store, kinds=kinds, include_similar=include_similar, progress=progress)
 
     def stats(self) -> dict[str, Any]:
         """Files and rows per kind, and the model stamped in each collection, for the image model in use;

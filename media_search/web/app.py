@@ -159,6 +159,24 @@ class Searcher:
             raise gr.Error(text, title=title, print_exception=False) from None
         return json.dumps(self._json(result, name), ensure_ascii=False)
 
+    # -- duplicates -----------------------------------------------------------------------------
+    def page_duplicates(self, kinds: list[str] | None, similar: bool) -> tuple[str, str, Any, int]:
+        """(status HTML, first page HTML, report dict for paging, page 1) of ``Library.duplicates``."""
+        try:
+            with self.lock:
+                report = self.lib.duplicates(kinds or None, include_similar=bool(similar)).to_dict()
+        except Exception as e:  # noqa: BLE001 - the page must survive anything
+            return self._failure(e, ""), render.render_duplicates(None), None, 1
+        self.roots.admit([f["path"] for g in report["groups"] for f in g["files"]])
+        return "", render.render_duplicates(report, 1), report, 1
+
+    @staticmethod
+    def duplicates_page(report: dict[str, Any] | None, page: float, step: int) -> tuple[str, int]:
+        """Another page of the report held by the page (no new search)."""
+        pages = max(1, -(-len((report or {}).get("groups", [])) // render.DUPLICATES_PER_PAGE))
+        n = min(max(1, int(page or 1) + step), pages)
+        return render.render_duplicates(report, n), n
+
     def summary(self) -> str:
         try:
             stats = self.stats()
@@ -214,40 +232,55 @@ def build_app(
     ) as app:
         gr.Markdown("## media-search\nDrop an image, a video or a sound to find the most similar files of your library.")
         gr.HTML(render.render_notice(lib.weights_notice()), elem_id="ms-notice", js_on_load=None)
-        with gr.Row():
-            with gr.Column(scale=1, min_width=300):
-                file_in = gr.File(
-                    label="Drop an image, a video or a sound here, or click to browse",
-                    file_count="single",
-                    type="filepath",
-                    elem_id="ms-drop",
-                    height=160,
-                )
-                k = gr.Slider(1, MAX_K, value=10, step=1, label="Number of results (k)", elem_id="ms-k")
-                kinds = gr.CheckboxGroup(
-                    list(KINDS),
-                    value=[],
-                    label="Kinds to search",
-                    info="None ticked: an image finds images and videos, a video finds videos, a sound finds sounds and video soundtracks.",
-                    elem_id="ms-kinds",
-                )
-                go = gr.Button("Search", variant="primary", elem_id="ms-search")
-                stop = gr.Button("Stop", variant="secondary", elem_id="ms-stop", size="sm")
-                text_in = gr.Textbox(
-                    label="...or describe what you look for",
-                    placeholder="a cat asleep on a sofa",
-                    info=f"Finds pictures and video moments by words; needs an image model with a text tower (in use: {lib.settings.image_model}).",
-                    elem_id="ms-text",
-                    max_lines=1,
-                )
-                text_go = gr.Button("Search by text", elem_id="ms-text-search")
-                with gr.Accordion("Index", open=True):
-                    summary = gr.HTML(s.summary(), elem_id="ms-summary", js_on_load=None)
-            with gr.Column(scale=3):
-                status = gr.HTML("", elem_id="ms-status", js_on_load=None)
-                results = gr.HTML("", elem_id="ms-results", js_on_load=None)
-                with gr.Accordion("JSON (as printed by media-search query --json)", open=False):
-                    as_json = gr.JSON(elem_id="ms-json")
+        with gr.Tabs(elem_id="ms-tabs"):
+            with gr.Tab("Search", elem_id="ms-tab-search"):
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=300):
+                        file_in = gr.File(
+                            label="Drop an image, a video or a sound here, or click to browse",
+                            file_count="single",
+                            type="filepath",
+                            elem_id="ms-drop",
+                            height=160,
+                        )
+                        k = gr.Slider(1, MAX_K, value=10, step=1, label="Number of results (k)", elem_id="ms-k")
+                        kinds = gr.CheckboxGroup(
+                            list(KINDS),
+                            value=[],
+                            label="Kinds to search",
+                            info="None ticked: an image finds images and videos, a video finds videos, a sound finds sounds and video soundtracks.",
+                            elem_id="ms-kinds",
+                        )
+                        go = gr.Button("Search", variant="primary", elem_id="ms-search")
+                        stop = gr.Button("Stop", variant="secondary", elem_id="ms-stop", size="sm")
+                        text_in = gr.Textbox(
+                            label="...or describe what you look for",
+                            placeholder="a cat asleep on a sofa",
+                            info=f"Finds pictures and video moments by words; needs an image model with a text tower (in use: {lib.settings.image_model}).",
+                            elem_id="ms-text",
+                            max_lines=1,
+                        )
+                        text_go = gr.Button("Search by text", elem_id="ms-text-search")
+                        with gr.Accordion("Index", open=True):
+                            summary = gr.HTML(s.summary(), elem_id="ms-summary", js_on_load=None)
+                    with gr.Column(scale=3):
+                        status = gr.HTML("", elem_id="ms-status", js_on_load=None)
+                        results = gr.HTML("", elem_id="ms-results", js_on_load=None)
+                        with gr.Accordion("JSON (as printed by media-search query --json)", open=False):
+                            as_json = gr.JSON(elem_id="ms-json")
+            with gr.Tab("Duplicates", elem_id="ms-tab-duplicates"):
+                gr.Markdown("Groups of copies across the library: same bytes, or edited copies verified by pHash, local features or audio fingerprints. Nothing is moved or deleted.")
+                with gr.Row():
+                    dup_kinds = gr.CheckboxGroup(list(KINDS), value=[], label="Kinds (none ticked: all)", elem_id="ms-dup-kinds")
+                    dup_similar = gr.Checkbox(False, label="Include similar files (not verified as copies)", elem_id="ms-dup-similar")
+                    dup_go = gr.Button("Find duplicates", variant="primary", elem_id="ms-dup-run")
+                dup_status = gr.HTML("", elem_id="ms-dup-status", js_on_load=None)
+                with gr.Row():
+                    dup_prev = gr.Button("◀ Previous", elem_id="ms-dup-prev", size="sm")
+                    dup_page = gr.Number(1, label="Page", precision=0, minimum=1, elem_id="ms-dup-page")
+                    dup_next = gr.Button("Next ▶", elem_id="ms-dup-next", size="sm")
+                dup_out = gr.HTML(render.render_duplicates(None), elem_id="ms-dup-results", js_on_load=None)
+                dup_report = gr.State(None)
         api_btn = gr.Button(visible=False)
         api_out = gr.Textbox(visible=False)
 
@@ -283,6 +316,11 @@ def build_app(
             concurrency_id="search",
             concurrency_limit=2,
         )
+        dup_go.click(s.page_duplicates, inputs=[dup_kinds, dup_similar], outputs=[dup_status, dup_out, dup_report, dup_page],
+                     api_visibility="private", concurrency_id="search", concurrency_limit=2)  # fmt: skip
+        dup_prev.click(lambda r, p: s.duplicates_page(r, p, -1), inputs=[dup_report, dup_page], outputs=[dup_out, dup_page], api_visibility="private", queue=False)
+        dup_next.click(lambda r, p: s.duplicates_page(r, p, 1), inputs=[dup_report, dup_page], outputs=[dup_out, dup_page], api_visibility="private", queue=False)
+        dup_page.submit(lambda r, p: s.duplicates_page(r, p, 0), inputs=[dup_report, dup_page], outputs=[dup_out, dup_page], api_visibility="private", queue=False)
         app.load(s.summary, outputs=[summary], api_visibility="private")
     app.media_search_roots = roots  # type: ignore[attr-defined]
     app.media_search_searcher = s  # type: ignore[attr-defined]

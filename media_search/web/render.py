@@ -36,6 +36,8 @@ __all__ = [
     "render_notice",
     "render_message",
     "error_message",
+    "DUPLICATES_PER_PAGE",
+    "render_duplicates",
 ]
 
 #: Relative, so the page also works under a proxy's sub-path (``root_path``).
@@ -62,6 +64,10 @@ CSS = """
 .ms-summary table {border-collapse: collapse; width: 100%; font-size: 0.9em;}
 .ms-summary ul {font-size: 0.85em; margin-top: 0;}
 .ms-summary td, .ms-summary th {padding: 2px 6px; text-align: left; border-bottom: 1px solid #eee;}
+.ms-dup-group {border: 1px solid #ddd; border-radius: 8px; padding: 8px 12px; margin: 10px 0;}
+.ms-dup-group.ms-similar {border-style: dashed;}
+.ms-orig {border-radius: 4px; padding: 0 5px; background: #1d3a6e; color: #fff; font-size: 0.85em;}
+.ms-evidence {font-size: 0.85em; margin: 6px 0 0 0;}
 """
 
 
@@ -204,5 +210,98 @@ def render_summary(stats: dict[str, Any] | None, roots: list[str], error: str | 
         shown = "".join(f"<li>{_e(r)}</li>" for r in roots[:8])
         more = f"<li>… and {len(roots) - 8} more</li>" if len(roots) > 8 else ""
         parts.append(f"<p class='ms-muted'>Folders this page serves:</p><ul class='ms-muted'>{shown}{more}</ul>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+# -- duplicates -------------------------------------------------------------------------------------------
+#: Groups per page of the Duplicates view.
+DUPLICATES_PER_PAGE = 20
+
+
+def _when(mtime: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(mtime).strftime("%Y-%m-%d %H:%M") if mtime else ""
+
+
+def _member_time(path: str, pairs: list[dict[str, Any]]) -> float | None:
+    """Where the shared content is in ``path`` (a keyframe, a soundtrack offset), from the group's pairs."""
+    for p in pairs:
+        for side, key in (("a", "a_time"), ("b", "b_time")):
+            if p.get(side) == path and p.get(key) is not None:
+                return float(p[key])
+    return None
+
+
+def _dup_card(f: dict[str, Any], pairs: list[dict[str, Any]]) -> str:
+    path, kind = f["path"], f["kind"]
+    url = _e(media_url(path))
+    name = _e(os.path.basename(path))
+    t = _member_time(path, pairs)
+    if kind == "image":
+        body = f"<img src='{url}' loading='lazy' alt='{name}'>"
+    else:
+        tag = "video" if kind == "video" else "audio"
+        frag = f"#t={t:.2f}" if t is not None else ""
+        body = f"<{tag} controls preload='metadata' src='{url}{frag}'></{tag}>"
+    details = [f"{f['size']:,} B"]
+    if f.get("width"):
+        details.append(f"{f['width']}×{f['height']}")
+    if f.get("duration"):
+        details.append(fmt_time(f["duration"]))
+    details.append(_when(f.get("mtime") or 0))
+    at = f"<br>match at <b class='ms-time'>{fmt_time(t)}</b>" if t is not None and kind != "image" else ""
+    orig = " <span class='ms-orig' title='Likely original: largest, then longest, then oldest'>original</span>" if f.get("original") else ""
+    return (
+        f"<figure class='ms-card' data-path='{_e(path)}' data-kind='{_e(kind)}' data-original='{str(bool(f.get('original'))).lower()}'>"
+        f"{body}<figcaption><span class='ms-kind'>{_e(kind)}</span>{orig}<br><b class='ms-name'>{name}</b>{at}"
+        f"<br><span class='ms-muted'>{_e(' · '.join(x for x in details if x))}</span>"
+        f"<br><a class='ms-open' href='{url}' target='_blank' rel='noopener'>open</a> "
+        f"<span class='ms-muted' title='{_e(path)}'>{_e(os.path.dirname(path))}</span></figcaption></figure>"
+    )
+
+
+def _evidence(p: dict[str, Any]) -> str:
+    keys = [("phash_distance", "pHash distance"), ("inliers", "verified matches"), ("mirrored", "mirrored"),
+            ("matched_frames", "matching keyframes"), ("votes", "audio votes"), ("cosine", "cosine"),
+            ("confidence", "confidence")]  # fmt: skip
+    facts = [f"{label} {p[k]}" for k, label in keys if p.get(k) is not None and p.get(k) is not False]
+    if p.get("b_time") is not None:
+        facts.append(f"at {fmt_time(p['b_time'])} in {os.path.basename(p['b'])}")
+    return (
+        f"<li data-relation='{_e(p['relation'])}' data-method='{_e(p['method'])}'>{_e(os.path.basename(p['a']))} ~ "
+        f"{_e(os.path.basename(p['b']))}: <b>{_e(p['relation'])}</b> by {_e(p['method'].replace('_', ' '))}"
+        f"{' (' + _e(', '.join(facts)) + ')' if facts else ''}</li>"
+    )
+
+
+def render_duplicates(report: dict[str, Any] | None, page: int = 1, *, per_page: int = DUPLICATES_PER_PAGE) -> str:
+    """One page of a duplicates report (``DuplicateReport.to_dict()``): groups with their files and evidence."""
+    if report is None:
+        return "<div class='ms-dups' id='ms-dups-body'></div>"
+    groups = report.get("groups", [])
+    pages = max(1, -(-len(groups) // per_page))
+    page = min(max(1, int(page)), pages)
+    copies = sum(g["tier"] == "copies" for g in groups)
+    similar = len(groups) - copies
+    head = (
+        f"<p class='ms-head' data-groups='{len(groups)}' data-page='{page}' data-pages='{pages}'>{copies} group"
+        f"{'s' if copies != 1 else ''} of copies" + (f", {similar} of similar files (not verified as copies)" if similar else "")
+        + f" in {report.get('seconds', 0):.1f} s · page {page} of {pages}. Nothing was moved or deleted.</p>"
+    )
+    parts = [f"<div class='ms-dups' id='ms-dups-body'>{head}"]
+    if not groups:
+        parts.append(render_message("No copies found among the indexed files.", "info"))
+    for g in groups[(page - 1) * per_page : page * per_page]:
+        tier = "copies" if g["tier"] == "copies" else "similar files (not verified as copies)"
+        wide = " ms-wide" if any(f["kind"] != "image" for f in g["files"]) else ""
+        cards = "".join(_dup_card(f, g["pairs"]) for f in g["files"])
+        ev = "".join(_evidence(p) for p in g["pairs"])
+        parts.append(
+            f"<section class='ms-dup-group{' ms-similar' if g['tier'] != 'copies' else ''}' data-group='{g['id']}' "
+            f"data-tier='{_e(g['tier'])}'><h3>Group {g['id']} · {_e(g['kind'])} · {len(g['files'])} files · {_e(tier)}</h3>"
+            f"<div class='ms-grid{wide}'>{cards}</div><ul class='ms-evidence'>{ev}</ul></section>"
+        )
     parts.append("</div>")
     return "".join(parts)

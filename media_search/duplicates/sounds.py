@@ -1,0 +1,179 @@
+"""Sounds: copies among sounds and video soundtracks, from the stored landmark fingerprints.
+
+Every stored landmark hash (``signals.audio.pack`` values of every audio
+window row, sounds and soundtracks alike) goes into one sorted table; two
+files that share a hash vote for the time offset between them, and a copy is
+a peak in a pair's offset histogram, counted as in ``signals.audio.match``:
+distinct 96 ms slots of time agreeing on one 32 ms offset bin (or its
+neighbour), ``signals.audio.decide`` turning votes into a verdict. One pass
+over the table finds every pair: no file is decoded and no pair is guessed
+first. Hashes shared by more than ``BUCKET_CAP`` entries (silence, hum) carry
+no identity and are skipped.
+
+Tempo: a copy played up to 5 % faster or slower keeps its peaks' frequencies but
+stretches their gaps; every file's landmarks are re-timed under the hypotheses
+``signals.audio.SCALES`` (from the stored, 2-frame-quantised gaps: both
+neighbouring values are tried) and matched against the stored ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..signals import audio as fa
+from .gather import Stored
+from .links import Links, Pair
+
+__all__ = ["BUCKET_CAP", "sound_votes", "sound_pairs"]
+
+BUCKET_CAP = 24
+#: Votes a re-timed (tempo) hypothesis needs to count: trying 4 more hypotheses, each with two
+#: gap roundings, lifts the best chance peak between unrelated generated tunes from 6 to 8 votes.
+TEMPO_MIN_VOTES = 12
+#: Pairs with fewer votes are not returned (far from a copy: ``signals.audio.decide`` needs 8).
+REPORT_MIN_VOTES = 4
+_BIN_BIAS = 1 << 25
+_SLOT_BITS = 24
+
+
+def sound_votes(prints: list[np.ndarray], *, tempo: bool = True) -> list[tuple[int, int, int, float]]:
+    """(file a, file b, votes, offset s) for every pair of files (a < b) that share landmarks;
+    ``offset``: where a's time 0 falls in b (b time = a time + offset).
+
+    ``tempo``: also match every file's landmarks re-timed under the tempo hypotheses
+    ``signals.audio.SCALES`` against everyone's stored ones (a copy played 2.5 to 5 %
+    faster or slower); the best hypothesis counts for each pair.
+    """
+    sizes = [len(p) for p in prints]
+    if sum(sizes) == 0:
+        return []
+    h, t = fa.unpack(np.concatenate([np.asarray(p, dtype=np.int64) for p in prints]))
+    f = np.repeat(np.arange(len(prints), dtype=np.int64), sizes)
+    best: dict[int, tuple[int, float]] = {}
+    n = len(prints)
+    for scale in fa.SCALES if tempo else (1.0,):
+        if scale == 1.0:
+            found = _votes(h, t.astype(np.float64), f, None, n, REPORT_MIN_VOTES)
+        else:
+            # gaps of 2*dq or 2*dq+1 frames, stretched: both quantised values are tried
+            f1f2, dq = h >> 5, h & 31
+            alts = [np.clip(np.rint((2 * dq + e) * scale).astype(np.int64) // 2, 0, 31) for e in (0, 1)]
+            two = alts[1] != alts[0]
+            hs = np.concatenate([(f1f2 << 5) | alts[0], ((f1f2 << 5) | alts[1])[two]])
+            ts = np.concatenate([t * scale, (t * scale)[two]])
+            fs = np.concatenate([f, f[two]])
+            hh = np.concatenate([h, hs])
+            tt = np.concatenate([t.astype(np.float64), ts])
+            ff = np.concatenate([f, fs])
+            tag = np.concatenate([np.zeros(len(h), np.int8), np.ones(len(hs), np.int8)])
+            found = _votes(hh, tt, ff, tag, n, TEMPO_MIN_VOTES)
+        for key, (votes, off) in found.items():
+            if scale != 1.0 and votes < TEMPO_MIN_VOTES:
+                continue  # more hypotheses, a higher chance peak: a re-timed match must be clear
+            if votes > best.get(key, (0, 0.0))[0]:
+                best[key] = (votes, off)
+    return [(k // n, k % n, v, off) for k, (v, off) in sorted(best.items())]
+
+
+def _votes(h: np.ndarray, t: np.ndarray, f: np.ndarray, tag: np.ndarray | None, n: int, min_votes: int = 1) -> dict[int, tuple[int, float]]:
+    """Best (votes, offset s) per pair key ``a * n + b``; with ``tag``, only entries of different tags pair."""
+    order = np.argsort((h << 24) | f, kind="stable") if n < (1 << 24) else np.lexsort((f, h))
+    h, t, f = h[order], t[order], f[order]
+    tag = tag[order] if tag is not None else None
+    cap = BUCKET_CAP if tag is None else 2 * BUCKET_CAP
+    change = np.ones(len(h), bool)
+    change[1:] = h[1:] != h[:-1]
+    counts = np.diff(np.append(np.nonzero(change)[0], len(h)))
+    # a hash met once pairs nothing; one met too often (silence, hum) carries no identity
+    keep = np.repeat((counts >= 2) & (counts <= cap), counts)
+    h, t, f = h[keep], t[keep], f[keep]
+    tag = tag[keep] if tag is not None else None
+    ia, ib = [], []
+    for d in range(1, cap):
+        if d >= len(h):
+            break
+        eq = h[:-d] == h[d:]
+        if not eq.any():
+            break
+        same = eq & (f[:-d] != f[d:])
+        if tag is not None:
+            same &= tag[:-d] != tag[d:]
+        idx = np.nonzero(same)[0]
+        ia.append(idx)
+        ib.append(idx + d)
+    if not ia:
+        return {}
+    ia, ib = np.concatenate(ia), np.concatenate(ib)
+    if tag is not None:  # a: the re-timed side
+        flip = tag[ia] == 0
+        ia, ib = np.where(flip, ib, ia), np.where(flip, ia, ib)
+    fa_, fb_, ta, tb = f[ia], f[ib], t[ia], t[ib]
+    swap = fa_ > fb_
+    if tag is not None:
+        keep = ~swap  # each ordered direction has its own re-timing: keep a < b, the other comes as b < a
+        fa_, fb_, ta, tb = fa_[keep], fb_[keep], ta[keep], tb[keep]
+        # b < a re-timed: the same pair seen from b; turn it round (times of b stretched instead)
+        fa2, fb2, ta2, tb2 = f[ib][swap], f[ia][swap], t[ib][swap], t[ia][swap]
+        fa_, fb_ = np.concatenate([fa_, fa2]), np.concatenate([fb_, fb2])
+        ta, tb = np.concatenate([ta, ta2]), np.concatenate([tb, tb2])
+    else:
+        fa_, fb_ = np.where(swap, fb_, fa_), np.where(swap, fa_, fb_)
+        ta, tb = np.where(swap, tb, ta), np.where(swap, ta, tb)
+    pair = fa_ * np.int64(n) + fb_
+    bins = np.floor((tb - ta) / 2.0).astype(np.int64) + _BIN_BIAS
+    slot = (ta // fa.TILE).astype(np.int64)
+    # distinct (pair, bin, slot): one vote per time slot and offset bin
+    key = (bins << _SLOT_BITS) | np.clip(slot, 0, (1 << _SLOT_BITS) - 1)
+    o = np.lexsort((key, pair))
+    pair, key = pair[o], key[o]
+    first = np.ones(len(pair), bool)
+    first[1:] = (pair[1:] != pair[:-1]) | (key[1:] != key[:-1])
+    pair, bins = pair[first], key[first] >> _SLOT_BITS
+    change = np.ones(len(pair), bool)
+    change[1:] = (pair[1:] != pair[:-1]) | (bins[1:] != bins[:-1])
+    starts = np.nonzero(change)[0]
+    counts = np.diff(np.append(starts, len(pair)))
+    upair, ubin = pair[starts], bins[starts]
+    # add the better neighbouring bin (a copy's offset can straddle two bins)
+    combo = upair * (2 * _BIN_BIAS) + ubin
+    total = counts.copy()
+    for step in (-1, 1):
+        pos = np.minimum(np.searchsorted(combo, combo + step), len(combo) - 1)
+        hit = combo[pos] == combo + step
+        total = np.maximum(total, counts + np.where(hit, counts[pos], 0))
+    strong = total >= min_votes  # only pairs that can still be copies go on
+    upair, ubin, total = upair[strong], ubin[strong], total[strong]
+    o = np.lexsort((-total, upair))
+    firsts = np.ones(len(o), bool)
+    firsts[1:] = upair[o][1:] != upair[o][:-1]
+    out: dict[int, tuple[int, float]] = {}
+    for k in o[firsts].tolist():
+        off = ((int(ubin[k]) - _BIN_BIAS) * 2 + 1) * fa.FRAME_S
+        out[int(upair[k])] = (int(total[k]), round(off, 3))
+    return out
+
+
+def sound_pairs(stored: Stored, links: Links) -> int:
+    """Copies among sounds and soundtracks into ``links``; returns the pairs that shared landmarks."""
+    rows = stored.rows.get("audio")
+    if rows is None or not len(rows):
+        return 0
+    per_file: dict[str, list[np.ndarray]] = {}
+    for fid, p in zip(rows.file_ids, rows.prints):
+        if len(p):
+            per_file.setdefault(fid, []).append(p)
+    fids = [f for f in per_file if f in stored.files]
+    found = sound_votes([np.concatenate(per_file[f]) for f in fids])
+    for a, b, votes, off in found:
+        ev = fa.decide(votes)
+        if not ev.copy:
+            continue
+        ra, rb = stored.files[fids[a]], stored.files[fids[b]]
+        if ra.content_hash == rb.content_hash:
+            continue
+        # a: the part found inside b (the sound in the video, the snippet in the longer file)
+        if (ra.kind == "video" and rb.kind == "audio") or (ra.kind == rb.kind and off < 0):
+            ra, rb, off = rb, ra, -off
+        links.add(Pair(ra.path, rb.path, "copy", "audio_fingerprint", votes=votes, confidence=ev.confidence,
+                       a_time=round(max(0.0, -off), 3), b_time=round(max(0.0, off), 3), offset=off))  # fmt: skip
+    return len(found)

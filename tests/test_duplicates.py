@@ -1,0 +1,265 @@
+"""Library-wide duplicates (``Library.duplicates`` and ``media-search duplicates``) on small generated media.
+
+The library: photos with edited copies (downscaled: found by pHash; cropped and
+rotated, mirrored: found by local features), a byte-identical copy, unrelated
+photos; a video that shows one photo from 2 s on; a generated tune, a noisy
+snippet of it, and a video whose soundtrack carries the tune from 1.5 s on.
+Random weights: only copy evidence can make these groups.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from media_search import Library
+from test_copydetect import SR, _tune
+
+PHOTOS = Path(__file__).resolve().parents[1] / "sample_media" / "photos"
+FPS = 10
+
+
+def _video(path: Path, frames: list[np.ndarray], sound: Path | None = None) -> None:
+    """An MP4 of RGB frames at ``FPS`` (and a soundtrack, muxed by ffmpeg)."""
+    import cv2
+
+    h, w = frames[0].shape[:2]
+    silent = path.with_suffix(".silent.mp4") if sound else path
+    out = cv2.VideoWriter(str(silent), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (w, h))
+    for f in frames:
+        out.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    out.release()
+    if sound:
+        subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-i", str(silent), "-i", str(sound), "-c:v", "copy",
+                        "-c:a", "aac", "-b:a", "128k", "-shortest", str(path)], check=True)  # fmt: skip
+        silent.unlink()
+
+
+def _photo(name: str, size: tuple[int, int] = (480, 360)) -> np.ndarray:
+    return np.asarray(Image.open(PHOTOS / name).convert("RGB").resize(size))
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    lib = tmp_path_factory.mktemp("dups") / "library"
+    lib.mkdir()
+    for name in ["astronaut.jpg", "coffee.jpg", "rocket.jpg", "chelsea.jpg", "brick.jpg", "clock.jpg"]:
+        shutil.copy(PHOTOS / name, lib / name)
+    shutil.copy(PHOTOS / "coffee.jpg", lib / "coffee_same_bytes.jpg")
+    astro = Image.open(PHOTOS / "astronaut.jpg").convert("RGB")
+    astro.resize((astro.width // 3, astro.height // 3)).save(lib / "astronaut_small.jpg", quality=80)
+    w, h = astro.size
+    astro.crop((int(w * 0.15), int(h * 0.1), int(w * 0.8), int(h * 0.85))).rotate(8, resample=Image.Resampling.BICUBIC).save(lib / "astronaut_crop_rot.jpg", quality=60)
+    rocket = np.asarray(Image.open(PHOTOS / "rocket.jpg").convert("RGB"))
+    Image.fromarray(np.ascontiguousarray(rocket[:, ::-1])).save(lib / "rocket_mirror.jpg", quality=90)
+    # A video that shows the clock photo from 2.0 s to 4.0 s, after two other pictures.
+    frames = [_photo("grass.jpg")] * 10 + [_photo("gravel.jpg")] * 10 + [_photo("clock.jpg")] * 20
+    _video(lib / "clip_with_clock.mp4", frames)
+    # A tune, a noisy snippet of it, and a video whose soundtrack holds the tune from 1.5 s on.
+    tune = _tune(3, 6.0, noise=0.0)
+    sf.write(lib / "tune.wav", tune, SR)
+    snip = tune[int(2.0 * SR) : int(4.5 * SR)]
+    noisy = snip + np.random.default_rng(1).normal(0, np.sqrt(np.mean(snip**2) / 10), len(snip)).astype(np.float32)
+    sf.write(lib / "tune_snippet_noisy.wav", noisy, SR)
+    other = _tune(8, 9.0, noise=0.0)
+    track = np.concatenate([other[: int(1.5 * SR)], tune, other[int(1.5 * SR) : int(2.5 * SR)]])
+    sound = lib.parent / "track.wav"
+    sf.write(sound, track, SR)
+    _video(lib / "band_video.mp4", [_photo("cell.jpg")] * (len(track) * FPS // SR), sound)
+    sf.write(lib / "unrelated_tune.wav", _tune(11, 5.0, noise=0.0), SR)
+    return lib
+
+
+@pytest.fixture(scope="module", params=["lite", pytest.param("server", marks=pytest.mark.server)])
+def indexed(request: pytest.FixtureRequest, media: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    env = {"MEDIA_SEARCH_IMAGE_WEIGHTS": "random", "MEDIA_SEARCH_AUDIO_WEIGHTS": "random", "MEDIA_SEARCH_DEVICE": "cpu",
+           "MEDIA_SEARCH_HOME": str(tmp_path_factory.mktemp("home"))}  # fmt: skip
+    if request.param == "lite":
+        env["MEDIA_SEARCH_MILVUS_URI"] = str(tmp_path_factory.mktemp("dup_index") / "index.db")
+    else:
+        env["MEDIA_SEARCH_MILVUS_URI"] = request.getfixturevalue("milvus_server_uri")
+        env["MEDIA_SEARCH_PREFIX"] = f"d{uuid.uuid4().hex[:12]}_"
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        lib = Library()
+        report = lib.index([media], workers=0)
+        assert not report.failed, report.to_dict()
+        lib.close()  # the CLI tests open the .db in another process
+        yield env
+
+
+@pytest.fixture
+def env(indexed: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The indexed library's settings, for this test (the autouse fixture resets them per test)."""
+    for k, v in indexed.items():
+        monkeypatch.setenv(k, v)
+    return indexed
+
+
+def _groups(report: dict) -> dict[frozenset[str], dict]:
+    return {frozenset(Path(f["path"]).name for f in g["files"]): g for g in report["groups"]}
+
+
+EXPECTED = {
+    frozenset({"astronaut.jpg", "astronaut_small.jpg", "astronaut_crop_rot.jpg"}),
+    frozenset({"coffee.jpg", "coffee_same_bytes.jpg"}),
+    frozenset({"rocket.jpg", "rocket_mirror.jpg"}),
+    frozenset({"clock.jpg", "clip_with_clock.mp4"}),
+    frozenset({"tune.wav", "tune_snippet_noisy.wav", "band_video.mp4"}),
+}
+
+
+def _check(report: dict) -> None:
+    groups = _groups(report)
+    copies = {k for k, g in groups.items() if g["tier"] == "copies"}
+    assert copies == EXPECTED, sorted(map(sorted, copies))
+    for g in report["groups"]:
+        assert g["files"] and sum(f["original"] for f in g["files"]) == 1
+        for f in g["files"]:
+            assert f["size"] > 0 and f["mtime"] > 0
+            assert (f["width"] and f["height"]) if f["kind"] != "audio" else f["duration"] > 0
+        assert all(p["relation"] in ("exact", "copy") for p in g["pairs"]) and g["pairs"]
+    astro = groups[frozenset({"astronaut.jpg", "astronaut_small.jpg", "astronaut_crop_rot.jpg"})]
+    assert Path(astro["original"]).name == "astronaut.jpg"  # the largest picture
+    methods = {(Path(p["a"]).name, Path(p["b"]).name): p for p in astro["pairs"]}
+    assert any(p["method"] == "local_features" and p["inliers"] > 10 for p in methods.values()), methods  # the crop
+    assert any(p["method"] == "phash" and p["phash_distance"] <= 10 for p in methods.values()), methods  # the small one
+    coffee = groups[frozenset({"coffee.jpg", "coffee_same_bytes.jpg"})]
+    assert coffee["pairs"][0]["relation"] == "exact" and coffee["pairs"][0]["method"] == "content_hash"
+    mirror = groups[frozenset({"rocket.jpg", "rocket_mirror.jpg"})]["pairs"][0]
+    assert mirror["method"] == "local_features" and mirror["inliers"] > 10  # pHash is blind to mirroring
+    clock = groups[frozenset({"clock.jpg", "clip_with_clock.mp4"})]
+    assert clock["kind"] == "mixed" and clock["kinds"] == ["image", "video"]
+    assert 2.0 <= clock["pairs"][0]["b_time"] <= 4.0  # the keyframe that shows the photo
+    band = groups[frozenset({"tune.wav", "tune_snippet_noisy.wav", "band_video.mp4"})]
+    pairs = {(Path(p["a"]).name, Path(p["b"]).name): p for p in band["pairs"]}
+    assert abs(pairs[("tune.wav", "band_video.mp4")]["b_time"] - 1.5) < 0.1, pairs
+    assert abs(pairs[("tune_snippet_noisy.wav", "tune.wav")]["b_time"] - 2.0) < 0.1, pairs
+    assert all(p["votes"] >= 8 for p in pairs.values())
+    assert Path(band["original"]).name == "band_video.mp4"  # the largest (a video has pixels)
+
+
+def test_library_duplicates(env: dict[str, str]) -> None:
+    lib = Library()
+    events: list[dict] = []
+    try:
+        report = lib.duplicates(progress=events.append)
+    finally:
+        lib.close()
+    _check(report.to_dict())
+    assert any(e["event"] == "stage" for e in events)
+    assert report.seconds > 0 and report.stats["files"] == 15
+
+
+def test_kinds_filter_and_similar_tier(env: dict[str, str]) -> None:
+    lib = Library()
+    try:
+        images = lib.duplicates(["image"]).to_dict()
+        sounds = lib.duplicates(["audio"]).to_dict()
+        similar = lib.duplicates(["image"], include_similar=True).to_dict()
+    finally:
+        lib.close()
+    assert {k for k in _groups(images)} == {k for k in EXPECTED if all(n.endswith(".jpg") for n in k)}
+    assert set(_groups(sounds)) == {frozenset({"tune.wav", "tune_snippet_noisy.wav"})}
+    assert [g for g in similar["groups"] if g["tier"] == "copies"] == images["groups"]
+    for g in similar["groups"]:
+        if g["tier"] == "similar":
+            assert all(p["relation"] == "similar" for p in g["pairs"])
+
+
+def test_cli_json_and_csv(env: dict[str, str], cli_env: dict[str, str]) -> None:
+    env = {**cli_env, **env}
+    out = subprocess.run(["media-search", "duplicates", "--json"], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert set(report) >= {"groups", "seconds"}
+    _check(report)
+    out = subprocess.run(["media-search", "duplicates", "--csv", "--kind", "image"], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    by_group: dict[str, set[str]] = {}
+    for r in rows:
+        by_group.setdefault(r["group"], set()).add(Path(r["path"]).name)
+        assert r["tier"] == "copies" and r["kind"] == "image" and int(r["size"]) > 0
+    assert {frozenset(v) for v in by_group.values()} == {k for k in EXPECTED if all(n.endswith(".jpg") for n in k)}
+    assert sum(r["original"] == "True" for r in rows) == len(by_group)
+    out = subprocess.run(["media-search", "duplicates"], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0 and "5 groups of copies" in out.stdout and "likely original" in out.stdout, out.stdout
+
+
+# -- the page ----------------------------------------------------------------------------------------------
+def _fake_report(n: int) -> dict:
+    groups = []
+    for i in range(1, n + 1):
+        files = [{"path": f"/lib/<b>{i}</b>.jpg", "kind": "image", "size": 10, "mtime": 1.0, "width": 4, "height": 3, "duration": None, "original": True},
+                 {"path": f"/lib/clip{i}.mp4", "kind": "video", "size": 99, "mtime": 2.0, "width": 4, "height": 3, "duration": 9.0, "original": False}]  # fmt: skip
+        pairs = [{"a": files[0]["path"], "b": files[1]["path"], "relation": "copy", "method": "local_features", "inliers": 30, "b_time": 2.5}]
+        groups.append({"id": i, "tier": "copies", "kind": "mixed", "files": files, "pairs": pairs})
+    return {"groups": groups, "seconds": 1.0}
+
+
+def test_render_pages_and_escapes() -> None:
+    from media_search.web.render import render_duplicates
+
+    html = render_duplicates(_fake_report(45), 3)
+    assert html.count("class='ms-dup-group") == 5 and "data-group='41'" in html and "data-group='40'" not in html
+    assert "page 3 of 3" in html and "<b>41</b>" not in html and "&lt;b&gt;41&lt;/b&gt;" in html
+    assert "clip41.mp4#t=2.50" in html  # the player starts at the keyframe that matched
+    assert "gradio_api/file=/lib/" in html and "class='ms-open'" in html
+    assert render_duplicates(_fake_report(45), 99).count("class='ms-dup-group") == 5  # clamped to the last page
+    assert "No copies found" in render_duplicates({"groups": [], "seconds": 0.1})
+
+
+@pytest.mark.browser
+@pytest.mark.slow  # the page runs the whole duplicate search (local-feature checks): minutes on a busy 2-core machine
+@pytest.mark.timeout(1800)
+def test_duplicates_tab_in_a_browser(env: dict[str, str], media: Path) -> None:
+    import os
+
+    from playwright.sync_api import sync_playwright
+
+    from test_web import free_port
+    from test_web_browser import ARGS, CHROMIUM
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (apt install chromium)")
+    from media_search.web import serve
+
+    lib = Library()
+    port = free_port()
+    app = serve(lib, host="127.0.0.1", port=port, block=False, quiet=True, warm_up=False)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+            pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+            pg.set_default_timeout(120_000)
+            pg.goto(f"http://127.0.0.1:{port}/")
+            pg.get_by_role("tab", name="Duplicates").click()
+            pg.click("#ms-dup-run")
+            pg.wait_for_selector("#ms-dup-results section.ms-dup-group")
+            groups = pg.eval_on_selector_all("#ms-dup-results section.ms-dup-group", "els => els.map(e => [...e.querySelectorAll('figure')].map(f => f.dataset.path.split('/').pop()).sort())")
+            assert {frozenset(g) for g in groups} == EXPECTED
+            pg.wait_for_function("[...document.querySelectorAll('#ms-dup-results img')].every(i => i.complete && i.naturalWidth > 0)")
+            clock = pg.locator("#ms-dup-results figure[data-kind='video'][data-path$='clip_with_clock.mp4'] video")
+            t = float(clock.get_attribute("src").split("#t=")[1])
+            assert 2.0 <= t <= 4.0
+            clock.evaluate("m => m.readyState >= 1 || new Promise(r => m.addEventListener('loadedmetadata', r))")
+            assert abs(clock.evaluate("m => m.currentTime") - t) < 0.5
+            href = pg.locator("#ms-dup-results a.ms-open").first.get_attribute("href")
+            assert pg.request.get(f"http://127.0.0.1:{port}/{href}").ok  # "open" serves the library file
+            assert pg.locator("#ms-dup-results .ms-evidence li[data-method='local_features']").count() >= 2
+            browser.close()
+    finally:
+        app.close()
+        lib.close()
