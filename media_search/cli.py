@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .decode import quiet
 
     args = build_parser().parse_args(argv)
-    verbose = args.verbose or quiet.verbose_from_env()
+    verbose = getattr(args, "verbose", False) or quiet.verbose_from_env()
     if verbose:
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "24")  # FFmpeg's warnings, as they come
     _setup_logging(args.debug)

@@ -2,7 +2,7 @@
 
 Every entry point (``find_similar``, the CLI, the bulk indexer, the page) goes
 through a ``Library``. It wires the stages together: it opens the store and
-the embedders lazily, once, and hands them to ``index.run.index_paths`` and
+the embedders lazily, once, and hands them to ``indexing.run.index_paths`` and
 ``query.search.search``, which receive what they use and never the Library.
 Nothing below imports this module.
 """
@@ -97,9 +97,9 @@ class Library:
         progress: Callable[..., None] | None = None,
         workers: int | None = None,
     ) -> IndexReport:
-        """Index a file or folder, or several; see ``media_search.index.run``. ``workers``: decode
+        """Index a file or folder, or several; see ``media_search.indexing.run``. ``workers``: decode
         processes (default one per CPU core beyond the first; 0 decodes in this process)."""
-        from .index.run import index_paths
+        from .indexing.run import index_paths
 
         return index_paths(
             [paths] if isinstance(paths, (str, os.PathLike)) else list(paths),

@@ -29,7 +29,7 @@ from media_search.store.schema import COLLECTIONS
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "index_media.py"
-WROTE = "media_search.index.run: wrote"
+WROTE = "media_search.indexing.run: wrote"
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:

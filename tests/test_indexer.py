@@ -18,7 +18,7 @@ from PIL import Image
 from media_search import Library
 from media_search.cli import main
 from media_search.identity import file_id
-from media_search.index.run import index_paths
+from media_search.indexing.run import index_paths
 from media_search.store.schema import COLLECTIONS
 
 REPO = Path(__file__).resolve().parents[1]

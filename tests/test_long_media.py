@@ -129,7 +129,7 @@ _ROWS_SCRIPT = textwrap.dedent(
                 return int(line.split()[1]) / 1024
 
     from media_search.config import Settings
-    from media_search.index.stream import SoundRows, sound_parts
+    from media_search.indexing.stream import SoundRows, sound_parts
     import scipy.ndimage, scipy.signal, soundfile, soxr  # imported on first use: not the file's cost
 
     class FakeEmbedder:  # the model's memory does not grow with the file: leave it out
@@ -302,7 +302,7 @@ def test_a_kill_between_parts_of_a_streamed_file_is_repaired(tmp_path: Path, mon
 
     import soundfile as sf
 
-    from media_search.index import stream as index_stream
+    from media_search.indexing import stream as index_stream
     from media_search.library import Library
     from media_search.signals.stream import Landmarker
     from media_search.store.milvus import MilvusStore

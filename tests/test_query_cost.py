@@ -110,7 +110,8 @@ def test_stored_features_of_another_version_are_refused_with_a_rebuild_hint(inde
 
 def test_a_cold_image_query_with_a_cached_engine_imports_no_torch(indexed: dict[str, Path], cli_env: dict[str, str]) -> None:
     env = {**cli_env, **{k: v for k, v in os.environ.items() if k.startswith("MEDIA_SEARCH_")},
-           "MEDIA_SEARCH_MILVUS_URI": str(indexed["db"]), "MEDIA_SEARCH_ENGINE": "auto"}  # fmt: skip
+           "MEDIA_SEARCH_MILVUS_URI": str(indexed["db"]), "MEDIA_SEARCH_ENGINE": "auto",
+           "MEDIA_SEARCH_VERBOSE": "1"}  # fmt: skip  (raw stderr: -X importtime writes there)
     r = subprocess.run([sys.executable, "-m", "media_search", "index", str(indexed["lib"])], env=env,
                        capture_output=True, text=True, timeout=900)  # fmt: skip
     assert r.returncode == 0, r.stderr  # builds (or finds) the ONNX engine

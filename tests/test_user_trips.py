@@ -132,7 +132,7 @@ def test_worker_watchdog_exits_when_its_parent_changes() -> None:
         """
         import os, subprocess, sys, time
         child = subprocess.Popen([sys.executable, "-c",
-            "import os, time; from media_search.pipeline import _exit_with_parent; "
+            "import os, time; from media_search.indexing.pool import _exit_with_parent; "
             "print(os.getpid(), flush=True); _exit_with_parent(os.getppid(), every=0.05)"],
             stdout=subprocess.PIPE, text=True)
         print(child.stdout.readline().strip(), flush=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from media_search.index.walk import walk
+from media_search.indexing.walk import walk
 
 
 def _jpeg(path: Path, seed: int = 0) -> Path:

@@ -4,7 +4,7 @@
 file into small picklable arrays -- prepared 224x224 uint8 pictures (an image,
 or a video's keyframes) and 32 kHz mono audio -- ready for their copy signals
 (``signals.add_copy_signals``). No model is needed; this runs in the indexer's
-worker processes (``index.pool``) and for a query (``query.search``). Both run
+worker processes (``indexing.pool``) and for a query (``query.search``). Both run
 the same functions, so a file and the same file given as a query get the same
 vectors.
 """
@@ -40,7 +40,7 @@ class Decoded:
     the audio's packed landmark fingerprint.
     ``stream_audio``: the sound is longer than ``Settings.stream_seconds``, so it
     is not here (``audio`` is None): the embed stage streams it from the file
-    (``index.stream``).
+    (``indexing.stream``).
     """
 
     kind: str

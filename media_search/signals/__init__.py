@@ -15,7 +15,7 @@ Both give a ``copy`` verdict and a 0..1 ``confidence`` calibrated on
 Each stored signal is one ``SignalSpec`` (name and version). Its version is
 stamped into the collections that hold it, like a model's identity: rows of
 two versions are never mixed (``store.milvus``). ``add_copy_signals`` fills a
-decoded file's signals (the decode stage, ``index.pool``).
+decoded file's signals (the decode stage, ``indexing.pool``).
 """
 
 from __future__ import annotations

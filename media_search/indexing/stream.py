@@ -8,7 +8,7 @@ landmark fingerprint (``signals.stream``); windows are embedded a batch at a
 time, and ``sound_parts`` yields the rows as column batches once the
 fingerprint of their time span is final. Each row carries the landmark pairs
 anchored between its start and the next row's (``signals.audio.split_by_time``
-on the whole sound gives the same split). ``index.run`` writes the parts
+on the whole sound gives the same split). ``indexing.run`` writes the parts
 under the manifest's ``pending`` mark, so a kill between parts leaves a
 pending file that the next run removes and indexes again.
 """
