@@ -46,6 +46,7 @@ __all__ = [
     "split_by_time",
     "match",
     "decide",
+    "hash_join",
     "slots",
 ]
 
@@ -225,14 +226,9 @@ def match(query: Pairs, files: Sequence[np.ndarray]) -> list[AudioMatch]:
     order = np.argsort(lib_h, kind="stable")
     lib_h, lib_t, lib_f = lib_h[order], lib_t[order], lib_f[order]
     for scale in SCALES:
-        qh = query.hashes(scale)
-        lo = np.searchsorted(lib_h, qh, side="left")
-        hi = np.searchsorted(lib_h, qh, side="right")
-        n = hi - lo
-        if n.sum() == 0:
+        qi, li = hash_join(lib_h, query.hashes(scale))
+        if not len(li):
             continue
-        qi = np.repeat(np.arange(len(qh)), n)
-        li = np.concatenate([np.arange(a, b) for a, b in zip(lo[n > 0], hi[n > 0])])
         offsets = lib_t[li] - query.t1[qi] * scale  # frames
         fidx = lib_f[li]
         bins = np.floor(offsets / 2.0).astype(np.int64)
@@ -243,6 +239,17 @@ def match(query: Pairs, files: Sequence[np.ndarray]) -> list[AudioMatch]:
                 off = float(np.median(offsets[sel][np.abs(bins[sel] - best_bin) <= 1])) * FRAME_S
                 out[f] = AudioMatch(votes, round(off, 3), scale, int(sel.sum()), runner_up)
     return out
+
+
+def hash_join(lib_h: np.ndarray, qh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (query landmark, library posting) pair with the same hash: their indices into ``qh`` and
+    into ``lib_h`` (sorted). The one lookup of copy matching (``match``, ``print_index.vote``)."""
+    lo = np.searchsorted(lib_h, qh, side="left")
+    hi = np.searchsorted(lib_h, qh, side="right")
+    n = hi - lo
+    qi = np.repeat(np.arange(len(qh)), n)
+    li = np.repeat(hi - n.cumsum(), n) + np.arange(n.sum())  # lo[i] .. hi[i] - 1 for each query hash i
+    return qi, li
 
 
 def _peak(bins: np.ndarray, t: np.ndarray) -> tuple[int, int, int]:

@@ -60,14 +60,9 @@ def vote(idx: PrintIndex, query: fa.Pairs, *, source: str | None = None, limit: 
     best = np.zeros(0, np.int64)
     files = np.zeros(0, np.int64)
     for scale in fa.SCALES:
-        qh = query.hashes(scale)
-        lo = np.searchsorted(lib_h, qh, side="left")
-        hi = np.searchsorted(lib_h, qh, side="right")
-        n = hi - lo
-        if n.sum() == 0:
+        qi, li = fa.hash_join(lib_h, query.hashes(scale))
+        if not len(li):
             continue
-        qi = np.repeat(np.arange(len(qh)), n)
-        li = np.repeat(hi - n.cumsum(), n) + np.arange(n.sum())  # every posting of every query hash
         bins = np.floor((lib_t[li] - query.t1[qi] * scale) / 4.0).astype(np.int64) + (1 << 21)  # 64 ms, >= 0
         slot = query.t1[qi] // fa.TILE
         # one vote per (file, offset bin, query slot), as in ``audio._peak``: a held note votes once
