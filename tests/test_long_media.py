@@ -332,3 +332,20 @@ def test_a_kill_between_parts_of_a_streamed_file_is_repaired(tmp_path: Path, mon
         assert len(rows) == 20 and len({r.id for r in rows}) == 20
         assert sorted(r.timestamp for r in rows) == [5.0 * i for i in range(20)]
         assert not lib.store.pending_files()
+
+
+@pytest.mark.skipif(not has_ffmpeg(), reason="needs ffmpeg")
+def test_a_video_whose_soundtrack_is_streamed_keeps_its_keyframe_rows(tmp_path: Path) -> None:
+    """Past ``stream_seconds`` a video's soundtrack is streamed in parts; its keyframes are written
+    with every field of the schema (copy signals included) and both kinds are searchable."""
+    from media_search import Library
+
+    video = tmp_path / "lib" / "long.mp4"
+    video.parent.mkdir()
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=5:duration=40", "-f", "lavfi", "-i",
+            "sine=frequency=440:duration=40", "-c:v", "libx264", "-c:a", "aac", "-shortest", str(video))  # fmt: skip
+    with Library(uri=str(tmp_path / "lib.db"), stream_seconds=10) as lib:
+        report = lib.index([video.parent])
+        assert report.indexed == 1 and not report.failed, report.to_dict()
+        assert report.keyframes > 0 and report.windows > 0
+        assert lib.store.count("video") == report.keyframes and lib.store.count("audio") == report.windows

@@ -50,13 +50,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..decode.file import Decoded
 from ..embed.embedders import Embedded, embed_frames, embed_sound
-from ..identity import file_id, row_id
-from ..signals import add_copy_signals
+from ..identity import file_id
 from ..store.records import FileRecord
-from ..store.schema import COLLECTIONS, FP_CAPACITY, TABLES
+from ..store.schema import COLLECTIONS, TABLES
 from ..types import Failure, IndexReport
+from . import columns
 from .pool import DecodePool, Job, Outcome, default_workers
 from .walk import Entry, walk
 
@@ -255,7 +254,7 @@ class _Run:
             if d.kind == "audio":
                 item.notes += [f"{e.path}: {n}" for n in sound.notes]
             if len(sound):
-                item.rows["audio"] = _sequence_columns(fid, "a", sound, {**common, "source": sound.source, "fp": _prints(d, sound)})
+                item.rows["audio"] = columns.sequence_columns(fid, "a", sound, {**common, "source": sound.source, "fp": columns.prints(d, sound)})
         return item
 
     def _embed_waiting(self) -> None:
@@ -272,10 +271,10 @@ class _Run:
             common = {"file_id": item.fid, "path": item.entry.real, "content_hash": item.content_hash}
             if d.kind == "image":
                 e = item.entry
-                item.rows["image"] = _columns([item.fid], vecs, {**common, "size": e.size, "mtime": e.mtime, "phash": _phashes(d), "local": _local(d)})
+                item.rows["image"] = columns.columns([item.fid], vecs, {**common, "size": e.size, "mtime": e.mtime, "phash": columns.phashes(d), "local": columns.local(d)})
             else:
                 emb = Embedded(vecs, d.timestamps, d.duration)
-                item.rows["video"] = _sequence_columns(item.fid, "v", emb, {**common, "phash": _phashes(d), "local": _local(d)})
+                item.rows["video"] = columns.sequence_columns(item.fid, "v", emb, {**common, "phash": columns.phashes(d), "local": columns.local(d)})
             self.ready.append(item)
         self.waiting, self.frames = [], 0
 
@@ -292,8 +291,9 @@ class _Run:
         if d.n_frames:
             assert d.frames is not None and d.timestamps is not None
             vecs = embed_frames(self.embedders.image, d.frames, self.settings.batch_size)
-            fields = {"file_id": item.fid, "path": e.real, "content_hash": item.content_hash, "phash": _phashes(d)}
-            item.rows["video"] = _sequence_columns(item.fid, "v", Embedded(vecs, d.timestamps, d.duration), fields)
+            fields = {"file_id": item.fid, "path": e.real, "content_hash": item.content_hash, "phash": columns.phashes(d),
+                      "local": columns.local(d)}
+            item.rows["video"] = columns.sequence_columns(item.fid, "v", Embedded(vecs, d.timestamps, d.duration), fields)
         source = "video" if d.kind == "video" else "audio"
         common = {"file_id": item.fid, "path": e.real, "content_hash": item.content_hash, "source": source}
         summary = SoundRows()
@@ -375,42 +375,9 @@ def _interrupt_after() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
-def _columns(ids: list[str], vectors: np.ndarray, fields: dict[str, Any]) -> dict[str, Any]:
-    n = len(ids)
-    cols: dict[str, Any] = {"id": ids, "vector": vectors}
-    for name, value in fields.items():
-        cols[name] = value if isinstance(value, (list, np.ndarray)) else [value] * n
-    return cols
 
 
-def _phashes(d: Decoded) -> list[str]:
-    """One pHash per frame (copy detection); computed here if the decode stage did not."""
-    if d.phashes is None:
-        add_copy_signals(d)
-    return list(d.phashes or [])
 
-
-def _local(d: Decoded) -> list[str]:
-    """Each frame's packed local features; empty (never verified, pHash only) where there are none."""
-    if d.phashes is None:
-        add_copy_signals(d)
-    return list(d.local) if d.local is not None and len(d.local) == d.n_frames else [""] * d.n_frames
-
-
-def _prints(d: Decoded, sound: Embedded) -> list[list[int]]:
-    """The audio fingerprint shared among the window rows by time (``signals.audio.split_by_time``)."""
-    from ..signals.audio import split_by_time
-
-    if d.prints is None:
-        add_copy_signals(d)
-    parts = split_by_time(d.prints if d.prints is not None else np.zeros(0, np.int64), [float(t) for t in sound.timestamps], cap=FP_CAPACITY)
-    return [p.tolist() for p in parts]
-
-
-def _sequence_columns(fid: str, tag: str, emb: Embedded, fields: dict[str, Any]) -> dict[str, Any]:
-    ts = [round(float(t), 3) for t in emb.timestamps]
-    ids = [row_id(fid, tag, t) for t in ts]
-    return _columns(ids, emb.vectors, {**fields, "timestamp": ts, "duration": float(emb.duration or 0.0)})
 
 
 def _write(store: MilvusStore, embedders: Embedders, items: list[Prepared], known: dict[str, FileRecord], report: IndexReport) -> None:
@@ -427,9 +394,9 @@ def _write(store: MilvusStore, embedders: Embedders, items: list[Prepared], know
     for kind in COLLECTIONS:
         parts = [i.rows[kind] for i in items if kind in i.rows]
         if parts:
-            columns = _concat(parts)
-            assert set(columns) == {"id", "vector", *TABLES[kind].names}, f"{kind} columns {sorted(columns)} differ from store.schema"
-            store.upsert_rows(kind, columns)  # type: ignore[arg-type]
+            cols = columns.concat(parts)
+            assert set(cols) == {"id", "vector", *TABLES[kind].names}, f"{kind} columns {sorted(cols)} differ from store.schema"
+            store.upsert_rows(kind, cols)  # type: ignore[arg-type]
     store.put_files([_record(i, "done") for i in items])
     for i in items:
         _count(i, report)
@@ -466,15 +433,6 @@ def _had(rec: FileRecord, kind: str) -> bool:
 def _record(item: Prepared, state: str) -> FileRecord:
     return FileRecord(item.fid, item.entry.real, item.kind, item.content_hash, item.entry.size, item.entry.mtime, state, item.n_rows)
 
-
-def _concat(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in parts[0]:
-        if name == "vector":
-            out[name] = np.concatenate([np.asarray(p[name], dtype=np.float32) for p in parts])
-        else:
-            out[name] = [v for p in parts for v in p[name]]
-    return out
 
 
 def _repair(store: MilvusStore, report: IndexReport) -> None:
