@@ -210,12 +210,21 @@ def _index(lib: Any, args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-class _ProgressBar:
-    """A tqdm bar on stderr (files/s, ETA) fed by the indexer's progress events; silent when disabled."""
+class _Bar:
+    """A tqdm bar on stderr fed by a stage's progress events (``__call__``); silent when disabled."""
 
     def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled
         self._bar: Any = None
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class _ProgressBar(_Bar):
+    """A tqdm bar on stderr (files/s, ETA) fed by the indexer's progress events; silent when disabled."""
 
     def __call__(self, event: dict[str, Any]) -> None:
         if not self.enabled:
@@ -229,18 +238,9 @@ class _ProgressBar:
         elif event["event"] == "file" and self._bar is not None:
             self._bar.update(event["done"] - self._bar.n)
 
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
 
-
-class _QueryBar:
+class _QueryBar(_Bar):
     """A tqdm bar (seconds of the query decoded) for a long query; shown only after a second."""
-
-    def __init__(self, *, enabled: bool) -> None:
-        self.enabled = enabled
-        self._bar: Any = None
 
     def __call__(self, event: dict[str, Any]) -> None:
         if not self.enabled:
@@ -255,11 +255,6 @@ class _QueryBar:
             self._bar.update(max(0, round(event["done"]) - self._bar.n))
             if event["event"] == "embed":
                 self._bar.set_description_str("embedding the query", refresh=True)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
 
 
 def _query(lib: Any, args: argparse.Namespace) -> int:
@@ -367,12 +362,8 @@ def _duplicates(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-class _StageBar:
+class _StageBar(_Bar):
     """A tqdm bar per stage of the duplicate search, on stderr; silent when disabled."""
-
-    def __init__(self, *, enabled: bool) -> None:
-        self.enabled = enabled
-        self._bar: Any = None
 
     def __call__(self, event: dict[str, Any]) -> None:
         if not self.enabled:
@@ -384,11 +375,6 @@ class _StageBar:
             self._bar = tqdm(total=event["total"] or None, desc=event["stage"], file=sys.stderr, dynamic_ncols=True, leave=False)
         elif event["event"] == "advance" and self._bar is not None:
             self._bar.update(event["n"])
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
 
 
 def _reset(lib: Any, args: argparse.Namespace) -> int:
