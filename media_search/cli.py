@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument("--no-delete", action="store_true", help="keep index rows of files that are gone from the folders")
     p.add_argument("--follow-symlinks", action="store_true", help="follow symbolic links while walking folders (loops are detected)")
-    p.add_argument("--workers", type=int, default=None, metavar="N", help="decode processes (default: one per CPU core beyond the first; 0 decodes in the main process)")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="decode processes (default: one per CPU core beyond the first; 0 decodes in the main process); with --ray and no ADDRESS, the local runtime's CPUs")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS", help="run the stages on Ray Data (pip install 'media_search[ray]'): a local runtime without ADDRESS, else a cluster (auto, ray://head:10001); put it after the PATHs")
+    p.add_argument("--ray-actors", type=int, default=None, metavar="N", help="with --ray: embed actors (default: one per GPU, else a quarter of the CPUs)")
     _common(p)
 
     p = sub.add_parser("query", help="find the indexed files most similar to FILE, or matching --text", description="Find the indexed files most similar to FILE (image, video or audio). The file itself is never a result; library files with the same bytes are listed as exact copies. --text \"words\" instead finds pictures and video moments by words (needs an image model with a text tower, e.g. siglip-base-patch16-224).")
@@ -110,7 +112,7 @@ def _setup_logging(debug: bool) -> None:
         stream=_Stderr(),
     )
     if not debug:
-        for noisy in ("milvus_lite", "pymilvus", "grpc", "httpx", "urllib3", "numba"):
+        for noisy in ("milvus_lite", "pymilvus", "grpc", "httpx", "urllib3", "numba", "ray"):
             logging.getLogger(noisy).setLevel(logging.CRITICAL)
 
 
@@ -177,6 +179,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def _index(lib: Any, args: argparse.Namespace) -> int:
     _announce(lib)
+    if args.ray is not None and not args.debug:
+        from .indexing.distributed import quiet_ray
+
+        quiet_ray()
     bar = _ProgressBar(enabled=not args.json and sys.stderr.isatty())
     try:
         report = lib.index(
@@ -185,6 +191,8 @@ def _index(lib: Any, args: argparse.Namespace) -> int:
             follow_symlinks=args.follow_symlinks,
             progress=bar,
             workers=args.workers,
+            ray=args.ray,
+            ray_actors=args.ray_actors,
         )
     except KeyboardInterrupt:
         bar.close()

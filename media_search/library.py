@@ -96,13 +96,26 @@ class Library:
         follow_symlinks: bool = False,
         progress: Callable[..., None] | None = None,
         workers: int | None = None,
+        ray: str | None = None,
+        ray_actors: int | None = None,
     ) -> IndexReport:
         """Index a file or folder, or several; see ``media_search.indexing.run``. ``workers``: decode
-        processes (default one per CPU core beyond the first; 0 decodes in this process)."""
+        processes (default one per CPU core beyond the first; 0 decodes in this process).
+        ``ray``: run the stages on Ray Data instead (``"local"``: a runtime on this machine with
+        ``workers`` CPUs; or a cluster address), with ``ray_actors`` embed actors; see
+        ``media_search.indexing.distributed``."""
+        paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        if ray is not None:
+            from .indexing.distributed import index_paths_ray
+
+            return index_paths_ray(
+                paths, store=self.store, settings=self.settings, address=ray, delete_missing=delete_missing,
+                follow_symlinks=follow_symlinks, progress=progress, workers=workers, actors=ray_actors,
+            )  # fmt: skip
         from .indexing.run import index_paths
 
         return index_paths(
-            [paths] if isinstance(paths, (str, os.PathLike)) else list(paths),
+            paths,
             store=self.store,
             embedders=self.embedders,
             settings=self.settings,

@@ -2,8 +2,9 @@
 """Copy detection benchmark: is an edited copy's original ranked first?
 
     python scripts/bench_copy.py [--out /tmp/bench_copy] [--per-family N] [--only images|audio|audio-real]
+        [--sources N] [--k-check N] [--per-cell N] [--answered-only]   # the last four: audio-real
 
-``--only audio-real`` (``scripts/bench/real_audio.py``) uses real recordings from Debian packages
+``--only audio-real`` (``scripts/bench/real_audio.py``, ``real_product.py``) uses real recordings from Debian packages
 instead of generated tunes: a library of 1,000+ clips, edited copies of 300 of them split into a
 calibration half and a report half (tables per half; tune only on the calibration half), 100
 unrelated recordings, and the first result checked for k = 3, 10 and 50.
@@ -41,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench.copy_media import AUDIO_FAMILIES, IMAGE_FAMILIES, make_audio, make_images  # noqa: E402
-from bench.real_audio import REAL_FAMILIES, make_real_audio  # noqa: E402
+from bench.real_audio import make_real_audio  # noqa: E402
+from bench.real_product import load_answers, media_search_real, real_markdown, real_tables  # noqa: E402
 
 
 # -- baselines ---------------------------------------------------------------------------------------
@@ -60,7 +62,26 @@ def imagehash_rank(data: dict) -> dict[str, dict[str, str]]:
     return out
 
 
+#: Where ``_fpcalc`` keeps its outputs (``--out``/fpcalc-cache.json; None: no cache).
+FPCALC_CACHE: dict = {"path": None, "data": None}
+
+
 def _fpcalc(path: str) -> np.ndarray:
+    cache = FPCALC_CACHE["path"]
+    if cache is not None:
+        if FPCALC_CACHE["data"] is None:
+            FPCALC_CACHE["data"] = json.loads(Path(cache).read_text()) if Path(cache).exists() else {}
+        st = Path(path).stat()
+        key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
+        if key not in FPCALC_CACHE["data"]:
+            FPCALC_CACHE["data"][key] = _fpcalc_run(path).tolist()
+            if len(FPCALC_CACHE["data"]) % 50 == 0:
+                Path(cache).write_text(json.dumps(FPCALC_CACHE["data"]))
+        return np.asarray(FPCALC_CACHE["data"][key], dtype=np.int64).astype(np.uint32)
+    return _fpcalc_run(path)
+
+
+def _fpcalc_run(path: str) -> np.ndarray:
     # fpcalc may exit non-zero after printing a good fingerprint ("Error decoding audio frame (End of
     # file)" on some wav files): trust the JSON, not the exit status.
     r = subprocess.run(["fpcalc", "-raw", "-json", path], capture_output=True, text=True)
@@ -106,19 +127,24 @@ def _ber_all(q: np.ndarray, lib: list[np.ndarray], min_overlap: int = 4) -> np.n
     return ber.min(axis=1)
 
 
-def chromaprint_rank(data: dict) -> dict[str, dict[str, str | None]]:
+def chromaprint_answers(data: dict, queries: list[str] | None = None) -> dict[str, tuple[str | None, float, bool]]:
+    """Per query: (nearest library file or None, its bit error rate, whether fpcalc printed the query)."""
     lib = [(p, _fpcalc(p)) for p in data["library"]]
     prints = [fc for _, fc in lib]
-    out: dict[str, str | None] = {}
-    for q in data["queries"]:
-        fq = _fpcalc(q["query"])
+    out: dict[str, tuple[str | None, float, bool]] = {}
+    for q in queries if queries is not None else [q["query"] for q in data["queries"]]:
+        fq = _fpcalc(q)
         if len(fq) == 0:
-            out[q["query"]] = None
+            out[q] = (None, 1.0, False)
             continue
         ber = _ber_all(fq, prints)
         best = min(zip(ber.tolist(), (p for p, _ in lib)))
-        out[q["query"]] = best[1] if best[0] < 1.0 else None
-    return {"Chromaprint": out}
+        out[q] = (best[1] if best[0] < 1.0 else None, best[0], True)
+    return out
+
+
+def chromaprint_rank(data: dict) -> dict[str, dict[str, str | None]]:
+    return {"Chromaprint": {q: a[0] for q, a in chromaprint_answers(data).items()}}
 
 
 # -- the product ---------------------------------------------------------------------------------------
@@ -145,87 +171,6 @@ def media_search_rank(data: dict, kind: str, uri: str) -> tuple[dict[str, dict],
     n = len(data["queries"]) + len(data["unrelated"])
     return {"media_search": per_query}, {"index_s": round(index_s, 1), "indexed": report.indexed,
                                          "failed": len(report.failed), "query_ms": round(1000 * query_s / max(n, 1))}  # fmt: skip
-
-
-def media_search_real(data: dict, uri: str, ks: tuple[int, ...] = (3, 10, 50), k_check: int | None = None) -> tuple[dict, dict]:
-    """``media_search_rank`` for the real-recording section: each query at every k in ``ks``
-    (the first ``k_check`` queries per family, all by default; the rest at k = 10 only)."""
-    from media_search import Library
-
-    per_query: dict[str, dict] = {}
-    seen: dict[str, int] = defaultdict(int)
-    with Library(uri=uri, image_weights="random", audio_weights="random", device="cpu") as lib:
-        t = time.monotonic()
-        report = lib.index(data["library"])
-        index_s = time.monotonic() - t
-        t = time.monotonic()
-        times = []
-        for q in data["queries"] + [{"query": u, "original": None, "family": "unrelated"} for u in data["unrelated"]]:
-            seen[q["family"]] += 1
-            check = k_check is None or seen[q["family"]] <= k_check
-            tops = {}
-            for k in (ks if check else (10,)):
-                t0 = time.monotonic()
-                res = lib.search(q["query"], k=k, kinds=["audio"])
-                times.append(time.monotonic() - t0)
-                tops[k] = res
-            res = tops[max(tops)]
-            top = res.results[0] if res.results else None
-            per_query[q["query"]] = {
-                "top": top.path if top else None,
-                "copy": bool(top.copy) if top else False,
-                "confidence": top.copy_confidence if top else None,
-                "any_copy": any(m.copy for m in res.results),
-                "others": [m.copy_confidence if m.copy else None for m in res.results[1:]],
-                "k_same": len({(r.results[0].path if r.results else None) for r in tops.values()}) == 1 if check else None,
-            }
-        query_s = time.monotonic() - t
-    return per_query, {"index_s": round(index_s, 1), "indexed": report.indexed, "failed": len(report.failed),
-                       "query_ms_median": round(1000 * float(np.median(times))), "query_s_total": round(query_s)}  # fmt: skip
-
-
-def real_tables(data: dict, ms: dict, fp: dict) -> dict:
-    """Per half and family: recall@1 of both methods, media_search's copy flag on the right first
-    result, false flags (a wrong file flagged copy anywhere in the results), k-stability."""
-    out: dict = {}
-    for half in ("calibration", "report"):
-        rows: dict[str, dict] = {}
-        qs = [q for q in data["queries"] if q["half"] == half]
-        for fam in [*REAL_FAMILIES, "overall"]:
-            sel = [q for q in qs if fam == "overall" or q["family"] == fam]
-            if not sel:
-                continue
-            same = lambda a, b: a is not None and Path(a).resolve() == Path(b).resolve()  # noqa: E731
-            a = [ms[q["query"]] for q in sel]
-            ks = [x["k_same"] for x in a if x["k_same"] is not None]
-            rows[fam] = {
-                "n": len(sel),
-                "media_search": round(float(np.mean([same(x["top"], q["original"]) for x, q in zip(a, sel)])), 3),
-                "fpcalc": round(float(np.mean([same(fp.get(q["query"]), q["original"]) for q in sel])), 3),
-                "flagged": round(float(np.mean([same(x["top"], q["original"]) and x["copy"] for x, q in zip(a, sel)])), 3),
-                "false_flags": sum((x["copy"] and not same(x["top"], q["original"])) + sum(c is not None for c in x["others"]) for x, q in zip(a, sel)),
-                "k_same": f"{sum(ks)}/{len(ks)}",
-            }
-        out[half] = rows
-    un = [ms[u] for u in data["unrelated"]]
-    out["unrelated"] = {"n": len(un), "with_a_copy_flag": sum(x["any_copy"] for x in un),
-                        "max_confidence": max([x["confidence"] or 0.0 for x in un if x["copy"]], default=0.0)}  # fmt: skip
-    return out
-
-
-def real_markdown(r: dict) -> list[str]:
-    lines = [f"## audio, real recordings ({r['n_library']} library clips from {r['n_recordings']} recordings, "
-             f"{r['n_queries']} queries, {r['tables']['unrelated']['n']} unrelated)", ""]  # fmt: skip
-    for half in ("report", "calibration"):
-        lines += [f"### {half} half", "", "| family | n | media_search | fpcalc | flagged copy | false flags | same top k=3/10/50 |",
-                  "|---|---|---|---|---|---|---|"]  # fmt: skip
-        for fam, row in r["tables"][half].items():
-            lines.append(f"| {fam} | {row['n']} | {row['media_search']:.2f} | {row['fpcalc']:.2f} | {row['flagged']:.2f} | {row['false_flags']} | {row['k_same']} |")
-        lines.append("")
-    u = r["tables"]["unrelated"]
-    lines += [f"Unrelated queries (not in the library) with a `copy` result: {u['with_a_copy_flag']}/{u['n']} "
-              f"(highest confidence {u['max_confidence']}).", f"Timing: {r['timing']}", ""]  # fmt: skip
-    return lines
 
 
 # -- report -------------------------------------------------------------------------------------------
@@ -285,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-family", type=int, default=None, help="originals per family (default: all)")
     ap.add_argument("--only", choices=["images", "audio", "audio-real"])
     ap.add_argument("--sources", type=int, default=300, help="audio-real: recordings edited into queries")
-    ap.add_argument("--k-check", type=int, default=None, help="audio-real: queries per family also run at k=3 and 50")
+    ap.add_argument("--per-cell", type=int, default=None, help="audio-real: queries evaluated per family and half (default: all)")
+    ap.add_argument("--answered-only", action="store_true", help="audio-real: tables from the answers file of a stopped run")
+    ap.add_argument("--k-check", type=int, default=None, help="audio-real: queries per family and half also run at k=3 and 50")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -294,8 +241,26 @@ def main(argv: list[str] | None = None) -> int:
                 ("audio", "audio", make_audio, chromaprint_rank, AUDIO_FAMILIES))  # fmt: skip
     if args.only == "audio-real":
         data = make_real_audio(out, per_family=args.per_family, n_sources=args.sources)
-        ms, timing = media_search_real(data, str(out / "audio-real.db"), k_check=args.k_check)
-        fp = chromaprint_rank(data)["Chromaprint"]
+        if args.per_cell:  # the first N queries of each family and half
+            cell: dict[tuple[str, str], int] = defaultdict(int)
+            keep = []
+            for q in data["queries"]:
+                cell[(q["family"], q["half"])] += 1
+                if cell[(q["family"], q["half"])] <= args.per_cell:
+                    keep.append(q)
+            data["queries"] = keep
+        answers = out / f"audio-real-answers-{args.sources}.jsonl"
+        if args.answered_only:  # the tables from the answers a stopped run left, no index, no search
+            ms = load_answers(answers)
+            data["queries"] = [q for q in data["queries"] if q["query"] in ms]
+            data["unrelated"] = [u for u in data["unrelated"] if u in ms]
+            timing = {"query_ms_median": round(float(np.median([a["ms"] for a in ms.values()]))),
+                      "query_ms_p90": round(float(np.percentile([a["ms"] for a in ms.values()], 90)))}  # fmt: skip
+        else:
+            ms, timing = media_search_real(data, str(out / "audio-real.db"), k_check=args.k_check, answers=answers)
+        FPCALC_CACHE["path"] = str(out / "fpcalc-cache.json")
+        fp = chromaprint_answers(data, [q["query"] for q in data["queries"]] + data["unrelated"])
+        Path(FPCALC_CACHE["path"]).write_text(json.dumps(FPCALC_CACHE["data"]))
         results["audio-real"] = {"n_library": len(data["library"]), "n_recordings": data["n_recordings"],
                                  "n_queries": len(data["queries"]), "tables": real_tables(data, ms, fp),
                                  "timing": timing, "answers": ms}  # fmt: skip

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Library-wide duplicates benchmark: pair precision and recall, and the grouping time.
 
-    python scripts/bench_duplicates.py [--out /tmp/bench_dups] [--per-family N] [--sections quality,timing]
-                                       [--sizes 1000,10000] [--peers-python /tmp/peers-venv/bin/python]
+    python scripts/bench_duplicates.py [--out /tmp/bench_dups] [--per-family N] [--sections quality,timing,real]
+                                       [--sizes 1000,10000] [--real-sizes 1000,2000] [--peers-python /tmp/peers-venv/bin/python]
 
 **quality** (real files): ``scripts/bench/copy_media.py`` makes originals (sample photos, real
 photos and scans from scikit-image and matplotlib, procedural paintings; sample sounds, espeak-ng
@@ -17,11 +17,16 @@ recall count them against the truth's pairs, over everything and per part. On th
 the ``czkawka`` PyPI bindings, in ``--peers-python`` (a venv where they are installed).
 
 **timing** (synthetic store rows, *only* for the grouping step's time): a fresh Lite store is
-filled with N image rows (random unit vectors, random pHashes, 10 % of them near-copies by pHash),
-N/50 videos of 30 keyframes and N/10 sounds of 6 fingerprinted windows, then
-``find_duplicates`` runs on it. The files do not exist: embedding proposals that would need a
-local-feature check are counted (``pairs to verify``), and their cost is given from the quality
-run's measured seconds per check.
+filled with N image rows (random unit vectors, random pHashes, 10 % of them near-copies by pHash,
+256 random SIFT-like stored local features each, a near-copy sharing its source's), N/50 videos
+of 30 keyframes and N/10 sounds of 6 fingerprinted windows, then ``find_duplicates`` runs on it
+twice (the second reuses the kept pair verdicts). The files do not exist: stored-feature screens
+run for real, decoded checks fail at once (counted).
+
+**real** (real files on disk, ``scripts/bench/dup_library.py``): N pictures cut from the real
+photos and wallpapers on this machine, N/50 videos, N/10 sounds, indexed with ``media-search
+index``; ``media-search duplicates --json`` runs, runs again (verdicts kept), then 1 % more files
+are made and indexed and it runs a third time.
 
 Writes ``bench_duplicates.json`` and ``.md`` into ``--out``.
 """
@@ -187,7 +192,7 @@ def run_peers(python: str, files: list[str], out: Path) -> tuple[dict, dict[str,
 
 # -- quality ------------------------------------------------------------------------------------------
 def cli(args: list[str], env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(["media-search", *args], capture_output=True, text=True, env=env)
+    return subprocess.run([sys.executable, "-m", "media_search", *args], capture_output=True, text=True, env=env)
 
 
 def quality(out: Path, per_family: int | None, peers_python: str, reuse_index: bool = False) -> dict:
@@ -284,10 +289,12 @@ def timing(out: Path, n_images: int) -> dict:
     from media_search.embed.spec import ModelSpec
     from media_search.store.milvus import MilvusStore
     from media_search.store.records import FileRecord
+    from media_search.signals.image import Features, pack_features
 
     rng = np.random.default_rng(n_images)
     db = out / f"synthetic_{n_images}.db"
     shutil.rmtree(db, ignore_errors=True)
+    Path(str(db) + ".duplicates.sqlite").unlink(missing_ok=True)
     store = MilvusStore(str(db))
     spec = ModelSpec("synthetic", "random:0", 2048)
     n_videos, n_sounds, frames, windows = max(1, n_images // 50), max(1, n_images // 10), 30, 6
@@ -296,23 +303,32 @@ def timing(out: Path, n_images: int) -> dict:
         v = rng.normal(size=(n, 2048)).astype(np.float32)
         return v / np.linalg.norm(v, axis=1, keepdims=True)
 
-    def hashes(n: int) -> list[str]:
+    def hashes(n: int) -> tuple[list[str], list[str]]:
+        """pHashes (10 %: a near-copy of another row, a few bits flipped) and stored local features
+        (256 random SIFT-like keypoints each, as indexing stores them; a near-copy shares its source's)."""
         h = rng.integers(0, 2**63, n, dtype=np.int64).astype(np.uint64)
-        near = rng.random(n) < 0.1  # 10 %: a near-copy of another row (a few bits flipped)
+        near = rng.random(n) < 0.1
         src = rng.integers(0, n, n)
         flips = np.uint64(1) << rng.integers(0, 64, n).astype(np.uint64)
         h = np.where(near, h[src] ^ flips, h)
-        return [f"{int(x):016x}" for x in h]
+        local = []
+        for _ in range(n):
+            pts = rng.uniform(0, 480, (256, 2)).astype(np.float32)
+            desc = np.minimum(rng.gamma(0.6, 30, (256, 128)), 255).astype(np.float32)
+            local.append(pack_features(Features(pts, desc, (480, 640))))
+        local = [local[s] if c else x for x, s, c in zip(local, src.tolist(), near.tolist())]
+        return [f"{int(x):016x}" for x in h], local
 
     t = time.monotonic()
     for kind in ("image", "video", "audio"):
         store.ensure(kind, spec)  # type: ignore[arg-type]
     recs = []
+    ph, local = hashes(n_images)
     paths = [f"/synthetic/img_{i}.jpg" for i in range(n_images)]
     fids = [file_id(p) for p in paths]
     store.upsert_rows("image", {"id": fids, "vector": unit(n_images), "file_id": fids, "path": paths,
                                 "content_hash": [f"{i:064x}" for i in range(n_images)], "size": [1000] * n_images,
-                                "mtime": [0.0] * n_images, "phash": hashes(n_images)})  # fmt: skip
+                                "mtime": [0.0] * n_images, "phash": ph, "local": local})  # fmt: skip
     recs += [FileRecord(f, p, "image", f"{i:064x}", 1000, 0.0, "done", 1) for i, (f, p) in enumerate(zip(fids, paths))]
     vp = [f"/synthetic/vid_{i}.mp4" for i in range(n_videos)]
     vf = [file_id(p) for p in vp]
@@ -324,8 +340,9 @@ def timing(out: Path, n_images: int) -> dict:
             vpath.append(p)
             ts.append(float(k))
     nrow = len(ids)
+    vph, vlocal = hashes(nrow)
     store.upsert_rows("video", {"id": ids, "vector": unit(nrow), "file_id": vfid, "path": vpath, "content_hash": [f"v{x}" for x in vfid],
-                                "timestamp": ts, "duration": [float(frames)] * nrow, "phash": hashes(nrow)})  # fmt: skip
+                                "timestamp": ts, "duration": [float(frames)] * nrow, "phash": vph, "local": vlocal})  # fmt: skip
     recs += [FileRecord(f, p, "video", f"v{f}", 10**6, 0.0, "done", frames) for f, p in zip(vf, vp)]
     sp = [f"/synthetic/snd_{i}.wav" for i in range(n_sounds)]
     sfid = [file_id(p) for p in sp]
@@ -350,10 +367,58 @@ def timing(out: Path, n_images: int) -> dict:
     t = time.monotonic()
     rep = find_duplicates(store)
     seconds = time.monotonic() - t
+    t = time.monotonic()
+    again = find_duplicates(store)  # the pair verdicts of the first run are kept beside the .db
+    again_s = time.monotonic() - t
     store.close()
     return {"images": n_images, "videos": n_videos, "keyframes": n_videos * frames, "sounds": n_sounds,
-            "windows": na, "fill_s": round(fill_s, 1), "grouping_s": round(seconds, 1),
-            "pairs_to_verify": rep.stats.get("verify_attempts"), "stats": rep.stats, "groups": len(rep.groups)}  # fmt: skip
+            "windows": na, "fill_s": round(fill_s, 1), "grouping_s": round(seconds, 1), "second_run_s": round(again_s, 1),
+            "pairs_to_verify": rep.stats.get("verify_attempts"), "stats": rep.stats, "second_stats": again.stats,
+            "groups": len(rep.groups)}  # fmt: skip
+
+
+# -- real files: indexing, grouping, a second run, then 1 % new files ----------------------------------
+def real(out: Path, n_images: int) -> dict:
+    from bench.dup_library import make_library
+
+    lib = out / f"real_{n_images}"
+    shutil.rmtree(lib, ignore_errors=True)
+    t = time.monotonic()
+    made = make_library(lib / "media", n_images)
+    make_s = time.monotonic() - t
+    db = lib / "index.db"
+    env = {**os.environ, "MEDIA_SEARCH_IMAGE_WEIGHTS": "random", "MEDIA_SEARCH_AUDIO_WEIGHTS": "random",
+           "MEDIA_SEARCH_DEVICE": "cpu", "MEDIA_SEARCH_MILVUS_URI": str(db), "MEDIA_SEARCH_HOME": str(lib / "home")}  # fmt: skip
+    res: dict = {"images": len(made["image"]), "videos": len(made["video"]), "sounds": len(made["audio"]), "make_s": round(make_s, 1)}
+
+    def index() -> float:
+        t = time.monotonic()
+        p = cli(["index", str(lib / "media"), "--json"], env)
+        if p.returncode not in (0, 2):
+            raise SystemExit(p.stderr)
+        rep = json.loads(p.stdout)
+        if rep["failed"]:
+            print("failed to index:", rep["failed"][:3], file=sys.stderr)
+        return round(time.monotonic() - t, 1)
+
+    def group(name: str) -> None:
+        t = time.monotonic()
+        p = cli(["duplicates", "--json"], env)
+        if p.returncode:
+            raise SystemExit(p.stderr)
+        rep = json.loads(p.stdout)
+        res[name] = {"wall_s": round(time.monotonic() - t, 1), "seconds": rep["seconds"], "groups": len(rep["groups"]),
+                     "files_in_groups": sum(len(g["files"]) for g in rep["groups"]), "stats": rep.get("stats", {})}  # fmt: skip
+        print(name, res[name], file=sys.stderr)
+
+    res["index_s"] = index()
+    group("first_run")
+    group("second_run")
+    added = make_library(lib / "media", max(1, n_images // 100), start=n_images, seed=1)
+    res["added"] = {k: len(v) for k, v in added.items()}
+    res["index_added_s"] = index()
+    group("after_adding")
+    return res
 
 
 # -- report -------------------------------------------------------------------------------------------
@@ -373,9 +438,19 @@ def markdown(res: dict) -> str:
                 lines.append(f"| {name} | images | {s['pairs_true']} | {s['pairs_reported']} | {s['precision']} | {s['recall']} |")
         lines += ["", "Edits linked to their original: " + ", ".join(f"{k} {v}" for k, v in q["edit_linked_to_original"].items()), ""]
     for t in res.get("timing", []):
+        st = t["stats"]
         lines.append(f"Synthetic rows (grouping step only): {t['images']} images + {t['videos']} videos ({t['keyframes']} keyframes) + "
-                     f"{t['sounds']} sounds ({t['windows']} windows): grouped in {t['grouping_s']} s "
-                     f"(stages {t['stats'].get('timings')}; {t['stats'].get('verify_attempts')} embedding proposals would need a local-feature check)")  # fmt: skip
+                     f"{t['sounds']} sounds ({t['windows']} windows): grouped in {t['grouping_s']} s, again in {t['second_run_s']} s "
+                     f"(stages {st.get('timings')}; {st.get('stored_feature_checks')} stored-feature checks in {st.get('stored_feature_s')} s, "
+                     f"{st.get('verify_attempts')} decode checks attempted (the files do not exist); second run: "
+                     f"{t['second_stats'].get('verdicts_reused')} verdicts reused, stages {t['second_stats'].get('timings')})")  # fmt: skip
+    for r in res.get("real", []):
+        lines.append(f"Real files: {r['images']} images + {r['videos']} videos + {r['sounds']} sounds, indexed in {r['index_s']} s; "
+                     + "; ".join(f"{k}: {r[k]['seconds']} s ({r[k]['wall_s']} s with the CLI start; {r[k]['groups']} groups, "
+                                 f"{r[k]['stats'].get('stored_feature_checks')} stored-feature checks, {r[k]['stats'].get('verify_attempts')} decode checks, "
+                                 f"{r[k]['stats'].get('verdicts_reused')} verdicts reused; stages {r[k]['stats'].get('timings')})"
+                                 for k in ("first_run", "second_run", "after_adding"))
+                     + f"; added {r['added']} indexed in {r['index_added_s']} s")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -384,7 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="/tmp/bench_dups")
     ap.add_argument("--per-family", type=int, default=None)
     ap.add_argument("--sections", default="quality,timing")
-    ap.add_argument("--sizes", default="1000,10000")
+    ap.add_argument("--sizes", default="1000,10000", help="timing: images of the synthetic stores")
+    ap.add_argument("--real-sizes", default="1000,2000", help="real: images of the real-file libraries (plus 1/50 videos, 1/10 sounds)")
     ap.add_argument("--peers-python", default="/tmp/peers-venv/bin/python")
     ap.add_argument("--reuse-index", action="store_true", help="keep --out's index.db from an earlier run (same media)")
     args = ap.parse_args(argv)
@@ -394,6 +470,11 @@ def main(argv: list[str] | None = None) -> int:
     sections = args.sections.split(",")
     if "quality" in sections:
         res["quality"] = quality(out, args.per_family, args.peers_python, args.reuse_index)
+    if "real" in sections:
+        res["real"] = []
+        for n in [int(x) for x in args.real_sizes.split(",")]:
+            res["real"].append(real(out, n))
+            (out / "bench_duplicates.json").write_text(json.dumps(res, indent=1))
     if "timing" in sections:
         res["timing"] = []
         for n in [int(x) for x in args.sizes.split(",")]:

@@ -8,6 +8,6 @@ cd "$(dirname "$0")/.."
 . scripts/venv.sh
 venv_make
 venv_torch
-venv_install test,multimodal
+venv_install test,multimodal,ray
 export VIRTUAL_ENV="$PWD/$VENV" PATH="$PWD/$VENV/bin:$PATH"
 exec "$VENV/bin/python" -m pytest -q "$@"

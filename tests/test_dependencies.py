@@ -56,7 +56,7 @@ def test_every_third_party_import_is_declared() -> None:
     assert not missing, f"imported by media_search/ but not in [project] dependencies or a runtime extra: {missing}"
 
 
-@pytest.mark.parametrize("group", ["dependencies", "test", "multimodal"])
+@pytest.mark.parametrize("group", ["dependencies", "test", "multimodal", "ray"])
 def test_installed_versions_satisfy_the_declared_ranges(group: str) -> None:
     """The versions the tests run with lie inside the ranges users get (lower bounds not below them)."""
     requirements = PROJECT["dependencies"] if group == "dependencies" else PROJECT["optional-dependencies"][group]

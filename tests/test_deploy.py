@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -273,5 +274,51 @@ def test_rebuild_is_deterministic(manifest: dict, tmp_path: Path) -> None:
         pytest.skip("different tool versions than those that built sample_media: bytes may differ")
     make_sample_media.build(tmp_path)
     rebuilt = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))
-    assert rebuilt == manifest, "sample_media is stale: run python scripts/make_sample_media.py"
+    # Videos are not byte-identical between CPUs with the same tool versions (measured: the same
+    # build on an AVX-512 machine and on an AVX2 one gave frames about one grey level apart, mean
+    # 0.97, from SIMD rounding before x264), nor is what is cut from them. For those files the
+    # pictures must agree within a few grey levels (a stale file differs by tens), the tracks too.
+    from_video = {e["path"] for e in manifest["files"]
+                  if e["path"].startswith("videos/") or any(d.startswith("videos/") for d in _sources(e))}  # fmt: skip
+    assert len(from_video) >= 3, "the set has videos and files cut from them"
+    for rel in sorted(from_video):
+        new, old = _pictures(tmp_path / rel), _pictures(SAMPLES / rel)
+        assert new.shape == old.shape, f"{rel}: {new.shape} pictures, the set has {old.shape}"
+        per_picture = np.abs(new - old).reshape(len(new), -1).mean(axis=1)
+        assert per_picture.max() < 4.0, f"{rel}: pictures differ by up to {per_picture.max():.1f} grey levels"
+        assert _tracks(tmp_path / rel) == _tracks(SAMPLES / rel)
+
+    def strip(m: dict) -> dict:
+        return {**m, "files": [{k: v for k, v in e.items() if e["path"] not in from_video or k not in ("bytes", "sha256")}
+                               for e in m["files"]]}  # fmt: skip
+
+    assert strip(rebuilt) == strip(manifest), "sample_media is stale: run python scripts/make_sample_media.py"
     assert (tmp_path / "LICENSES.md").read_bytes() == (SAMPLES / "LICENSES.md").read_bytes()
+
+
+def _sources(entry: dict) -> list[str]:
+    found = entry.get("derived_from") or []
+    return [found] if isinstance(found, str) else list(found)
+
+
+def _pictures(path: Path) -> np.ndarray:
+    """A still's pixels, or a video's frames, as (n, h, w, 3) int16."""
+    import cv2
+
+    if path.suffix.lower() in (".jpg", ".jpeg", ".png"):
+        return cv2.imread(str(path)).astype(np.int16)[None]
+    cap, out = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        out.append(frame.astype(np.int16))
+    cap.release()
+    return np.stack(out)
+
+
+def _tracks(path: Path) -> list[str]:
+    import subprocess
+
+    return subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,codec_name,duration",
+                           "-of", "csv=p=0", str(path)], capture_output=True, text=True, check=True).stdout.split()  # fmt: skip

@@ -153,6 +153,27 @@ def test_export_is_cached(tmp_path: Path) -> None:
     assert O.onnx_cache_path(other, tmp_path) != path and O.onnx_cache_path(other, tmp_path).is_file()
 
 
+def test_optimized_graph_is_kept_and_rebuilt_when_damaged(tmp_path: Path) -> None:
+    """Later loads read ONNX Runtime's optimised graph (no optimisation pass); a damaged one is made again."""
+    import onnxruntime as ort
+
+    load = _Counter()
+    first = O.onnx_engine(TINY, load, tmp_path, E.IMAGE)
+    optimized = O._optimized_path(O.onnx_cache_path(TINY, tmp_path))
+    assert optimized.is_file() and optimized.with_suffix(".json").is_file()
+    second = O.onnx_engine(TINY, load, tmp_path, E.IMAGE)
+    level = second.session.get_session_options().graph_optimization_level
+    assert level == ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "the kept graph is loaded as it is"
+    probe = E.probe_batch(3, seed=9)
+    assert np.array_equal(first(probe), second(probe))
+    optimized.write_bytes(optimized.read_bytes()[:100])  # truncated
+    third = O.onnx_engine(TINY, load, tmp_path, E.IMAGE)
+    assert load.calls == 1, "a damaged optimised graph is remade from the checked export, not re-exported"
+    assert third.session.get_session_options().graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert np.array_equal(third(probe), first(probe))
+    assert len(optimized.read_bytes()) > 100, "and kept again"
+
+
 @pytest.mark.parametrize("damage", ["truncate", "flip", "garbage"])
 def test_corrupt_cache_is_rebuilt(tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture) -> None:
     import torch
@@ -251,7 +272,7 @@ def test_int8_identity_and_cache(resnet_int8, home: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("MEDIA_SEARCH_HOME", str(home))
     int8 = ImageEmbedder("random", "cpu", engine="int8")
     fp32 = ImageEmbedder("random", "cpu", engine="onnx")
-    assert int8.spec.weights_id == "random:0:int8" and int8.spec.is_random
+    assert int8.spec.weights_id == "random:0:int8r" and int8.spec.is_random
     assert int8.spec != fp32.spec and int8.spec.preprocess == fp32.spec.preprocess
     assert int8.engine.path == resnet_int8.path, "the cached int8 file is reused"
     meta = json.loads(resnet_int8.path.with_suffix(".json").read_text())

@@ -5,6 +5,8 @@ survives restarts, a lost side file and a killed indexing run; Lite and the serv
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -28,7 +30,19 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     x = _tune(3, 6.0, noise=0.0)[int(1.5 * SR) : int(4.0 * SR)]
     sf.write(q / "quiet_copy.wav", (x * 10 ** (-9 / 20)).astype(np.float32), SR)  # -9 dB
     sf.write(q / "unrelated.wav", _tune(40, 3.0, noise=0.0), SR)
+    if shutil.which("espeak-ng"):  # speech: one voice in the library, another sentence by it as a query
+        for name, text in SPEECH.items():
+            subprocess.run(["espeak-ng", "-v", "en", "-s", "150", "-w", str((q if name == "query" else lib) / f"speech_{name}.wav"), text], check=True)
     return {"lib": lib, "q": q}
+
+
+#: Sentences spoken by one espeak-ng voice: the same voice, pitch and phonemes, no shared word (espeak
+#: says a word alike wherever it stands: a shared word would be a shared recording).
+SPEECH = {
+    "0": "The quick brown fox jumps over the lazy dog near the river bank.",
+    "1": "Seven silver spoons were sold at the market on a rainy Sunday morning.",
+    "query": "Children build castles of yellow sand while their grandparents read newspapers.",
+}
 
 
 @pytest.fixture(scope="module", params=["lite", pytest.param("server", marks=pytest.mark.server)])
@@ -65,20 +79,39 @@ def embeddings_rank_source_last(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("embeddings_rank_source_last")
-@pytest.mark.parametrize("k", [1, 3, 10])
+@pytest.mark.parametrize("k", [1, 3, 10, 50])
 def test_copy_is_first_for_any_k_wherever_the_embeddings_rank_it(indexed: Library, media: dict[str, Path], k: int) -> None:
     res = indexed.search(media["q"] / "quiet_copy.wav", k=k, kinds=["audio"])
     top = res.results[0]
     assert Path(top.path).name == "tune_3.wav" and top.copy
     assert abs(top.timestamp - 1.5) < 0.15
     assert not any(m.copy for m in res.results[1:])
-    assert len(res.results) == min(k, 6)
+    assert len(res.results) == min(k, len(list(media["lib"].iterdir())))
 
 
 @pytest.mark.parametrize("k", [1, 3, 10])
 def test_unrelated_sound_is_never_a_copy(indexed: Library, media: dict[str, Path], k: int) -> None:
     res = indexed.search(media["q"] / "unrelated.wav", k=k, kinds=["audio"])
     assert res.results and not res.copy_found and not any(m.copy for m in res.results)
+
+
+@pytest.mark.parametrize("query", ["unrelated.wav", "quiet_copy.wav"])
+def test_first_result_does_not_depend_on_k(indexed: Library, media: dict[str, Path], monkeypatch: pytest.MonkeyPatch, query: str) -> None:
+    """Not only copies: whatever comes first at k = 1 comes first at k = 50, even with an embedding
+    pool (``COPY_POOL``) smaller than the library, where a wider pool could bring a better-scored file."""
+    monkeypatch.setattr(query_mod, "COPY_POOL", 2)
+    firsts = {k: indexed.search(media["q"] / query, k=k, kinds=["audio"]).results for k in (1, 2, 3, 10, 50)}
+    assert len({r[0].path for r in firsts.values()}) == 1, {k: r[0].path for k, r in firsts.items()}
+    assert [m.path for m in firsts[3]] == [m.path for m in firsts[50][:3]]
+    assert len(firsts[50]) == len(list(media["lib"].iterdir()))
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng speaks the test sentences")
+@pytest.mark.parametrize("k", [3, 50])
+def test_same_voice_other_sentence_is_not_a_copy(indexed: Library, media: dict[str, Path], k: int) -> None:
+    """A hard false copy: the library's own voice, pitch and speed, saying other words."""
+    res = indexed.search(media["q"] / "speech_query.wav", k=k, kinds=["audio"])
+    assert res.results and not res.copy_found and not any(m.copy for m in res.results), res.results
 
 
 def test_index_survives_restart_loss_and_a_killed_run(indexed: Library, media: dict[str, Path]) -> None:

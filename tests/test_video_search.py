@@ -80,6 +80,10 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     _ffmpeg("-i", str(v["scenes"]), "-vf", "setpts=0.8*PTS", "-c:v", "libx264", str(v["faster"]))
     v["still"] = queries / "still.png"  # the frame at 7.5 s
     _ffmpeg("-ss", "7.5", "-i", str(v["scenes"]), "-frames:v", "1", str(v["still"]))
+    v["mirrored"] = queries / "mirrored.mp4"  # the whole video flipped left to right
+    _ffmpeg("-i", str(v["scenes"]), "-vf", "hflip", "-c:v", "libx264", "-crf", "28", str(v["mirrored"]))
+    v["thumb"] = queries / "thumb.jpg"  # the frame at 10.4 s as a 160 px thumbnail
+    _ffmpeg("-ss", "10.4", "-i", str(v["scenes"]), "-frames:v", "1", "-vf", "scale=160:-2", "-q:v", "5", str(v["thumb"]))
     v["copy"] = lib / "scenes copy.mp4"
     shutil.copy(v["scenes"], v["copy"])
     v["library"] = lib
@@ -138,6 +142,25 @@ def test_still_frame_finds_the_video_and_the_moment(indexed, videos):
     top = res.results[0]
     assert top.kind == "video" and Path(top.path).name in ("scenes.mp4", "scenes copy.mp4")
     assert abs(top.timestamp - 7.5) <= 1.0, top
+
+
+def test_mirrored_copy_finds_its_source_first(indexed, videos):
+    lib, _, _ = indexed
+    res = lib.search(videos["mirrored"], k=3, kinds=["video"])
+    assert set(_names(res.results[:2])) == {"scenes.mp4", "scenes copy.mp4"}, res.results
+    assert abs(res.results[0].timestamp - res.results[0].query_timestamp) <= 1.0
+    # As near as a re-encode at another size: its keyframes' mirrors meet the source's keyframes
+    # (random weights put the unmirrored ones at about 0.999, an unrelated video's level).
+    reencoded = lib.search(videos["reencoded"], k=1, kinds=["video"]).results[0]
+    assert res.results[0].score >= reencoded.score - 1e-4, (res.results[0], reencoded)
+
+
+def test_160px_thumbnail_is_placed_within_a_second(indexed, videos):
+    lib, _, _ = indexed
+    assert Image.open(videos["thumb"]).size[0] == 160
+    top = lib.search(videos["thumb"], k=3).results[0]
+    assert top.kind == "video" and Path(top.path).name in ("scenes.mp4", "scenes copy.mp4")
+    assert abs(top.timestamp - 10.4) <= 1.0, top
 
 
 def test_library_video_is_excluded_copy_listed_and_k_exact(indexed, videos):

@@ -1,13 +1,15 @@
 """Library-wide duplicates: every group of copies in the library, from what the store holds.
 
 ``find_duplicates(store, kinds=..., include_similar=...)`` reads the manifest
-and the stored rows once (``gather``), links files by their evidence
-(``links``): the same content hash (``exact``), pictures by pHash or verified
-local features (``pictures``: images, an image inside a video at its
-keyframe, videos sharing keyframes), sounds and soundtracks by landmark
-votes (``sounds``), and builds the groups with a likely original
-(``report``). An embedding only proposes pairs to verify; no cosine ever
-makes a copy. With ``include_similar``, near-duplicates (close pHash and a
+and the stored rows once (``gather``: one read per collection), links files by
+their evidence (``links``): the same content hash (``exact``), pictures by pHash
+or verified local features (``pictures``: images, an image inside a video at
+its keyframe, videos sharing keyframes; proposals from pHash, mirrored pHash,
+embeddings and the visual words of the stored local features (``words``),
+checked by ``verify``), sounds and soundtracks by landmark votes (``sounds``),
+and builds the groups with a likely original (``report``). An embedding only
+proposes pairs to verify; no cosine ever makes a copy. Pair verdicts are kept
+beside the library (``verdicts``): a new run checks only pairs it has not seen. With ``include_similar``, near-duplicates (close pHash and a
 nearest embedding neighbour, not verified as copies) form a separate
 ``similar`` tier. Nothing is written, moved or deleted.
 """
@@ -38,16 +40,20 @@ def find_duplicates(
     include_similar: bool = False,
     neighbours: int | None = None,
     progress: Progress | None = None,
+    cache: bool = True,
 ) -> DuplicateReport:
     """Groups of copies among the files of ``kinds`` (default: all) held by ``store``.
 
     ``neighbours``: nearest embedding rows proposed per image for verification
     (default ``pictures.NEIGHBOURS``; 0 uses pHash, keyframes and fingerprints
-    only). ``progress`` receives ``{"event": "stage", "stage": str, "total": int}``
+    only). ``cache``: keep pair verdicts beside the library (``verdicts``), so that the
+    next run checks only pairs it has not seen. ``progress`` receives ``{"event": "stage", "stage": str, "total": int}``
     and ``{"event": "advance", "n": int}``.
     """
     from . import gather as g
     from . import pictures, sounds
+    from .verdicts import Verdicts, verdicts_path
+    from .verify import Verifier, one_thread
 
     start = time.perf_counter()
     wanted = tuple(kinds) if kinds else KINDS
@@ -62,14 +68,19 @@ def find_duplicates(
         if progress is not None:
             progress({"event": "stage", "stage": name, "total": total})
 
-    def advance(_name: str, n: int) -> None:
-        if progress is not None and n:
+    def advance(name: str, n: int) -> None:
+        """A stage's steps; a name ``stage:<title>`` starts a stage of ``n`` steps instead."""
+        if progress is None:
+            return
+        if name.startswith("stage:"):
+            progress({"event": "stage", "stage": name[len("stage:") :], "total": n})
+        elif n:
             progress({"event": "advance", "n": n})
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     stage("reading the index", 0)
-    stored = g.gather(store, wanted, vectors=nb > 0, progress=advance)
+    stored = g.gather(store, wanted, vectors=nb > 0, local=True, progress=advance)
     timings["gather"] = time.perf_counter() - t0
     files = {r.file_id: r for r in stored.files.values() if r.kind in wanted}
     stored.files = files
@@ -82,18 +93,11 @@ def find_duplicates(
         recs.sort(key=lambda r: r.path)
         for other in recs[1:]:
             links.add(Pair(recs[0].path, other.path, "exact", "content_hash", confidence=1.0))
-    verifier = pictures.Verifier()
+    verifier = Verifier(verdicts=Verdicts(verdicts_path(store) if cache else None))
     t0 = time.perf_counter()
-    if "image" in wanted:
-        n = len(stored.rows.get("image") or [])
-        stage("image pairs", n if nb else 0)
-        pictures.image_pairs(store, stored, links, verifier, neighbours=nb, include_similar=include_similar, progress=advance)
-        pictures.framed_pairs(stored, links, verifier)
-        if "video" in wanted:
-            stage("images in videos", n if nb else 0)
-            pictures.image_video_pairs(store, stored, links, verifier, neighbours=nb, progress=advance)
-    if "video" in wanted:
-        pictures.video_pairs(stored, links)
+    if {"image", "video"} & set(wanted):
+        with one_thread():
+            _pictures(store, stored, links, verifier, wanted, nb, include_similar, stage, advance)
     timings["pictures"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     shared = 0
@@ -106,13 +110,35 @@ def find_duplicates(
     records = {r.path: r for r in files.values()}
     groups = build_groups(links, records, stored.durations)
     timings["groups"] = time.perf_counter() - t0
+    saved = verifier.verdicts.save()
     stats = {
         "files": len(files),
         "verify_attempts": verifier.attempts,
         "verified_pairs": verifier.checks,
         "verify_s": round(verifier.seconds, 3),
+        "stored_feature_checks": verifier.quick_checks,
+        "stored_feature_s": round(verifier.quick_seconds, 3),
+        "verdicts_reused": verifier.verdicts.hits,
+        "verdicts_new": saved,
         "decoded": verifier.reads,
         "sound_pairs_sharing_landmarks": shared,
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }
     return DuplicateReport(groups, time.perf_counter() - start, stats)
+
+
+def _pictures(store: Any, stored: Any, links: Links, verifier: Any, wanted: Sequence[str], nb: int, include_similar: bool,
+              stage: Callable[[str, int], None], advance: Callable[[str, int], None]) -> None:  # fmt: skip
+    """Pictures: image pairs, framed pictures, images in videos, videos sharing keyframes."""
+    from . import pictures
+
+    if "image" in wanted:
+        n = len(stored.rows.get("image") or [])
+        stage("image pairs", n if nb else 0)
+        pictures.image_pairs(store, stored, links, verifier, neighbours=nb, include_similar=include_similar, progress=advance)
+        pictures.framed_pairs(stored, links, verifier)
+        if "video" in wanted:
+            stage("images in videos", n if nb else 0)
+            pictures.image_video_pairs(store, stored, links, verifier, neighbours=nb, progress=advance)
+    if "video" in wanted:
+        pictures.video_pairs(stored, links)

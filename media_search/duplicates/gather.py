@@ -1,9 +1,10 @@
 """Gather: what the store already holds about every file, read once, in bulk.
 
 The manifest (``iter_files``) gives each file's path, kind, content hash, size
-and mtime; ``fetch_rows`` gives the image rows (vector, pHash), the keyframe
-rows (vector, pHash, time) and the audio window rows (landmark fingerprint,
-time, source). Nothing is decoded here.
+and mtime; one ``all_rows`` read per collection gives the image rows (vector,
+pHash, local features), the keyframe rows (vector, pHash, local features,
+time) and the audio window rows (landmark fingerprint, time, source). Nothing
+is decoded here.
 """
 
 from __future__ import annotations
@@ -15,13 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from ..store.records import FileRecord, Row
+    from ..store.records import FileRecord
 
 __all__ = ["Rows", "Stored", "gather"]
-
-#: File ids per ``fetch_rows`` call.
-FETCH_CHUNK = 512
-
 
 @dataclass
 class Rows:
@@ -34,6 +31,8 @@ class Rows:
     has_phash: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     sources: list[str] = field(default_factory=list)  # audio: "audio" or "video"
     prints: list[np.ndarray] = field(default_factory=list)  # audio: packed landmarks per window
+    local: list[str | None] = field(default_factory=list)  # pictures: stored local features, when asked
+    row_ids: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.file_ids)
@@ -66,32 +65,42 @@ def gather(
     kinds: Sequence[str],
     *,
     vectors: bool = True,
+    local: bool = False,
     progress: Callable[[str, int], None] | None = None,
 ) -> Stored:
-    """Read the manifest and the rows of ``kinds`` (``audio`` rows of videos come with ``video``)."""
+    """Read the manifest and the rows of ``kinds`` (``audio`` rows of videos come with ``video``).
+
+    One read per collection (``store.all_rows``), rows of files that are not finished or not
+    of ``kinds`` dropped here: the cost is one pass over the stored rows, whatever the number of
+    files. ``local``: also the stored local features of images and keyframes."""
     files = {r.file_id: r for r in store.iter_files(state="done", strong=False)} if store.has("files") else {}
-    by_kind: dict[str, list[str]] = {}
-    for fid, rec in files.items():
-        by_kind.setdefault(rec.kind, []).append(fid)
     wanted = set(kinds)
     rows: dict[str, Rows] = {}
     durations: dict[str, float] = {}
+    signals = ("phash", "local") if local else ("phash",)
     for kind in ("image", "video"):
         if kind not in wanted or not store.has(kind):
             continue
-        raw = _fetch(store, kind, sorted(by_kind.get(kind, [])), vectors=vectors, progress=progress)
+        raw = [x for x in store.all_rows(kind, vectors=vectors, signals=signals) if _done(files, x.file_id, kind)]
+        raw.sort(key=lambda x: (x.file_id, float(x.timestamp or 0.0)))
         r = Rows(file_ids=[x.file_id for x in raw])
         r.timestamps = np.array([float(x.timestamp or 0.0) for x in raw])
         if vectors:
             r.vectors = np.asarray([x.vector for x in raw], dtype=np.float32).reshape(len(raw), -1)
         r.phashes, r.has_phash = _hex64([x.phash for x in raw])
+        if local:
+            r.local = [x.local for x in raw]
+        r.row_ids = [x.id for x in raw]
         rows[kind] = r
         for x in raw:
             if kind == "video":
                 durations[x.file_id] = float(x.duration or 0.0)
-    audio_of = sorted(by_kind.get("audio", []) if "audio" in wanted else []) + sorted(by_kind.get("video", []) if wanted & {"video", "audio"} else [])
-    if audio_of and store.has("audio"):
-        raw = _fetch(store, "audio", audio_of, vectors=False, progress=progress)
+        if progress is not None:
+            progress(f"reading {kind} rows", len(raw))
+    audio_kinds = ({"audio"} & wanted) | ({"video"} if wanted & {"video", "audio"} else set())
+    if audio_kinds and store.has("audio"):
+        raw = [x for x in store.all_rows("audio", signals=("fp",)) if x.file_id in files and files[x.file_id].kind in audio_kinds]
+        raw.sort(key=lambda x: (x.file_id, float(x.timestamp or 0.0)))
         r = Rows(file_ids=[x.file_id for x in raw])
         r.timestamps = np.array([float(x.timestamp or 0.0) for x in raw])
         r.sources = [x.source or "audio" for x in raw]
@@ -99,14 +108,11 @@ def gather(
         rows["audio"] = r
         for x in raw:
             durations.setdefault(x.file_id, float(x.duration or 0.0))
+        if progress is not None:
+            progress("reading audio rows", len(raw))
     return Stored(files=files, rows=rows, durations=durations)
 
 
-def _fetch(store: Any, kind: str, fids: list[str], *, vectors: bool, progress: Callable[[str, int], None] | None) -> list[Row]:
-    out: list[Row] = []
-    for start in range(0, len(fids), FETCH_CHUNK):
-        chunk = fids[start : start + FETCH_CHUNK]
-        out.extend(store.fetch_rows(kind, chunk, vectors=vectors and kind != "audio", copy_fields=True))
-        if progress is not None:
-            progress(f"reading {kind} rows", len(chunk))
-    return out
+def _done(files: dict[str, FileRecord], file_id: str, kind: str) -> bool:
+    rec = files.get(file_id)
+    return rec is not None and rec.kind == kind

@@ -4,25 +4,26 @@ Candidates come from what is stored, in bulk:
 
 * **pHash** (every stored image and keyframe hash against every other, 64-bit
   XOR and popcount in numpy blocks): decisive when close
-  (``decide(None, d).copy``, 10 bits or less), worth a check when ambiguous.
+  (``decide(None, d).copy``, 10 bits or less), worth a check when ambiguous;
+  and against the *mirrored* hashes (``verify.mirror_hash``): mirrored copies.
 * **embeddings**: the ``neighbours`` nearest rows of each image, found by
-  batched Milvus searches (many query vectors per call). They only *propose*
-  pairs: a proposal becomes a copy only through local-feature verification
-  (``signals.image.verify``: SIFT + RANSAC, mirrored too), never by its
-  cosine. This catches what pHash is blind to (crops, rotations, screenshots).
+  batched Milvus searches (many query vectors per call).
+* **visual words** of the stored local features (``words``): rotations and
+  crops, which pHash cannot see and random-weight embeddings do not propose.
 
-Files are decoded only for those verifications (each file once per run,
-features cached), and a pair whose two files are already linked by other
-evidence is not verified again (grouping needs one path, not every edge).
+Embedding, word and mirrored-hash proposals are screened by the stored local
+features (``verify.Verifier.quick``: no decoding); what passes, and every
+pHash-close pair, is decoded and verified (``verify.Verifier.verify``: SIFT +
+RANSAC, mirrored too, and the pixels must agree). No cosine or word similarity
+ever makes a copy. A pair whose two files are already linked by other evidence
+is not verified again (grouping needs one path, not every edge), and every
+verdict is kept for the next run (``verdicts``).
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,8 @@ import numpy as np
 from ..signals import image as fi
 from .gather import Rows, Stored
 from .links import Links, Pair
+from . import words
+from .verify import Verifier, mirror_hash
 
 __all__ = ["framed_pairs", "HASH_COPY", "HASH_CHECK", "HASH_SIMILAR", "NEIGHBOURS", "hamming_pairs", "image_pairs", "image_video_pairs", "video_pairs"]
 
@@ -46,8 +49,10 @@ NEIGHBOURS = 4
 SEARCH_BATCH = 256
 #: Cosine from which an unverified, pHash-close embedding neighbour is "similar" (a burst, a re-shoot).
 SIMILAR_COSINE = 0.5
+#: Inliers of the stored local features above which a proposed pair is decoded and verified
+#: (``signals.image.decide`` counts nothing up to 4: what unrelated pictures reach).
+QUICK_MIN = 4
 _BLOCK = 1024
-_FEATURE_CACHE = 1024
 
 Progress = Callable[[str, int], None]
 
@@ -71,153 +76,6 @@ def hamming_pairs(a: np.ndarray, b: np.ndarray | None, max_bits: int) -> tuple[n
     if not out_i:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
     return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_d)
-
-
-#: Normalised correlation, after the RANSAC transform lines them up, from which two pictures
-#: are one picture. Shared overlays (the same caption or logo on two photos) give many inliers
-#: on a small part; the rest of the picture then disagrees.
-NCC_MIN = 0.5
-#: Longer side (px) of the pictures verified here: half the query path's ``MAX_SIDE``, about a
-#: quarter of the features to match, enough inliers for the copies of scripts/bench_duplicates.py.
-VERIFY_SIDE = 320
-
-
-@dataclass
-class _Seen:
-    """One library picture as verification sees it: gray at features scale, its features, and
-    whether it sits in a frame (a screenshot: ``signals.image.content_box``), in which case
-    both are of the inner picture only -- window chrome is shared by every screenshot."""
-
-    gray: np.ndarray
-    features: fi.Features
-    framed: bool
-
-
-@dataclass
-class Verifier:
-    """Local features of library files (and of their mirror image), read once per run."""
-
-    cache: OrderedDict = field(default_factory=OrderedDict)
-    frames: dict = field(default_factory=dict)
-    reads: int = 0
-    checks: int = 0
-    attempts: int = 0
-    seconds: float = 0.0
-
-    def _read(self, path: str, ts: float | None) -> np.ndarray | None:
-        self.reads += 1
-        try:
-            return fi._read_picture(path) if ts is None else fi._read_frame(path, ts)
-        except Exception as e:  # noqa: BLE001 - a moved or damaged file is just not verified
-            log.debug("cannot read %s for verification: %s", path, e)
-            return None
-
-    def _get(self, path: str, ts: float | None, mirrored: bool) -> _Seen | None:
-        key = (path, ts, mirrored)
-        if key in self.cache:
-            self.cache.move_to_end(key)
-            return self.cache[key]
-        pic = self._read(path, ts)
-        seen = None
-        if pic is not None:
-            box = fi.content_box(pic)
-            self.frames[(path, ts)] = box is not None
-            if box is not None:
-                top, bottom, left, right = box
-                pic = pic[top:bottom, left:right]
-            if mirrored:
-                pic = pic[:, ::-1]
-            pic = np.ascontiguousarray(pic)
-            feats = fi.features(pic, max_side=VERIFY_SIDE)
-            import cv2
-
-            gray = cv2.resize(fi._gray(pic), (feats.shape[1], feats.shape[0]), interpolation=cv2.INTER_AREA)
-            seen = _Seen(gray, feats, box is not None)
-        self.cache[key] = seen
-        while len(self.cache) > _FEATURE_CACHE:
-            self.cache.popitem(last=False)
-        return seen
-
-    def framed(self, path: str, ts: float | None = None) -> bool:
-        """Whether the picture sits in a frame (decodes it once; cached)."""
-        if (path, ts) not in self.frames:
-            pic = self._read(path, ts)
-            self.frames[(path, ts)] = pic is not None and fi.content_box(pic) is not None
-        return self.frames[(path, ts)]
-
-    def verify(self, a: str, a_ts: float | None, b: str, b_ts: float | None) -> fi.Verification | None:
-        """Inliers between picture ``a`` (or its mirror) and ``b`` that also agree in their pixels
-        (``NCC_MIN``); None if either cannot be read."""
-        start = time.perf_counter()
-        try:
-            return self._verify(a, a_ts, b, b_ts)
-        finally:
-            self.attempts += 1
-            self.seconds += time.perf_counter() - start
-
-    def _verify(self, a: str, a_ts: float | None, b: str, b_ts: float | None) -> fi.Verification | None:
-        sa, sb = self._get(a, a_ts, False), self._get(b, b_ts, False)
-        if sa is None or sb is None:
-            return None
-        self.checks += 1
-        v = _check(sa, sb)
-        if fi.decide(v, None).confidence >= 1.0:
-            return v  # certain already: the mirror cannot add anything
-        sm = self._get(a, a_ts, True)
-        if sm is not None:
-            w = _check(sm, sb)
-            if w.inliers > v.inliers:
-                return fi.Verification(w.inliers, w.matches, True)
-        return v
-
-
-def _check(a: _Seen, b: _Seen) -> fi.Verification:
-    """``signals.image.verify`` plus a pixel check: b warped onto a must correlate."""
-    import cv2
-
-    q, c = a.features, b.features
-    if len(q) < 3 or len(c) < 3:
-        return fi.Verification(0, 0)
-    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(q.descriptors, c.descriptors, k=2)
-    good = [m for m, *rest in (p for p in pairs if len(p) == 2) if m.distance < fi.RATIO * rest[0].distance]
-    best: dict[int, Any] = {}
-    for m in good:
-        if m.trainIdx not in best or m.distance < best[m.trainIdx].distance:
-            best[m.trainIdx] = m
-    good = list(best.values())
-    if len(good) < 3:
-        return fi.Verification(0, len(good))
-    src = q.points[[m.queryIdx for m in good]]
-    dst = c.points[[m.trainIdx for m in good]]
-    model, mask = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=fi.RANSAC_PX, maxIters=2000, confidence=0.995)
-    if model is None or mask is None or not 0.05 <= float(np.hypot(model[0, 0], model[1, 0])) <= 20:
-        return fi.Verification(0, len(good))
-    keep = mask.ravel().astype(bool)
-    inliers = min(len({(int(x) // 4, int(y) // 4) for x, y in src[keep]}), len({(int(x) // 4, int(y) // 4) for x, y in dst[keep]}))
-    if inliers > 4 and _ncc(a.gray, b.gray, model) < NCC_MIN:
-        return fi.Verification(0, len(good))
-    return fi.Verification(inliers, len(good))
-
-
-def _ncc(a: np.ndarray, b: np.ndarray, model: np.ndarray) -> float:
-    """Correlation of ``a`` with ``b`` brought into a's frame by ``model`` (a -> b), where both exist."""
-    import cv2
-
-    h, w = a.shape
-    warped = cv2.warpAffine(b.astype(np.float32), model, (w, h), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR, borderValue=-1.0)
-    valid = cv2.warpAffine(np.ones(b.shape, np.float32), model, (w, h), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_NEAREST, borderValue=0.0) > 0.5
-    if valid.sum() < 0.05 * h * w:
-        return 0.0
-    s = 64 / max(h, w)
-    size = (max(8, round(w * s)), max(8, round(h * s)))
-    x = cv2.resize(cv2.GaussianBlur(a.astype(np.float32), (0, 0), 2), size, interpolation=cv2.INTER_AREA)
-    y = cv2.resize(cv2.GaussianBlur(np.where(valid, warped, 0).astype(np.float32), (0, 0), 2), size, interpolation=cv2.INTER_AREA)
-    m = cv2.resize(valid.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.99
-    if m.sum() < 16:
-        return 0.0
-    x, y = x[m] - x[m].mean(), y[m] - y[m].mean()
-    den = float(np.sqrt((x * x).sum() * (y * y).sum()))
-    return float((x * y).sum() / den) if den > 0 else 0.0
 
 
 def _neighbours(store: Any, kind: str, rows: Rows, limit: int, progress: Progress | None) -> list[list[Any]]:
@@ -244,6 +102,12 @@ def image_pairs(store: Any, stored: Stored, links: Links, verifier: Verifier, *,
     i, j, d = hamming_pairs(rows.phashes[ok], None, max(HASH_CHECK, HASH_SIMILAR if include_similar else 0))
     for a, b, dist in zip(ok[i].tolist(), ok[j].tolist(), d.tolist()):
         cand[(a, b)] = {"d": dist}
+    # a mirrored copy: its hash is near the mirror of the original's (``verify.mirror_hash``)
+    i, j, d = hamming_pairs(mirror_hash(rows.phashes[ok]), rows.phashes[ok], HASH_CHECK)
+    for a, b, dist in zip(ok[i].tolist(), ok[j].tolist(), d.tolist()):
+        if a != b:
+            c = cand.setdefault((min(a, b), max(a, b)), {})
+            c["m"] = min(dist, c.get("m", 64))
     if neighbours and rows.vectors is not None:
         for a, hits in enumerate(_neighbours(store, "image", rows, neighbours + 1, progress)):
             for h in hits:
@@ -253,11 +117,18 @@ def image_pairs(store: Any, stored: Stored, links: Links, verifier: Verifier, *,
                 key = (min(a, b), max(a, b))
                 c = cand.setdefault(key, {})
                 c["cos"] = max(c.get("cos", -1.0), float(h.score))
-    if progress is not None:
-        progress("image candidates", 0)
+    if rows.local and neighbours:
+        # the stored local features' visual words: rotations and crops (``words``)
+        vectors, has = words.word_vectors(rows.local)
+        for a, b in words.word_neighbours(vectors, has):
+            cand.setdefault((a, b), {})["w"] = True
     # Most promising first, so that verified links spare later checks inside the same group.
-    order = sorted(cand, key=lambda k: (cand[k].get("d", 64), -cand[k].get("cos", -1.0)))
+    order = sorted(cand, key=lambda k: (min(cand[k].get("d", 64), cand[k].get("m", 64)), -cand[k].get("cos", -1.0)))
+    if progress is not None:
+        progress("stage:checking picture pairs", len(order))
     for a, b in order:
+        if progress is not None:
+            progress("pair", 1)
         c = cand[(a, b)]
         fa, fb = files.get(rows.file_ids[a]), files.get(rows.file_ids[b])
         if fa is None or fb is None or fa.content_hash == fb.content_hash:
@@ -265,15 +136,17 @@ def image_pairs(store: Any, stored: Stored, links: Links, verifier: Verifier, *,
         dist = _dist(rows, a, b)
         # Two screenshots share their window chrome, hence their pHash: framed pictures are
         # compared by their inner pictures' local features only.
-        both_framed = dist is not None and dist <= HASH_CHECK and verifier.framed(fa.path) and verifier.framed(fb.path)
+        both_framed = dist is not None and dist <= HASH_CHECK and verifier.framed(fa.path, None, fa.content_hash) and verifier.framed(fb.path, None, fb.content_hash)
         if dist is not None and dist <= HASH_COPY and not both_framed:
             ev = fi.decide(None, dist)
             links.add(Pair(fa.path, fb.path, "copy", "phash", phash_distance=dist, confidence=ev.confidence))
             continue
         if links.linked(fa.path, fb.path):
             continue
-        if "cos" in c or (dist is not None and dist <= HASH_CHECK):
-            v = verifier.verify(fa.path, None, fb.path, None)
+        # pHash already says "close" (a check is due whatever the stored features say: they are
+        # of the whole picture, frame included); other proposals are screened by the stored features
+        if (dist is not None and dist <= HASH_CHECK) or _related(verifier, fa.content_hash, rows, a, fb.content_hash, rows, b):
+            v = verifier.verify(fa.path, None, fb.path, None, (fa.content_hash, fb.content_hash))
             ev = fi.decide(v, None if both_framed else dist)
             if ev.copy:
                 links.add(Pair(fa.path, fb.path, "copy", "local_features", phash_distance=dist, inliers=ev.inliers,
@@ -281,8 +154,15 @@ def image_pairs(store: Any, stored: Stored, links: Links, verifier: Verifier, *,
                 continue
         if include_similar and "cos" in c and dist is not None and dist <= HASH_SIMILAR and c["cos"] >= SIMILAR_COSINE:
             links.add(Pair(fa.path, fb.path, "similar", "phash+embedding", phash_distance=dist, cosine=round(c["cos"], 4)))
-        if progress is not None:
-            progress("verifying pictures", 0)
+
+
+def _related(verifier: Verifier, ha: str, ra: Rows, a: int, hb: str, rb: Rows, b: int, b_ts: float | None = None) -> bool:
+    """Whether the stored local features of image row ``a`` (content ``ha``) and row ``b`` (content
+    ``hb``, keyframe time ``b_ts``) show anything in common (more inliers than chance, mirrored
+    too): only then is the pair decoded and verified. Rows stored without features (an older
+    index) are always verified."""
+    q = verifier.quick((ha, None), ra.local[a] if ra.local else None, (hb, b_ts), rb.local[b] if rb.local else None)
+    return q is None or q.inliers > QUICK_MIN
 
 
 def framed_pairs(stored: Stored, links: Links, verifier: Verifier) -> None:
@@ -296,10 +176,9 @@ def framed_pairs(stored: Stored, links: Links, verifier: Verifier) -> None:
     for (path, ts), framed in list(verifier.frames.items()):
         if not framed or ts is not None or path not in by_path:
             continue
-        seen = verifier._get(path, None, False)
-        if seen is None:
+        hashes = verifier.inner_hashes(path, files[rows.file_ids[by_path[path]]].content_hash)
+        if hashes is None:
             continue
-        hashes = np.array([fi.phash(seen.gray), fi.phash(np.ascontiguousarray(seen.gray[:, ::-1]))], dtype=np.uint64)
         _, j, d = hamming_pairs(hashes, rows.phashes[ok], HASH_CHECK)
         near: dict[int, int] = {}
         for b, dist in zip(ok[j].tolist(), d.tolist()):
@@ -308,7 +187,7 @@ def framed_pairs(stored: Stored, links: Links, verifier: Verifier) -> None:
             other = files.get(rows.file_ids[b])
             if other is None or other.path == path or links.linked(path, other.path):
                 continue
-            v = verifier.verify(path, None, other.path, None)
+            v = verifier.verify(path, None, other.path, None, (files[rows.file_ids[by_path[path]]].content_hash, other.content_hash))
             ev = fi.decide(v, None)
             if ev.copy:
                 links.add(Pair(path, other.path, "copy", "local_features", phash_distance=dist, inliers=ev.inliers,
@@ -347,7 +226,11 @@ def image_video_pairs(store: Any, stored: Stored, links: Links, verifier: Verifi
                 key = (a, h.file_id)
                 if key not in best:
                     best[key] = (r, _cross(img, a, vid, r), float(h.score))
+    if progress is not None:
+        progress("stage:checking pictures in videos", len(best))
     for (a, vf), (r, dist, cos) in sorted(best.items(), key=lambda kv: (kv[1][1] if kv[1][1] is not None else 64)):
+        if progress is not None:
+            progress("pair", 1)
         fa, fv = files.get(img.file_ids[a]), files.get(vf)
         if fa is None or fv is None:
             continue
@@ -358,13 +241,13 @@ def image_video_pairs(store: Any, stored: Stored, links: Links, verifier: Verifi
             continue
         if links.linked(fa.path, fv.path):
             continue
-        v = verifier.verify(fa.path, None, fv.path, ts)
+        if (dist is None or dist > HASH_CHECK) and not _related(verifier, fa.content_hash, img, a, fv.content_hash, vid, r, ts):
+            continue
+        v = verifier.verify(fa.path, None, fv.path, ts, (fa.content_hash, fv.content_hash))
         ev = fi.decide(v, dist)
         if ev.copy:
             links.add(Pair(fa.path, fv.path, "copy", "local_features", phash_distance=dist, inliers=ev.inliers,
                            mirrored=bool(v and v.mirrored), confidence=ev.confidence, b_time=ts))  # fmt: skip
-        if progress is not None:
-            progress("verifying pictures", 0)
 
 
 def _cross(img: Rows, a: int, vid: Rows, r: int) -> int | None:

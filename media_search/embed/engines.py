@@ -18,7 +18,7 @@ takes ``(n, 160000)`` float32 windows (5 s at 32 kHz).
   several times ``onnx`` for ResNet50. Its vectors are close to fp32 ones (cosine
   >= ``embed.onnx.INT8_MIN_COSINE`` on a probe batch, or it is refused),
   not equal, so it is a model identity of its own (``weights_id`` ends in
-  ``:int8``): a library indexed with it is searched with it.
+  ``:int8r``): a library indexed with it is searched with it.
 
 An fp32 engine that passes the export check gives the same rankings as torch
 (``tests/test_engines.py``), so it keeps the torch model's ``ModelSpec``:

@@ -34,5 +34,5 @@ class Recipe:
 def engine_spec(spec: ModelSpec, kind: str) -> ModelSpec:
     """The model identity of ``spec``'s model run by engine ``kind``: int8 is its own."""
     if kind == "int8":
-        return dataclasses.replace(spec, weights_id=f"{spec.weights_id}:int8")
+        return dataclasses.replace(spec, weights_id=f"{spec.weights_id}:int8r")  # r: reduced-range weights (below)
     return spec

@@ -57,7 +57,8 @@ from ..store.schema import COLLECTIONS, TABLES
 from ..types import Failure, IndexReport
 from . import columns
 from .pool import DecodePool, Job, Outcome, default_workers
-from .walk import Entry, walk
+from .triage import known_hash, manifest_run
+from .walk import Entry
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -69,7 +70,6 @@ __all__ = ["index_paths"]
 log = logging.getLogger(__name__)
 
 Progress = Callable[[dict[str, Any]], None]
-_LOOKUP = 256  # manifest ids per query
 _WRITE_ROWS = 256  # write when this many rows are ready...
 _WRITE_SECONDS = 2.0  # ...or this long after the last write (bounds the work a kill loses)
 _INLINE_BELOW = 8  # fewer files than this: decode inline, starting workers costs more
@@ -111,87 +111,20 @@ def index_paths(
     file is written, found unchanged by content, or fails. ``workers``: decode
     processes (default ``pool.default_workers()``; 0 decodes inline).
     """
-    started = time.monotonic()
     paths = [os.path.expanduser(os.fspath(p)) for p in paths]  # lib.index(["~/Pictures"]), like the CLI
-    report = IndexReport()
-    roots = [os.fspath(p) for p in paths]
-    _repair(store, report)
-    skip = {settings.uri} if settings.is_lite else None
-    entries = list(walk(roots, follow_symlinks=follow_symlinks, skip=skip, notes=report.notes))
-    seen = {file_id(e.real) for e in entries if not e.error}  # a failing file is not "gone"
-    todo, known = _triage(store, entries, report)
-    if progress:
-        progress({"event": "start", "total": len(todo), "unchanged": report.unchanged})
-    run = _Run(store, embedders, settings, report, known, progress, {e.real: e for e in todo})
-    n_workers = default_workers() if workers is None else workers
-    if len(todo) < _INLINE_BELOW:
-        n_workers = 0
-    jobs = (Job(e.path, e.real, settings, _known_hash(known.get(file_id(e.real)), e)) for e in todo)
-    with DecodePool(n_workers) as pool:
-        for outcome in pool.run(jobs):
-            run.take(outcome)
-        run.finish()
-    if delete_missing:
-        report.removed += _remove_missing(store, roots, seen)
-    store.flush()
-    report.seconds = time.monotonic() - started
-    _note_missing_ffmpeg(todo, report)
+    with manifest_run(store, settings, paths, follow_symlinks=follow_symlinks, delete_missing=delete_missing,
+                      progress=progress) as plan:  # fmt: skip
+        report, todo, known = plan.report, plan.todo, plan.known
+        run = _Run(store, embedders, settings, report, known, progress, {e.real: e for e in todo})
+        n_workers = default_workers() if workers is None else workers
+        if len(todo) < _INLINE_BELOW:
+            n_workers = 0
+        jobs = (Job(e.path, e.real, settings, known_hash(known.get(file_id(e.real)), e)) for e in todo)
+        with DecodePool(n_workers) as pool:
+            for outcome in pool.run(jobs):
+                run.take(outcome)
+            run.finish()
     return report
-
-
-def _note_missing_ffmpeg(todo: list[Entry], report: IndexReport) -> None:
-    """Say so when videos were indexed without their soundtracks for want of ffmpeg (never silently)."""
-    from ..decode.audio import has_ffmpeg
-
-    videos = [e.path for e in todo if os.path.splitext(e.path)[1].lower() in _VIDEO_SUFFIXES]
-    if videos and not has_ffmpeg():
-        report.notes.append(
-            f"ffmpeg is not installed: the soundtracks of {len(videos)} video(s) (e.g. {videos[0]}) were not indexed, "
-            "only their pictures; install it (apt install ffmpeg / brew install ffmpeg) and index them again"
-        )
-
-
-_VIDEO_SUFFIXES = frozenset(".mp4 .m4v .mov .mkv .webm .avi .wmv .mpg .mpeg .ts .3gp .ogv".split())
-
-
-def _triage(store: MilvusStore, entries: list[Entry], report: IndexReport) -> tuple[list[Entry], dict[str, FileRecord]]:
-    """Split walked entries into failures, unchanged files and files to decode (batched manifest lookups)."""
-    ok = []
-    for e in entries:
-        if e.error:
-            report.failed.append(Failure(e.path, f"{e.path} {e.error}."))
-        elif not _is_utf8(e.real):
-            shown = e.path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-            report.failed.append(
-                Failure(shown, f"{shown}: its name is not valid UTF-8 and Milvus stores paths as text; rename it (e.g. with convmv).")
-            )
-        else:
-            ok.append(e)
-    fids = [file_id(e.real) for e in ok]
-    known: dict[str, FileRecord] = {}
-    if store.has("files"):
-        for start in range(0, len(fids), _LOOKUP):
-            known.update(store.get_files(fids[start : start + _LOOKUP]))
-    todo = []
-    for e, fid in zip(ok, fids):
-        old = known.get(fid)
-        if old and old.state == "done" and old.size == e.size and old.mtime == e.mtime and old.path == e.real:
-            report.unchanged += 1
-        else:
-            todo.append(e)
-    return todo, known
-
-
-def _is_utf8(path: str) -> bool:
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _known_hash(old: FileRecord | None, e: Entry) -> str | None:
-    return old.content_hash if old and old.state == "done" and old.path == e.real else None
 
 
 class _Run:
@@ -432,29 +365,3 @@ def _had(rec: FileRecord, kind: str) -> bool:
 
 def _record(item: Prepared, state: str) -> FileRecord:
     return FileRecord(item.fid, item.entry.real, item.kind, item.content_hash, item.entry.size, item.entry.mtime, state, item.n_rows)
-
-
-
-def _repair(store: MilvusStore, report: IndexReport) -> None:
-    """Undo what a killed run left half-written: rows of ``pending`` files."""
-    stale = store.pending_files()
-    if not stale:
-        return
-    store.remove_files(stale)
-    report.notes.append(f"repaired {len(stale)} file(s) left half-written by an interrupted run")
-
-
-def _remove_missing(store: MilvusStore, roots: list[str], seen: set[str]) -> int:
-    """Remove files under the given folders that were indexed before and are gone now."""
-    folders = [os.path.realpath(r) for r in roots if os.path.isdir(r)]
-    files = [os.path.realpath(r) for r in roots if not os.path.isdir(r) and not os.path.exists(r)]
-    if not (folders or files) or not store.has("files"):
-        return 0
-    gone = []
-    for rec in store.iter_files():
-        if rec.file_id in seen:
-            continue
-        inside = any(rec.path.startswith(f.rstrip(os.sep) + os.sep) for f in folders) or rec.path in files
-        if inside and not os.path.isfile(rec.path):
-            gone.append(rec.file_id)
-    return store.remove_files(gone)

@@ -70,6 +70,7 @@ class Query:
     content_hash: str
     image: Embedded | None = None  # image query: one vector
     frames: Embedded | None = None  # video query: keyframes
+    mirrored: Embedded | None = None  # video query: its keyframes mirrored (a flipped copy is as near)
     sound: Embedded | None = None  # audio query, or a video's soundtrack
     picture: copyrank.PictureQuery | None = None  # image query: pHashes and local features
     pairs: Any = None  # the sound's landmarks (signals.audio.Pairs)
@@ -118,7 +119,8 @@ def search(
     results: list[Match] = []
     for target in targets:
         results.extend(_rank(lib, q, target, k))
-    results = copyrank.order(results)  # verified copies first, then by score
+    if len(targets) > 1:  # verified copies first, then by score; one kind comes ranked already
+        results = copyrank.order(results)
     copies = sorted(
         {rec.path for rec in lib.store.iter_files(content_hash=q.content_hash, strong=False) if rec.path != real}
     ) if lib.store.has("files") else []
@@ -154,8 +156,12 @@ def _embed_query(lib: _Ctx, path: str, kind: Kind, targets: tuple[Kind, ...], pr
         declared = check_length(path, lib.settings, from_video=True)
         if "video" in targets or "image" in targets:
             d = decode_video(path, lib.settings, soundtrack=False)  # at most video_max_frames pictures
-            vectors = embed_frames(lib.embedders.image, d.frames, lib.settings.batch_size)  # type: ignore[arg-type]
-            q.frames = Embedded(vectors, d.timestamps, d.duration, d.notes)  # type: ignore[arg-type]
+            frames = np.asarray(d.frames)
+            n = len(frames)
+            # The keyframes and their mirrors in one pass: a mirrored copy aligns with the mirrors.
+            vectors = embed_frames(lib.embedders.image, np.concatenate([frames, frames[:, :, ::-1]]), lib.settings.batch_size)
+            q.frames = Embedded(vectors[:n], d.timestamps, d.duration, d.notes)  # type: ignore[arg-type]
+            q.mirrored = Embedded(vectors[n:], d.timestamps, d.duration, d.notes)  # type: ignore[arg-type]
         if "video" in targets or "audio" in targets:
             try:
                 _query_sound(lib, q, path, declared, progress, from_video=True)
@@ -261,16 +267,21 @@ def _dist(picture: copyrank.PictureQuery, phash: str | None) -> int:
 
 
 def _rank_sequences(lib: _Ctx, q: Query, k: int) -> list[Match]:
-    """Video query against videos: keyframe agreement, plus soundtrack agreement when both have one."""
+    """Video query against videos: keyframe agreement (of the keyframes or of their mirrors, the
+    better per file), plus soundtrack agreement when both have one."""
     store = lib.store
     if not store.has("video"):
         return []
     lib.ensure("video")
     frames = q.frames
     assert frames is not None
+    views = [frames] + ([q.mirrored] if q.mirrored is not None and len(q.mirrored.vectors) else [])
     pool = max(2 * k, 10)
-    groups = _candidates(lib, "video", frames.vectors, pool, q.content_hash)
-    short = shortlist(groups, pool)
+    groups: dict[str, list[Hit]] = {}
+    for view in views:
+        for f, hits in _candidates(lib, "video", view.vectors, pool, q.content_hash).items():
+            groups.setdefault(f, []).extend(hits)
+    short = shortlist(groups, pool * len(views))
     rows = store.fetch_rows("video", short)
     tol = max(lib.settings.video_interval * 1.5, 0.5)
     sound_scores: dict[str, float] = {}
@@ -280,14 +291,19 @@ def _rank_sequences(lib: _Ctx, q: Query, k: int) -> list[Match]:
         sound_rows = store.fetch_rows("audio", short, copy_fields=q.pairs is not None)
         for m in align_rows(q.sound.timestamps, q.sound.vectors, sound_rows, tol=2.5, source="video"):
             sound_scores[m.path] = m.score
+    best: dict[str, Match] = {}
+    for view in views:
+        for m in align_rows(view.timestamps, view.vectors, rows, tol=tol):
+            if m.path not in best or m.score > best[m.path].score:
+                best[m.path] = m
     out = []
-    for m in align_rows(frames.timestamps, frames.vectors, rows, tol=tol):
+    for m in best.values():
         if m.path in sound_scores:
             m = Match(m.path, m.kind, round(0.75 * m.score + 0.25 * sound_scores[m.path], 6), m.timestamp, m.query_timestamp)
         out.append(m)
     if q.pairs is not None and sound_rows:  # the soundtracks' fingerprints: copies, localised in time
         return copyrank.rerank_sounds(q.pairs, out, prints_by_path(sound_rows, "video"))[:k]
-    out.sort(key=lambda m: -m.score)
+    out.sort(key=lambda m: (-m.score, m.path))
     return out[:k]
 
 
@@ -299,20 +315,28 @@ def _rank_audio(
     if not store.has("audio") or len(sound) == 0:
         return []
     lib.ensure("audio")
-    pool = max(2 * k, COPY_POOL if pairs is not None else 10)
-    groups = _candidates(lib, "audio", sound.vectors, pool, exclude, source=source)
-    short = shortlist(groups, pool)
-    if pairs is not None:  # and the files the fingerprint index finds, wherever the embeddings put them
+    # The head: a pool of a fixed size, whatever ``k`` (and the files the fingerprint index finds,
+    # wherever the embeddings put them). A larger ``k`` adds files of a wider pool after the head,
+    # so ``k`` changes how many results come back, never which come first.
+    head_size = COPY_POOL if pairs is not None else 10
+    short = shortlist(_candidates(lib, "audio", sound.vectors, head_size, exclude, source=source), head_size)
+    if pairs is not None:
         from ..signals.print_index import candidates as print_candidates
 
         short += [f for f in print_candidates(store, pairs, source=source) if f not in short]
+    head = set(short)
+    if 2 * k > head_size:
+        wide = shortlist(_candidates(lib, "audio", sound.vectors, 2 * k, exclude, source=source), 2 * k)
+        short += [f for f in wide if f not in head]
     rows = store.fetch_rows("audio", short, copy_fields=pairs is not None)
     rows = [r for r in rows if r.content_hash != exclude]
+    in_head = {r.path for r in rows if r.file_id in head}
     out = align_rows(sound.timestamps, sound.vectors, rows, tol=AUDIO_HOP, source=source)
     if pairs is not None:
-        out = copyrank.rerank_sounds(pairs, out, prints_by_path(rows, source))[:k]
+        out = copyrank.rerank_sounds(pairs, out, prints_by_path(rows, source))
     else:
-        out = sorted(out, key=lambda m: -m.score)[:k]
+        out = sorted(out, key=lambda m: (-m.score, m.path))
+    out = sorted(out, key=lambda m: m.path not in in_head)[:k]  # stable: the head first, in its order
     return _place_by_spectrum(lib.settings, samples, out) if samples is not None else out
 
 

@@ -267,12 +267,17 @@ class MilvusStore:
                     out[r["id"]] = r["local"]
         return out
 
-    def all_rows(self, kind: Kind, *, vectors: bool = False) -> list[Row]:
-        """Every row of ``kind``'s collection, duplicates included (checks and tests; loads it if released)."""
+    def all_rows(self, kind: Kind, *, vectors: bool = False, signals: Sequence[str] = ()) -> list[Row]:
+        """Every row of ``kind``'s collection in one read, duplicates included (loads it if released);
+        ``signals``: copy-signal fields to return too (``phash``, ``local``, ``fp``).
+
+        One pass over the collection: what a library-wide job (``duplicates``) reads instead of
+        ``fetch_rows`` per file, which on Lite is a pass over the collection per call."""
         if not self.has(kind):
             return []
         self.conn.load(self.name(kind))
         fields = TABLES[kind].fetch_fields(vectors=vectors, signals=False)
+        fields += [f.name for f in TABLES[kind].signal_fields if f.name in signals]
         return [row(r) for r in self.conn.query_all(self.name(kind), "", fields)]
 
     def count(self, kind: str) -> int:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .milvus import MilvusStore
     from .records import Row
 
-__all__ = ["PrintIndex", "index_path", "SERVER_RECHECK_S"]
+__all__ = ["PrintIndex", "index_path", "side_file", "SERVER_RECHECK_S"]
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,17 @@ _TIME_BITS = 31
 
 
 def index_path(store: MilvusStore) -> str:
+    return side_file(store, "prints")
+
+
+def side_file(store: MilvusStore, name: str) -> str:
+    """Where a side index ``name`` of ``store`` lives: beside a Lite ``.db`` (``<db>.<name>.sqlite``),
+    else in ``$MEDIA_SEARCH_PRINTS_DIR`` or the user cache (``~/.cache/media_search/<name>``),
+    one file per server and collection prefix."""
     if store.is_lite:
-        return os.path.abspath(store.uri) + ".prints.sqlite"
+        return os.path.abspath(store.uri) + f".{name}.sqlite"
     folder = os.environ.get("MEDIA_SEARCH_PRINTS_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "media_search", "prints"
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "media_search", name
     )
     key = hashlib.sha1(f"{store.uri}\0{store.prefix}".encode()).hexdigest()[:16]
     return os.path.join(folder, f"{key}.sqlite")

@@ -41,6 +41,7 @@ class Row:
     vector: np.ndarray | None = None
     phash: str | None = None
     fp: np.ndarray | None = None  # audio rows: packed landmarks (signals.audio.pack)
+    local: str | None = None  # images and keyframes: stored local features (signals.image.pack_features)
 
 
 @dataclass(frozen=True)
@@ -102,4 +103,5 @@ def row(r: dict[str, Any]) -> Row:
         vector=None if vector is None else np.asarray(vector, dtype=np.float32),
         phash=r.get("phash"),
         fp=None if fp is None else np.asarray(fp, dtype=np.int64),
+        local=r.get("local"),
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -80,21 +81,34 @@ def find_recordings() -> list[tuple[str, float]]:
 
 def make_real_audio(out: Path, *, seed: int = 0, per_family: int | None = None, n_sources: int = 300,
                     n_unrelated: int = 100, min_library: int = 1000, max_library: int = 1100) -> dict:  # fmt: skip
-    """Library, queries (each with ``half``: ``calibration`` or ``report``) and unrelated queries."""
+    """Library, queries (each with ``half``: ``calibration`` or ``report``) and unrelated queries.
+
+    The edited queries are written once: a rerun with the same parameters (``queries.json``
+    records them) reuses them."""
     library, cands, halves, unrelated, n_recs = plan_real_audio(out, n_sources=n_sources, n_unrelated=n_unrelated,
                                                                  min_library=min_library, max_library=max_library)  # fmt: skip
     root = out / "audio-real"
+    params = {"seed": seed, "per_family": per_family, "n_sources": n_sources, "n_unrelated": n_unrelated}
+    queries = query_list(root / "queries", cands[: per_family or len(cands)], halves)
+    data = {"library": library, "queries": queries, "unrelated": unrelated, "n_recordings": n_recs}
+    made = root / "queries.json"
+    if made.exists() and json.loads(made.read_text()) == params and all(Path(q["query"]).exists() for q in queries):
+        return data
+    made.unlink(missing_ok=True)
     shutil.rmtree(root / "queries", ignore_errors=True)
     rng = np.random.default_rng(seed)
-    queries = []
-    qdir = root / "queries"
-    for fam in REAL_FAMILIES:
-        for i, orig in enumerate(cands[: per_family or len(cands)]):
-            path = qdir / fam / f"{i:04d}_{Path(orig).stem[:40]}{'.mp3' if fam == 'mp3_low' else '.wav'}"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            edit_real(orig, fam, path, rng)
-            queries.append({"family": fam, "query": str(path), "original": orig, "half": halves[orig]})
-    return {"library": library, "queries": queries, "unrelated": unrelated, "n_recordings": n_recs}
+    for q in queries:
+        Path(q["query"]).parent.mkdir(parents=True, exist_ok=True)
+        edit_real(q["original"], q["family"], Path(q["query"]), rng)
+    made.write_text(json.dumps(params))
+    return data
+
+
+def query_list(qdir: Path, sources: list[str], halves: dict[str, str]) -> list[dict]:
+    """Every family's query of every source: its path, original, family and half."""
+    return [{"family": fam, "query": str(qdir / fam / f"{i:04d}_{Path(orig).stem[:40]}{'.mp3' if fam == 'mp3_low' else '.wav'}"),
+             "original": orig, "half": halves[orig]}
+            for fam in REAL_FAMILIES for i, orig in enumerate(sources)]  # fmt: skip
 
 
 def plan_real_audio(out: Path, *, n_sources: int = 300, n_unrelated: int = 100, min_library: int = 1000,
@@ -196,3 +210,30 @@ def edit_real(orig: str, family: str, out: Path, rng: np.random.Generator) -> No
     else:
         raise ValueError(family)
     tmp.unlink(missing_ok=True)
+
+
+def shares_audio(a: str, b: str, *, chunk_s: float = 1.0, sr: int = 8000, at_least: float = 0.9) -> bool:
+    """Whether recordings ``a`` and ``b`` hold a common stretch of the same samples (up to gain):
+    some 1 s chunk of ``a`` correlates with ``b`` at ``at_least`` (normalised cross-correlation at
+    8 kHz). Ground truth for a file flagged a copy that is not the query's source: independent of
+    the fingerprint (a package built from one spliced recording holds the same words twice)."""
+    from scipy.signal import fftconvolve, resample_poly
+
+    from media_search.decode.audio import decode_audio
+
+    x, y = (resample_poly(decode_audio(p).samples.astype(np.float64), 1, 32000 // sr) for p in (a, b))
+    n = int(chunk_s * sr)
+    if len(x) < n or len(y) < n:
+        n = min(len(x), len(y))
+    if n < sr // 4:
+        return False
+    energy = np.sqrt(np.maximum(np.convolve(y**2, np.ones(n), "valid"), 1e-12))
+    for s in range(0, len(x) - n + 1, n // 2):
+        c = x[s : s + n]
+        norm = np.linalg.norm(c)
+        if norm < 1e-3 * np.sqrt(n):  # silence shares nothing
+            continue
+        corr = fftconvolve(y, c[::-1], "valid") / (norm * energy)
+        if corr.max() >= at_least:
+            return True
+    return False
