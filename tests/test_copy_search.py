@@ -101,6 +101,25 @@ def test_noisy_snippet_is_first_with_its_offset(indexed: Library, media: dict[st
     assert not other.copy_found
 
 
+@pytest.mark.parametrize("query", ["mirror.jpg", "unrelated.jpg", "snippet_noisy.wav", "unrelated.wav"])
+def test_k_changes_how_many_results_never_which_come_first(indexed: Library, media: dict[str, Path], query: str) -> None:
+    """Every kind the query searches by default (images and videos, sounds and soundtracks), with
+    copy detection on: a larger k only adds results after those of a smaller one."""
+    runs = {k: indexed.search(media["q"] / query, k=k).results for k in (3, 10, 50)}
+    assert len(runs[3]) == 3
+    assert runs[10][:3] == runs[3] and runs[50][:10] == runs[10]
+
+
+def test_merge_keeps_each_kind_in_its_own_order() -> None:
+    from media_search.query.rank import merge
+    from media_search.types import Match
+
+    copy = Match("v.mp4", "video", 0.2, 1.0, 0.0, copy=True, copy_confidence=0.9)
+    images = [Match("a.jpg", "image", 0.9), Match("c.jpg", "image", 0.95)]  # its own order, not by score
+    videos = [copy, Match("w.mp4", "video", 0.92)]
+    assert [m.path for m in merge([images, videos])] == ["v.mp4", "w.mp4", "a.jpg", "c.jpg"]
+
+
 def test_cli_json_carries_copy_fields(indexed: Library, backend: dict[str, str], media: dict[str, Path], cli_env: dict[str, str]) -> None:
     indexed.close()  # Lite: one process per .db (the library reopens its store when next used)
     out = subprocess.run(

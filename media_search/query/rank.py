@@ -70,6 +70,7 @@ class Candidate:
     match: Match
     phash: str | None = None  # of the matched row (image, or the keyframe at match.timestamp)
     row_id: str | None = None  # that row's id (its stored local features)
+    head: bool = True  # in the pool copy detection checks (``query.search``: the same whatever ``k``)
 
 
 class PictureQuery:
@@ -222,6 +223,26 @@ def rerank_sounds(query: fa.Pairs, matches: Sequence[Match], prints: dict[str, l
     return sorted(out, key=lambda m: (not m.copy, -(m.copy_confidence or 0.0), -m.score, m.path))
 
 
+def _order_key(m: Match) -> tuple[bool, float, float, str]:
+    return (not m.copy, -(m.copy_confidence or 0.0) if m.copy else 0.0, -m.score, m.path)
+
+
 def order(matches: Sequence[Match]) -> list[Match]:
     """Copies first (most confident first), then everything else by score; ties by path."""
-    return sorted(matches, key=lambda m: (not m.copy, -(m.copy_confidence or 0.0) if m.copy else 0.0, -m.score, m.path))
+    return sorted(matches, key=_order_key)
+
+
+def merge(ranked: Sequence[Sequence[Match]]) -> list[Match]:
+    """One list from several (one per kind searched), each kept in its own order: at each step the
+    first of the lists' next items by ``order``'s key. Each list's head does not depend on ``k``
+    (see ``query.search``), so neither does the merged one: ``k`` only cuts it."""
+    lists = [list(r) for r in ranked if r]
+    at = [0] * len(lists)
+    out = []
+    while True:
+        nxt = [i for i in range(len(lists)) if at[i] < len(lists[i])]
+        if not nxt:
+            return out
+        i = min(nxt, key=lambda j: _order_key(lists[j][at[j]]))
+        out.append(lists[i][at[i]])
+        at[i] += 1

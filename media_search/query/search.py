@@ -116,11 +116,7 @@ def search(
     q = _embed_query(lib, real, kind, targets, progress)
     if not copy_signals:
         q.picture, q.pairs, q.samples = None, None, None
-    results: list[Match] = []
-    for target in targets:
-        results.extend(_rank(lib, q, target, k))
-    if len(targets) > 1:  # verified copies first, then by score; one kind comes ranked already
-        results = copyrank.order(results)
+    results = copyrank.merge([_rank(lib, q, target, k) for target in targets])
     copies = sorted(
         {rec.path for rec in lib.store.iter_files(content_hash=q.content_hash, strong=False) if rec.path != real}
     ) if lib.store.has("files") else []
@@ -234,15 +230,23 @@ def _candidates(
 #: Files gathered by the embeddings before copy detection re-ranks them: wider than ``k`` so that an
 #: edited copy the embeddings rank low (random weights, a screenshot) is still checked.
 COPY_POOL = 32
+#: Videos a video query aligns keyframe by keyframe, whatever ``k`` (more after them for a larger ``k``).
+SEQUENCE_POOL = 10
 
 
 def _best_per_file(
     lib: _Ctx, kind: Kind, vecs: np.ndarray, k: int, exclude: str, *, result_kind: Kind,
     picture: copyrank.PictureQuery | None = None,
 ) -> list[Match]:  # fmt: skip
-    groups = _candidates(lib, kind, vecs, max(k, COPY_POOL) if picture else k, exclude)
+    # With copy detection: the head, the files a search for COPY_POOL of them finds whatever ``k``,
+    # re-ranked by the copy checks; a larger ``k`` adds the next files by score after it.
+    groups = _candidates(lib, kind, vecs, COPY_POOL if picture else k, exclude)
+    head = set(groups)
+    if picture is not None and k > COPY_POOL:
+        wide = _candidates(lib, kind, vecs, k, exclude)
+        groups = {**{f: groups[f] for f in head}, **{f: hs for f, hs in wide.items() if f not in head}}
     cands = []
-    for hits in groups.values():
+    for f, hits in groups.items():
         best = max(hits, key=lambda h: h.score)
         row = best
         if picture is not None and kind == "video":  # verify the keyframe nearest by pHash, if one is near
@@ -250,7 +254,7 @@ def _best_per_file(
             if _dist(picture, near.phash) <= copyrank.HASH_SHORTLIST:
                 row = near
         ts = None if kind == "image" else row.timestamp
-        cands.append(copyrank.Candidate(Match(best.path, result_kind, round(best.score, 6), ts, None), row.phash, row.id))
+        cands.append(copyrank.Candidate(Match(best.path, result_kind, round(best.score, 6), ts, None), row.phash, row.id, f in head))
     if picture is None:
         return sorted((c.match for c in cands), key=lambda m: -m.score)[:k]
 
@@ -258,7 +262,8 @@ def _best_per_file(
         found = lib.store.local_features(kind, [c.row_id for c in chosen if c.row_id])
         return [found.get(c.row_id or "") for c in chosen]
 
-    return copyrank.rerank_pictures(picture, cands, stored)[:k]
+    rest = sorted((c.match for c in cands if not c.head), key=lambda m: (-m.score, m.path))
+    return (copyrank.rerank_pictures(picture, [c for c in cands if c.head], stored) + rest)[:k]
 
 
 def _dist(picture: copyrank.PictureQuery, phash: str | None) -> int:
@@ -276,12 +281,18 @@ def _rank_sequences(lib: _Ctx, q: Query, k: int) -> list[Match]:
     frames = q.frames
     assert frames is not None
     views = [frames] + ([q.mirrored] if q.mirrored is not None and len(q.mirrored.vectors) else [])
-    pool = max(2 * k, 10)
-    groups: dict[str, list[Hit]] = {}
-    for view in views:
-        for f, hits in _candidates(lib, "video", view.vectors, pool, q.content_hash).items():
-            groups.setdefault(f, []).extend(hits)
-    short = shortlist(groups, pool * len(views))
+    def pooled(pool: int) -> list[str]:
+        groups: dict[str, list[Hit]] = {}
+        for view in views:
+            for f, hits in _candidates(lib, "video", view.vectors, pool, q.content_hash).items():
+                groups.setdefault(f, []).extend(hits)
+        return shortlist(groups, pool * len(views))
+
+    # The head: a pool of a fixed size whatever ``k``; a larger ``k`` adds a wider pool after it.
+    short = pooled(SEQUENCE_POOL)
+    head = set(short)
+    if 2 * k > SEQUENCE_POOL:
+        short += [f for f in pooled(2 * k) if f not in head]
     rows = store.fetch_rows("video", short)
     tol = max(lib.settings.video_interval * 1.5, 0.5)
     sound_scores: dict[str, float] = {}
@@ -302,9 +313,11 @@ def _rank_sequences(lib: _Ctx, q: Query, k: int) -> list[Match]:
             m = Match(m.path, m.kind, round(0.75 * m.score + 0.25 * sound_scores[m.path], 6), m.timestamp, m.query_timestamp)
         out.append(m)
     if q.pairs is not None and sound_rows:  # the soundtracks' fingerprints: copies, localised in time
-        return copyrank.rerank_sounds(q.pairs, out, prints_by_path(sound_rows, "video"))[:k]
-    out.sort(key=lambda m: (-m.score, m.path))
-    return out[:k]
+        out = copyrank.rerank_sounds(q.pairs, out, prints_by_path(sound_rows, "video"))
+    else:
+        out.sort(key=lambda m: (-m.score, m.path))
+    in_head = {r.path for r in rows if r.file_id in head}
+    return sorted(out, key=lambda m: m.path not in in_head)[:k]  # stable: the head first, in its order
 
 
 def _rank_audio(
