@@ -149,6 +149,6 @@ def test_a_store_opened_in_the_background_gives_its_client_or_its_error(tmp_path
     failed = Connection(str(tmp_path / "other.db"))
     failed.open_in_background()
     with pytest.raises(StoreError, match="refused"):
-        failed.client
+        _ = failed.client
     failed.open_in_background()
     failed.close()  # a failed opening leaves nothing to close, and raises nothing

@@ -104,7 +104,7 @@ class Connection:
         stops its embedded server, which releases the file for other processes."""
         if self._opening is not None:  # wait for it, so that what it opened is closed here
             try:
-                self.client
+                _ = self.client
             except Exception:  # noqa: BLE001 - it failed: nothing to close, and the run has its own outcome
                 log.debug("opening the Milvus client in the background failed", exc_info=True)
         if self._client is not None:
