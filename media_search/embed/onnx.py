@@ -212,7 +212,7 @@ def _kept_graph(optimized: Path, source_sha256: str | None) -> dict[str, Any] | 
     """The sidecar of the optimised graph if that graph was made from the file whose hash is
     ``source_sha256`` and is as it was written; else None.
 
-    Its stamp is checked, not its hash: it is made on this machine from the
+    Its size and mtime are checked, not its hash: it is made on this machine from the
     checked file, and hashing both would double what a cold start reads. The
     sidecar also holds the stamp of the source file when it was last hashed
     (``source_stat``): while the source still has it, its hash need not be
@@ -220,17 +220,18 @@ def _kept_graph(optimized: Path, source_sha256: str | None) -> dict[str, Any] | 
     """
     try:
         meta = json.loads(_sidecar(optimized).read_text())
-        stamp = _stamp(optimized)
+        stat = optimized.stat()
     except (OSError, ValueError):
         return None
-    intact = meta.get("source_sha256") == source_sha256 and meta.get("stat") == stamp
+    intact = meta.get("source_sha256") == source_sha256 and meta.get("stat") == [stat.st_size, stat.st_mtime_ns]
     return meta if intact else None
 
 
 def _write_kept(optimized: Path, sha256: str, source: Path) -> None:
     """Record that ``optimized`` was made from (or checked against) ``source``, whose hash is ``sha256``."""
-    side = {"source_sha256": sha256, "stat": _stamp(optimized), "source_stat": _stamp(source)}
     try:
+        stat = optimized.stat()
+        side = {"source_sha256": sha256, "stat": [stat.st_size, stat.st_mtime_ns], "source_stat": _stamp(source)}
         with _temp_file(_sidecar(optimized)) as tmp:  # whole or not at all: other processes read it
             tmp.write_text(json.dumps(side))
             os.chmod(tmp, 0o644)
