@@ -123,35 +123,11 @@ def test_a_cold_image_query_with_a_cached_engine_imports_no_torch(indexed: dict[
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["results"] and out["results"][0]["copy"]
-    # The store opens on a thread meanwhile: its imports interleave (the nesting and "self" times mix).
-    imported = set(re.findall(r"^import time:\s+-?\d+ \|\s+\d+ \|\s+(\S+)$", r.stderr, re.M))
+    imported = set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)$", r.stderr, re.M))
     top = {m.split(".")[0] for m in imported}
     assert not top & set(HEAVY), sorted(top & set(HEAVY))
     assert not imported & set(NOT_FOR_AN_IMAGE), sorted(imported & set(NOT_FOR_AN_IMAGE))
     assert {"onnxruntime", "cv2", "pymilvus"} <= top  # the engine, the copy signals, the store
-
-
-def test_a_store_opened_in_the_background_gives_its_client_or_its_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A query opens the store on a thread while it embeds; the first use waits for it and gets its error."""
-    from media_search.errors import StoreError
-    from media_search.store.connection import Connection
-
-    conn = Connection(str(tmp_path / "index.db"))
-    conn.open_in_background()
-    conn.open_in_background()  # opening already: no second thread
-    assert conn.has("nothing_here") is False
-    conn.close()
-
-    def refused(self: Connection) -> None:
-        raise StoreError("Cannot open the store: refused.")
-
-    monkeypatch.setattr(Connection, "_connect", refused)
-    failed = Connection(str(tmp_path / "other.db"))
-    failed.open_in_background()
-    with pytest.raises(StoreError, match="refused"):
-        _ = failed.client
-    failed.open_in_background()
-    failed.close()  # a failed opening leaves nothing to close, and raises nothing
 
 
 def test_the_command_leaves_its_objects_to_the_exit(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

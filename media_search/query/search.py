@@ -111,7 +111,6 @@ def search(
     real = resolve_path(path)
     kind = detect_kind(real)
     targets = _targets(kind, kinds)
-    store.open_in_background()  # a cold process opens the store while it decodes and embeds the query
     q = _embed_query(lib, real, kind, targets, progress)
     if not copy_signals:
         q.picture, q.pairs, q.samples = None, None, None

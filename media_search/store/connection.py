@@ -8,19 +8,12 @@ on the server too. Query-time reads use ``Session``: they see this client's
 own writes and do not wait for the server's next time tick (200 ms on Milvus
 2.3, paid by every Strong read; README "Benchmarks", the query section).
 Another process's writes reach them a tick later.
-
-A cold process spends most of a second opening a connection (importing
-pymilvus, starting Milvus Lite): ``open_in_background`` starts that on a
-thread, so that a query decodes and embeds its file meanwhile; the first call
-that needs the client waits for it, and raises its error if it failed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
-from collections.abc import Callable
 from typing import Any
 
 from ..config import is_lite_uri
@@ -46,23 +39,12 @@ class Connection:
         self.token = token
         self.is_lite = is_lite_uri(uri)
         self._client: Any = None
-        self._opening: _Opening | None = None
-        self._lock = threading.Lock()
 
     @property
     def client(self) -> Any:
         if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    opening, self._opening = self._opening, None
-                    self._client = opening.result() if opening is not None else self._connect()
+            self._client = self._connect()
         return self._client
-
-    def open_in_background(self) -> None:
-        """Start opening the connection on a thread, unless it is open or opening already."""
-        with self._lock:
-            if self._client is None and self._opening is None:
-                self._opening = _Opening(self._connect)
 
     def _connect(self) -> Any:
         try:
@@ -102,11 +84,6 @@ class Connection:
     def close(self) -> None:
         """Close the connection. For Milvus Lite, the last store of a ``.db`` in this process also
         stops its embedded server, which releases the file for other processes."""
-        if self._opening is not None:  # wait for it, so that what it opened is closed here
-            try:
-                _ = self.client
-            except Exception:  # noqa: BLE001 - it failed: nothing to close, and the run has its own outcome
-                log.debug("opening the Milvus client in the background failed", exc_info=True)
         if self._client is not None:
             try:
                 self._client.close()
@@ -191,26 +168,3 @@ class Connection:
     def count(self, name: str) -> int:
         res = self.call("count rows", self.client.query, name, filter="", output_fields=["count(*)"], **STRONG)
         return int(res[0]["count(*)"]) if res else 0
-
-
-class _Opening:
-    """``connect()`` running on its own thread; ``result()`` waits for it and returns or raises what it gave."""
-
-    def __init__(self, connect: Callable[[], Any]) -> None:
-        self._connect = connect
-        self._value: Any = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="media-search-store-open")
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._value = self._connect()
-        except BaseException as e:  # noqa: BLE001 - handed to the thread that needs the client
-            self._error = e
-
-    def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value

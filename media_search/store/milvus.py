@@ -88,10 +88,6 @@ class MilvusStore:
         """The ``MilvusClient`` (opened on first use)."""
         return self.conn.client
 
-    def open_in_background(self) -> None:
-        """Start opening the connection on a thread (``store.connection``): the first use waits for it."""
-        self.conn.open_in_background()
-
     def close(self) -> None:
         """Close the connection (for Lite, the last one in this process releases the file)."""
         prints = self.__dict__.pop("_print_index", None)  # the fingerprint side index (``store.prints``)
