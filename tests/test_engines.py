@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -172,6 +173,23 @@ def test_optimized_graph_is_kept_and_rebuilt_when_damaged(tmp_path: Path) -> Non
     assert third.session.get_session_options().graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     assert np.array_equal(third(probe), first(probe))
     assert len(optimized.read_bytes()) > 100, "and kept again"
+
+
+def test_an_unchanged_export_is_not_hashed_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A load from an intact cache skips hashing the export (a tenth of a cold query for ResNet50);
+    a touched export is hashed once, then stamped again."""
+    load = _Counter()
+    O.onnx_engine(TINY, load, tmp_path, E.IMAGE)
+    hashed: list[Path] = []
+    real = O.content_hash
+    monkeypatch.setattr(O, "content_hash", lambda p: hashed.append(p) or real(p))
+    O.onnx_engine(TINY, load, tmp_path, E.IMAGE)
+    assert hashed == []
+    path = O.onnx_cache_path(TINY, tmp_path)
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # same bytes, new times
+    O.onnx_engine(TINY, load, tmp_path, E.IMAGE)
+    O.onnx_engine(TINY, load, tmp_path, E.IMAGE)
+    assert hashed == [path] and load.calls == 1
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "garbage"])

@@ -23,7 +23,9 @@ is a pure function of the weights: the same file on every machine.
 graph of it is kept for this runtime version and CPU (``_optimized_path``) and
 loaded without optimising again: optimising makes transient copies of the
 weights (loading Cnn14 and ResNet50 peaked at 1.20 GB, from their optimised
-graphs at 0.55 GB), so every later process starts smaller and sooner.
+graphs at 0.55 GB), so every later process starts smaller and sooner. Its
+sidecar records the checked file's size, times and inode as they were when it
+was last hashed: while they are unchanged, a load does not hash the file again.
 """
 
 from __future__ import annotations
@@ -156,15 +158,23 @@ def _open_cached(path: Path, spec: ModelSpec, recipe: Recipe, name: str) -> Onnx
         return None
     try:
         meta = json.loads(_sidecar(path).read_text())
-        if meta.get("spec") != spec.to_json() or meta.get("sha256") != content_hash(path):
+        optimized = _optimized_path(path)
+        kept = _kept_graph(optimized, meta.get("sha256"))
+        # The file's hash is checked, unless it is as it was when its optimised graph was made from it
+        # (hashing a 100 MB model is a tenth of a cold query).
+        checked = kept is not None and kept.get("source_stat") == _stamp(path)
+        if meta.get("spec") != spec.to_json() or not (checked or meta.get("sha256") == content_hash(path)):
             log.warning("the cached ONNX model %s is damaged or stale; exporting it again", path)
             return None
-        optimized = _optimized_path(path)
-        if _optimized_intact(optimized, meta["sha256"]):
+        if kept is not None:
             try:
-                return OnnxEngine(path, recipe.dtype, name, optimized=optimized)
+                engine = OnnxEngine(path, recipe.dtype, name, optimized=optimized)
             except Exception as e:  # noqa: BLE001 - an unreadable optimised graph is made again below
                 log.warning("cannot load the optimised graph %s (%s); making it again", optimized, e)
+            else:
+                if not checked:  # hashed just now: stamp it so that the next load need not
+                    _write_kept(optimized, meta["sha256"], path)
+                return engine
         return _with_optimized(path, meta["sha256"], recipe, name)
     except Exception as e:  # noqa: BLE001 - any failure to read the cache means: rebuild it
         log.warning("cannot load the cached ONNX model %s (%s); exporting it again", path, e)
@@ -192,18 +202,42 @@ def _optimized_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}.opt-{key}.onnx")
 
 
-def _optimized_intact(optimized: Path, source_sha256: str) -> bool:
-    """The optimised graph was made from the file whose hash is ``source_sha256`` and is as it was written.
+def _stamp(path: Path) -> list[int]:
+    """Size, mtime, ctime and inode of ``path``: any write (or ``touch``) changes one of them."""
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
-    Its size and mtime are checked, not its hash: it is made on this machine
-    from the checked file, and hashing both would double what a cold start reads.
+
+def _kept_graph(optimized: Path, source_sha256: str | None) -> dict[str, Any] | None:
+    """The sidecar of the optimised graph if that graph was made from the file whose hash is
+    ``source_sha256`` and is as it was written; else None.
+
+    Its size and mtime are checked, not its hash: it is made on this machine from the
+    checked file, and hashing both would double what a cold start reads. The
+    sidecar also holds the stamp of the source file when it was last hashed
+    (``source_stat``): while the source still has it, its hash need not be
+    computed again.
     """
     try:
         meta = json.loads(_sidecar(optimized).read_text())
         stat = optimized.stat()
     except (OSError, ValueError):
-        return False
-    return meta.get("source_sha256") == source_sha256 and meta.get("stat") == [stat.st_size, stat.st_mtime_ns]
+        return None
+    intact = meta.get("source_sha256") == source_sha256 and meta.get("stat") == [stat.st_size, stat.st_mtime_ns]
+    return meta if intact else None
+
+
+def _write_kept(optimized: Path, sha256: str, source: Path) -> None:
+    """Record that ``optimized`` was made from (or checked against) ``source``, whose hash is ``sha256``."""
+    try:
+        stat = optimized.stat()
+        side = {"source_sha256": sha256, "stat": [stat.st_size, stat.st_mtime_ns], "source_stat": _stamp(source)}
+        with _temp_file(_sidecar(optimized)) as tmp:  # whole or not at all: other processes read it
+            tmp.write_text(json.dumps(side))
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, _sidecar(optimized))
+    except OSError as e:  # a read-only cache still works, it only hashes the model at each load
+        log.info("cannot record the optimised graph of %s (%s)", source, e)
 
 
 def _with_optimized(path: Path, sha256: str, recipe: Recipe, name: str) -> OnnxEngine:
@@ -217,9 +251,7 @@ def _with_optimized(path: Path, sha256: str, recipe: Recipe, name: str) -> OnnxE
             if tmp.is_file():
                 os.chmod(tmp, 0o644)
                 os.replace(tmp, optimized)
-                stat = optimized.stat()
-                side = {"source_sha256": sha256, "stat": [stat.st_size, stat.st_mtime_ns]}
-                _sidecar(optimized).write_text(json.dumps(side))
+                _write_kept(optimized, sha256, path)
         except OSError as e:  # a read-only cache still works, it only loads the slower way
             log.info("cannot keep the optimised graph of %s (%s)", path, e)
     return engine

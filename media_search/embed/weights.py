@@ -10,14 +10,11 @@ renamed into place only once size and sha256 match: the cache never holds a half
 from __future__ import annotations
 
 import hashlib
-import http.client
 import logging
 import os
 import sys
 import tempfile
 import threading
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -124,6 +121,8 @@ def _progress_bar(show: bool, total: int | None, desc: str) -> Any:
 
 def _fetch(wf: WeightsFile, tmp_fd: int, final: Path, show: bool, timeout: float) -> None:
     """Stream ``wf.url`` into the open temp file and check it; raise on any mismatch."""
+    import urllib.request
+
     request = urllib.request.Request(wf.url, headers={"User-Agent": "media_search"})
     with os.fdopen(tmp_fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as resp:
         header = resp.headers.get("Content-Length")
@@ -184,6 +183,9 @@ def download(
         _fetch(wf, fd, final, show, timeout)
         os.replace(tmp_name, final)
     except BaseException as e:
+        import http.client  # imported by the fetch already: only a download needs them
+        import urllib.error
+
         try:
             os.unlink(tmp_name)
         except FileNotFoundError:

@@ -26,10 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..decode.file import decode_sound, decode_video
 from ..decode.image import open_image, prepare
 from ..detect import detect_kind
-from ..embed.audio import AUDIO_HOP
 from ..embed.embedders import Embedded, embed_frames, embed_sound
 from ..errors import ConfigError, DecodeError
 from ..identity import content_hash, resolve_path
@@ -149,6 +147,8 @@ def _embed_query(lib: _Ctx, path: str, kind: Kind, targets: tuple[Kind, ...], pr
         q.image = Embedded(embed_frames(lib.embedders.image, np.stack(views), lib.settings.batch_size), np.zeros(len(views)))
         return q
     if kind == "video":
+        from ..decode.file import decode_video
+
         declared = check_length(path, lib.settings, from_video=True)
         if "video" in targets or "image" in targets:
             d = decode_video(path, lib.settings, soundtrack=False)  # at most video_max_frames pictures
@@ -170,6 +170,7 @@ def _embed_query(lib: _Ctx, path: str, kind: Kind, targets: tuple[Kind, ...], pr
 
 def _query_sound(lib: _Ctx, q: Query, path: str, declared: float | None, progress: Progress | None, *, from_video: bool) -> None:
     """The query's sound: whole when short, streamed (no samples kept) when long (``query.stream``)."""
+    from ..decode.file import decode_sound
     from ..signals.audio import landmarks
     from .stream import embed_long_sound
 
@@ -324,6 +325,8 @@ def _rank_audio(
     lib: _Ctx, sound: Embedded, k: int, exclude: str, *, source: str, pairs: Any = None,
     samples: np.ndarray | None = None,
 ) -> list[Match]:  # fmt: skip
+    from ..embed.audio import AUDIO_HOP
+
     store = lib.store
     if not store.has("audio") or len(sound) == 0:
         return []
@@ -368,6 +371,7 @@ def _place_by_spectrum(settings: Settings, samples: np.ndarray, matches: list[Ma
     cross-correlating log-mel spectrograms places the snippet to a few
     hundredths of a second. Costs decoding each of those files again.
     """
+    from ..decode.file import decode_sound
     from ..decode.stream import probe_seconds
     from .place import match_excerpt
 

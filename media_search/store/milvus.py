@@ -109,13 +109,11 @@ class MilvusStore:
 
     def model_of(self, kind: Kind) -> ModelSpec | None:
         """The model stamped into ``kind``'s collection, or None if it does not exist."""
-        raw = (self._properties(kind) or {}).get(MODEL_PROPERTY)
-        return ModelSpec.from_json(raw) if raw else None
+        return _stamped_model(self._properties(kind))
 
     def signals_of(self, kind: Kind) -> tuple[SignalSpec, ...] | None:
         """The copy signals stamped into ``kind``'s collection, or None (no collection, or no stamp)."""
-        raw = (self._properties(kind) or {}).get(SIGNALS_PROPERTY)
-        return SignalSpec.from_json(raw) if raw else None
+        return _stamped_signals(self._properties(kind))
 
     def ensure(self, kind: Kind, spec: ModelSpec, signals: Sequence[SignalSpec] | None = None) -> None:
         """Create ``kind``'s collection for ``spec`` and ``signals`` (default: this version's copy
@@ -128,8 +126,10 @@ class MilvusStore:
         if not self.has(kind):
             self._create(kind, spec, want)
         else:
-            self._check_signal_field(kind)
-            stamped = self.model_of(kind)
+            described = self.conn.describe(name)  # its fields and stamps, in one call
+            self._check_signal_field(kind, described)
+            properties = described.get("properties") or {}
+            stamped = _stamped_model(properties)
             if stamped != spec:
                 raise IndexMismatchError(
                     f"The {kind} collection {name} was built with "
@@ -137,7 +137,7 @@ class MilvusStore:
                     f"{spec.describe()}. Use the same weights setting as when it was built, or "
                     f"rebuild: " + _REBUILD.format(kind=kind)
                 )
-            have = self.signals_of(kind)
+            have = _stamped_signals(properties)
             if have != want:
                 built = f"copy signals {SignalSpec.describe(have)}" if have is not None else "no copy-signal stamp (an older media_search)"
                 raise IndexMismatchError(
@@ -148,8 +148,8 @@ class MilvusStore:
             self.conn.load(name)
         self._checked[kind] = (spec, want)
 
-    def _check_signal_field(self, kind: Kind) -> None:
-        names = {f.get("name") for f in self.conn.describe(self.name(kind)).get("fields", [])}
+    def _check_signal_field(self, kind: Kind, described: dict[str, Any]) -> None:
+        names = {f.get("name") for f in described.get("fields", [])}
         for field in TABLES[kind].signal_fields:
             if field.name not in names:
                 raise IndexMismatchError(
@@ -307,3 +307,13 @@ class MilvusStore:
     def pending_files(self) -> list[str]:
         """File ids a killed run left ``pending`` (their rows may be half-written)."""
         return self.manifest.pending()
+
+
+def _stamped_model(properties: dict[str, str] | None) -> ModelSpec | None:
+    raw = (properties or {}).get(MODEL_PROPERTY)
+    return ModelSpec.from_json(raw) if raw else None
+
+
+def _stamped_signals(properties: dict[str, str] | None) -> tuple[SignalSpec, ...] | None:
+    raw = (properties or {}).get(SIGNALS_PROPERTY)
+    return SignalSpec.from_json(raw) if raw else None
