@@ -30,6 +30,11 @@ TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 
 
+# A local Ray runtime takes a minute to start on 2 busy cores and has timed out there ("The current
+# node timed out during startup"): the Ray tests run with `-m slow`, not in the default suite.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def ray_runtime(tmp_path_factory: pytest.TempPathFactory, _engines_cache: Path) -> Path:
     """A local Ray runtime with 2 CPUs; returns the kill hook's marker folder."""

@@ -81,7 +81,7 @@ AUDIO_HOP = 5.0  # seconds between library window starts (no overlap: see above)
 QUERY_HOP = 1.0  # seconds between query window starts (denser than the library's)
 QUERY_MAX_WINDOWS = 48  # a long query widens its hop instead of costing minutes
 SILENCE_RMS = 1e-3  # -60 dBFS: quieter windows are skipped
-BATCH_SIZE = 16
+BATCH_SIZE = 8  # Cnn14 on CPU: 8 windows as fast as 16 (9.2 vs 8.7 win/s), 760 MB peak instead of 1,110
 
 
 def preprocess_id(hop: float = AUDIO_HOP) -> str:
