@@ -199,6 +199,51 @@ def test_tempo_change_is_matched_by_a_scale_hypothesis(tmp_path: Path, factor: f
     assert abs(m[0].offset - 2.0) < 0.15
 
 
+def test_hash_join_is_exact_within_its_budget_and_thins_only_common_hashes_past_it() -> None:
+    r = np.random.default_rng(3)
+    lib_h = np.sort(np.concatenate([np.repeat(7, 5000), np.repeat(9, 300), r.integers(100, 200, 400)]))
+    qh = np.concatenate([np.repeat(7, 200), [9, 9], r.integers(100, 200, 50), [5]])  # 5: no posting
+    qi, li = ca.hash_join(lib_h, qh, budget=10**9)
+    n = np.searchsorted(lib_h, qh, "right") - np.searchsorted(lib_h, qh, "left")
+    assert len(qi) == n.sum() and np.array_equal(lib_h[li], qh[qi])
+    qi2, li2 = ca.hash_join(lib_h, qh, budget=20_000)
+    assert len(qi2) <= 20_000 and np.array_equal(lib_h[li2], qh[qi2])  # every pair still a true match
+    per = np.bincount(qi2, minlength=len(qh))
+    rare = n < 50
+    assert np.array_equal(per[rare], n[rare])  # rare hashes keep every posting
+    cap = per[qh == 7].max()
+    assert 1 <= cap < 5000 and np.all(per[qh == 9] == min(300, cap))
+    assert len(np.unique(li2[qi2 == 0])) == cap and np.ptp(li2[qi2 == 0]) > 0.9 * 5000  # spread over all
+    assert len(ca.hash_join(lib_h, qh, budget=1)[0]) == (n > 0).sum()  # never below one per query hash
+
+
+def test_a_long_repetitive_query_costs_what_its_length_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loop that repeats itself for minutes, against a library that holds it: every hash matches
+    dozens of postings, and the full join grows with the product of the two durations. The budgeted
+    join keeps memory bounded, and the copy is still found, at one of the loop's offsets."""
+    import tracemalloc
+
+    loop = _tune(3)
+    period = len(loop) / SR
+    lib = [ca.pack(ca.landmarks(np.tile(loop, 40), SR)), ca.pack(ca.landmarks(_tune(4), SR))]
+    query = ca.landmarks(np.tile(loop, 20), SR)
+
+    def peak_of_match(budget: int) -> tuple[list[ca.AudioMatch], float]:
+        monkeypatch.setattr(ca, "JOIN_BUDGET", budget)
+        tracemalloc.start()
+        try:
+            return ca.match(query, lib), tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    full, full_peak = peak_of_match(10**12)
+    m, peak = peak_of_match(200_000)
+    assert peak < full_peak / 4, f"{peak / 1e6:.0f} MB with the budget, {full_peak / 1e6:.0f} MB without"
+    for found in (full, m):
+        assert found[0].votes > 50 * max(found[1].votes, 1) and found[0].scale == 1.0
+        assert min(found[0].offset % period, -found[0].offset % period) < 0.1  # library = query time + whole loops
+
+
 def test_short_and_silent_inputs_do_not_crash() -> None:
     assert len(ca.landmarks(np.zeros(SR), SR)) == 0
     assert len(ca.landmarks(np.zeros(10), SR)) == 0

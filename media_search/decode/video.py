@@ -123,8 +123,9 @@ def iter_keyframes(
 
     Human-readable remarks (widened interval, truncated file, nothing kept) are
     appended to ``notes``. Raises ``UnsupportedMediaError`` or ``DecodeError``
-    (also when decoding takes longer than ``timeout`` seconds, not counting the
-    time the caller spends between frames).
+    (also when the decoder makes no progress for longer than ``timeout`` seconds,
+    not counting the time the caller spends between frames: a long video that
+    keeps decoding is not cut short).
     """
     if not interval > 0 or max_frames < 1:
         raise ValueError("interval must be > 0 and max_frames >= 1")
@@ -236,27 +237,36 @@ def _sample(
 
 
 class _Clock:
-    """Time spent decoding one file, not counting the time the consumer holds a frame."""
+    """Decoding progress of one file: ``check`` raises when the decoder made no progress (the time
+    between two checks) for longer than the limit, not counting the time the consumer holds a
+    frame. A long video that keeps decoding is never cut short; a stalled one is stopped.
+    ``elapsed`` is the whole decoding time, for the cut locator's budget."""
 
     def __init__(self, path: Path, limit: float) -> None:
-        self.path, self.limit, self.spent, self.start = path, limit, 0.0, time.monotonic()
+        self.path, self.limit, self.spent = path, limit, 0.0
+        self.start = self.mark = time.monotonic()
+        self.waited = 0.0  # decoding time since the last check
 
     def elapsed(self) -> float:
         return self.spent + time.monotonic() - self.start
 
     def check(self) -> None:
-        if self.elapsed() > self.limit:
+        now = time.monotonic()
+        if self.waited + now - self.mark > self.limit:
             raise DecodeError(
-                f"decoding {self.path.name} took longer than {self.limit:g} s; "
+                f"decoding {self.path.name} made no progress for longer than {self.limit:g} s; "
                 "the file may be damaged, or raise the time limit.",
                 path=self.path,
             )
+        self.mark, self.waited = now, 0.0
 
     def pause(self) -> None:
-        self.spent += time.monotonic() - self.start
+        now = time.monotonic()
+        self.spent += now - self.start
+        self.waited += now - self.mark
 
     def resume(self) -> None:
-        self.start = time.monotonic()
+        self.start = self.mark = time.monotonic()
 
 
 def _check_path(path: str | Path) -> Path:

@@ -241,15 +241,45 @@ def match(query: Pairs, files: Sequence[np.ndarray]) -> list[AudioMatch]:
     return out
 
 
-def hash_join(lib_h: np.ndarray, qh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+#: (query landmark, library posting) pairs one ``hash_join`` makes at most. A long, repetitive query
+#: (an hour of music that repeats itself, against a library holding that hour) would otherwise make
+#: a join that grows with the product of the two durations: 12 GB and 20 minutes for one hour.
+JOIN_BUDGET = 2_000_000
+
+
+def hash_join(lib_h: np.ndarray, qh: np.ndarray, *, budget: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Every (query landmark, library posting) pair with the same hash: their indices into ``qh`` and
-    into ``lib_h`` (sorted). The one lookup of copy matching (``match``, ``print_index.vote``)."""
+    into ``lib_h`` (sorted). The one lookup of copy matching (``match``, ``print_index.vote``).
+
+    Past ``budget`` pairs, the most common hashes are thinned first (as search engines drop stop
+    words): each query hash keeps at most ``cap`` of its postings, spread evenly over them, with
+    ``cap`` the largest that fits the budget (never below one). Rare hashes, the ones that tell
+    files apart, keep all theirs, so memory and time stay linear in the query's length."""
     lo = np.searchsorted(lib_h, qh, side="left")
     hi = np.searchsorted(lib_h, qh, side="right")
     n = hi - lo
-    qi = np.repeat(np.arange(len(qh)), n)
-    li = np.repeat(hi - n.cumsum(), n) + np.arange(n.sum())  # lo[i] .. hi[i] - 1 for each query hash i
-    return qi, li
+    budget = JOIN_BUDGET if budget is None else budget
+    take = n if int(n.sum()) <= budget else np.minimum(n, _cap(n, budget))
+    qi = np.repeat(np.arange(len(qh)), take)
+    j = np.arange(int(take.sum())) - np.repeat(take.cumsum() - take, take)  # 0 .. take[i] - 1 for each i
+    if take is n:
+        return qi, np.repeat(lo, n) + j
+    return qi, np.repeat(lo, take) + (j * np.repeat(n, take)) // np.maximum(np.repeat(take, take), 1)
+
+
+def _cap(n: np.ndarray, budget: int) -> int:
+    """The largest ``c`` >= 1 with ``sum(min(n, c)) <= budget`` (1 when even that is over)."""
+    ns = np.sort(n)
+    below = np.concatenate([[0], np.cumsum(ns)])
+    lo, hi = 1, int(ns[-1])
+    while lo < hi:  # sum(min(n, c)) grows with c
+        c = (lo + hi + 1) // 2
+        k = int(np.searchsorted(ns, c, side="right"))
+        if int(below[k]) + (len(ns) - k) * c <= budget:
+            lo = c
+        else:
+            hi = c - 1
+    return lo
 
 
 def _peak(bins: np.ndarray, t: np.ndarray) -> tuple[int, int, int]:
@@ -257,8 +287,10 @@ def _peak(bins: np.ndarray, t: np.ndarray) -> tuple[int, int, int]:
     bins away. A vote is a distinct ``TILE``-frame slot of query time with a hit at that offset:
     the many pairs of one held note that happens to match count once, a real copy matches
     throughout."""
-    slots = np.unique(np.stack([bins, t // TILE], axis=1), axis=0)
-    ub, counts = np.unique(slots[:, 0], return_counts=True)
+    tiles = t // TILE
+    span = int(tiles.max()) + 1
+    slots = np.unique((bins - bins.min()) * span + tiles)  # distinct (bin, slot), as one sortable key
+    ub, counts = np.unique(slots // span + bins.min(), return_counts=True)
     c = dict(zip(ub.tolist(), counts.tolist()))
     totals = {b: n + max(c.get(b - 1, 0), c.get(b + 1, 0)) for b, n in c.items()}
     best_bin = max(totals, key=lambda b: totals[b])
