@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 SERVER_RECHECK_S = 2.0
 _TIME_BITS = 31
+_BLOCK = 65_536  # postings read from SQLite at a time
 
 
 def index_path(store: MilvusStore) -> str:
@@ -200,18 +201,20 @@ class PrintIndex:
             db.execute("DELETE FROM q")
             db.executemany("INSERT INTO q VALUES (?)", ((int(h),) for h in uniq))
             if source is None:
-                sql = "SELECT p.hash, p.fid, p.t FROM q CROSS JOIN postings p ON p.hash = q.h"
-                got = db.execute(sql).fetchall()
+                cur = db.execute("SELECT p.hash, p.fid, p.t FROM q CROSS JOIN postings p ON p.hash = q.h")
             else:
                 sql = ("SELECT p.hash, p.fid, p.t FROM q CROSS JOIN postings p ON p.hash = q.h "
                        "JOIN files f ON f.fid = p.fid WHERE f.source = ?")  # fmt: skip
-                got = db.execute(sql, (source,)).fetchall()
+                cur = db.execute(sql, (source,))
+            # a block of rows at a time: a long query's millions of postings as Python tuples would
+            # take about 150 bytes each (500 MB for a 4-hour query), as arrays 24
+            parts = [np.asarray(rows, dtype=np.int64).reshape(-1, 3) for rows in iter(lambda: cur.fetchmany(_BLOCK), [])]
         finally:
             db.execute("COMMIT")
-        if not got:
+        if not parts:
             z = np.zeros(0, np.int64)
             return z, z, z
-        a = np.asarray(got, dtype=np.int64)
+        a = np.concatenate(parts)
         return a[:, 0], a[:, 1], a[:, 2]
 
     def file_ids(self, fids: Sequence[int]) -> dict[int, str]:
