@@ -349,3 +349,7 @@ def test_a_video_whose_soundtrack_is_streamed_keeps_its_keyframe_rows(tmp_path: 
         assert report.indexed == 1 and not report.failed, report.to_dict()
         assert report.keyframes > 0 and report.windows > 0
         assert lib.store.count("video") == report.keyframes and lib.store.count("audio") == report.windows
+        rows = lib.store.fetch_rows("video", [r.file_id for r in lib.store.iter_files()], vectors=False)
+        local = lib.store.local_features("video", [r.id for r in rows])
+        # every keyframe keeps its local features (a streamed soundtrack once dropped them)
+        assert len(rows) == report.keyframes and sorted(local) == sorted(r.id for r in rows)

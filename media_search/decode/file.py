@@ -95,7 +95,7 @@ def decode_video(path: str | Path, settings: Settings, *, soundtrack: bool = Tru
     audio = None
     if soundtrack and info.duration > settings.stream_seconds:
         return Decoded("video", frames=np.stack(frames), timestamps=np.asarray(stamps, dtype=np.float64),
-                       duration=info.duration, notes=notes, stream_audio=True)  # fmt: skip
+                       duration=info.duration, notes=notes, stream_audio=True, pictures=pictures)  # fmt: skip
     if soundtrack:
         try:
             audio = decode_sound(path, settings, from_video=True)
