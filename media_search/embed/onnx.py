@@ -96,6 +96,10 @@ class OnnxEngine:
         # Do not busy-wait between batches: decoding workers need those cores.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3
+        # No memory pattern: with it the CPU arena keeps a second, planned block per input
+        # shape (ResNet50 at 16 pictures: 391 MB peak instead of 289; Cnn14 at 8 windows:
+        # 732 MB instead of 576), for no measurable speed (README, "Long media").
+        opts.enable_mem_pattern = False
         source = path
         if optimized is not None and optimized.is_file():
             source = optimized
