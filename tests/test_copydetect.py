@@ -283,3 +283,20 @@ def test_page_shows_a_copy_badge_and_an_explicit_no_copy() -> None:
     assert "class='ms-copy' data-confidence='0.87'" in html and "data-copy='true'" in html and "1 edited copy" in html
     html = render_results(SearchResult("q", "image", [Match("/lib/a.jpg", "image", 0.9)]), name="q.jpg", seconds=0.1)
     assert "No copy of your file found" in html and "data-confidence" not in html
+
+
+def test_a_stretch_of_a_long_recording_is_a_copy_however_long_the_recording() -> None:
+    """A library sound inside a long query (a recording of 100 s with 30 s of it in the middle): the
+    verdict counts the query slots around the copy's hits, not the whole query, so it is a copy at
+    the right offset; an unrelated long query is not; a short query is judged on all its slots."""
+    song = _tune(21, seconds=60)
+    query = np.concatenate([_tune(22, seconds=35), song[10 * SR : 40 * SR], _tune(23, seconds=35)])
+    lib = [ca.pack(ca.landmarks(song, SR)), ca.pack(ca.landmarks(_tune(24, seconds=60), SR))]
+    pairs = ca.landmarks(query, SR)
+    m = ca.match(pairs, lib)
+    assert ca.decide(m[0].votes, ca.slots(pairs), m[0].runner_up).copy is False  # the whole query's slots: 3x too many
+    assert ca.decide(m[0].votes, m[0].cover, m[0].runner_up).copy
+    assert m[0].cover < ca.slots(pairs) / 2 and abs(m[0].offset - (10 - 35)) < 0.1  # song time = query time - 25 s
+    assert not ca.decide(m[1].votes, m[1].cover, m[1].runner_up).copy
+    short = ca.landmarks(song[20 * SR : 28 * SR], SR)  # 8 s: within the pad, all of it counts as before
+    assert ca.match(short, lib)[0].cover == ca.slots(short)

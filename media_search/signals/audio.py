@@ -79,6 +79,12 @@ MAX_RUNNER_UP = 0.5
 MIN_MARGIN = 8  # or this many votes above the runner-up (music that repeats itself within 1 s)
 _VOTES_FULL = 20  # votes scale of the confidence
 COPY_THRESHOLD = 0.5
+#: What "the query" is for ``MIN_COVER`` (``AudioMatch.cover``): the query's slots from this many
+#: seconds before its first hit at the winning offset to as many after its last, where the library
+#: file has sound at that offset. A query of up to 10 s is covered whole (as calibrated); in a
+#: long recording, a stretch that matches throughout is a copy however much else the recording
+#: holds (a 3-minute excerpt in 20 minutes of other sound: 2,133 votes on 12,109 slots in all).
+COVER_PAD_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,7 @@ class AudioMatch:
     scale: float  # the tempo hypothesis that won
     hits: int  # all hash hits, any offset
     runner_up: int = 0  # votes of the best offset away from the winner (a copy has one sharp peak)
+    cover: int = 0  # the query slots a copy at this offset should match (``COVER_PAD_S``); 0: unknown
 
 
 @dataclass(frozen=True)
@@ -223,6 +230,10 @@ def match(query: Pairs, files: Sequence[np.ndarray]) -> list[AudioMatch]:
         return out
     lib_h, lib_t = unpack(np.concatenate([np.asarray(f, dtype=np.int64) for f in files]))
     lib_f = np.repeat(np.arange(len(files)), sizes)
+    first, last = np.full(len(files), np.iinfo(np.int64).max), np.zeros(len(files), np.int64)
+    np.minimum.at(first, lib_f, lib_t)  # each file's landmark span (frames)
+    np.maximum.at(last, lib_f, lib_t)
+    q_slots = np.unique(query.t1 // TILE)
     order = np.argsort(lib_h, kind="stable")
     lib_h, lib_t, lib_f = lib_h[order], lib_t[order], lib_f[order]
     for scale in SCALES:
@@ -235,10 +246,31 @@ def match(query: Pairs, files: Sequence[np.ndarray]) -> list[AudioMatch]:
         for f in np.unique(fidx):
             sel = fidx == f
             votes, best_bin, runner_up = _peak(bins[sel], query.t1[qi[sel]])
+            t = query.t1[qi[sel]]
+            near = np.abs(bins[sel] - best_bin) <= 1
+            off = float(np.median(offsets[sel][near]))  # frames
+            lo, hi = _window(t[near], off, scale, (int(first[f]), int(last[f])))
+            cover = int(np.searchsorted(q_slots, hi // TILE, side="right") - np.searchsorted(q_slots, lo // TILE))
+            if cover < len(q_slots):  # a long query: the copy is the stretch around its hits, count there
+                inside = (t >= lo) & (t <= hi)
+                if inside.any():
+                    votes, _, runner_up = _peak(bins[sel][inside], t[inside])
             if votes > out[f].votes:
-                off = float(np.median(offsets[sel][np.abs(bins[sel] - best_bin) <= 1])) * FRAME_S
-                out[f] = AudioMatch(votes, round(off, 3), scale, int(sel.sum()), runner_up)
+                out[f] = AudioMatch(votes, round(off * FRAME_S, 3), scale, int(sel.sum()), runner_up, cover)
     return out
+
+
+def _window(hit_t: np.ndarray, off: float, scale: float, span: tuple[int, int]) -> tuple[int, int]:
+    """The query frames a copy at offset ``off`` (frames) should match throughout: within
+    ``COVER_PAD_S`` of its hits (query frames ``hit_t``) and where the library file's landmarks
+    (frames ``span``) lie at that offset."""
+    pad, slack = COVER_PAD_S / FRAME_S, 8  # frames; slack: hits in the bins beside the offset's
+    t = np.unique(hit_t)
+    runs = np.split(t, np.flatnonzero(np.diff(t) > pad) + 1)  # stretches of hits, split at gaps over the pad
+    run = max(runs, key=len)  # the copy: stray agreements elsewhere in a long query do not widen it
+    lo = max(float(run[0]) - pad, (span[0] - off) / scale - slack)
+    hi = min(float(run[-1]) + pad, (span[1] - off) / scale + slack)
+    return int(np.floor(lo)), int(np.ceil(hi))
 
 
 #: (query landmark, library posting) pairs one ``hash_join`` makes at most. A long, repetitive query
