@@ -245,16 +245,16 @@ def match(query: Pairs, files: Sequence[np.ndarray]) -> list[AudioMatch]:
         bins = np.floor(offsets / 2.0).astype(np.int64)
         for f in np.unique(fidx):
             sel = fidx == f
-            votes, best_bin, runner_up = _peak(bins[sel], query.t1[qi[sel]])
-            t = query.t1[qi[sel]]
-            near = np.abs(bins[sel] - best_bin) <= 1
+            b, t = bins[sel], query.t1[qi[sel]]
+            votes, best_bin, runner_up = _peak(b, t)
+            near = np.abs(b - best_bin) <= 1
             off = float(np.median(offsets[sel][near]))  # frames
             lo, hi = _window(t[near], off, scale, (int(first[f]), int(last[f])))
             cover = int(np.searchsorted(q_slots, hi // TILE, side="right") - np.searchsorted(q_slots, lo // TILE))
             if cover < len(q_slots):  # a long query: the copy is the stretch around its hits, count there
                 inside = (t >= lo) & (t <= hi)
                 if inside.any():
-                    votes, _, runner_up = _peak(bins[sel][inside], t[inside])
+                    votes, _, runner_up = _peak(b[inside], t[inside])
             if votes > out[f].votes:
                 out[f] = AudioMatch(votes, round(off * FRAME_S, 3), scale, int(sel.sum()), runner_up, cover)
     return out
