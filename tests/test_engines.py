@@ -235,6 +235,49 @@ def test_mismatching_export_falls_back_to_torch(tmp_path: Path, caplog: pytest.L
         E.build_engine("onnx", "cpu", spec, Noisy, tmp_path)
 
 
+def _tiny_model_noting_pid(note: str, seed: int = 0):
+    Path(note).write_text(str(os.getpid()))
+    return _tiny_model(seed)
+
+
+def _tiny_model_dying_in_a_child(parent: int):
+    if os.getpid() != parent:
+        os.kill(os.getpid(), 9)  # as the kernel's OOM killer would
+    return _tiny_model()
+
+
+def test_a_missing_engine_is_made_in_a_child_process(tmp_path: Path) -> None:
+    """``isolate``: the export (torch model, traced graph, optimising session) runs in a child, so this
+    process never holds it; the engine it loads is the same, and later loads need no child."""
+    import functools
+
+    import torch
+
+    note = tmp_path / "pid"
+    engine = E.build_engine("onnx", "cpu", TINY, functools.partial(_tiny_model_noting_pid, str(note)), tmp_path, isolate=True)
+    assert engine.name == "onnx" and int(note.read_text()) != os.getpid()
+    assert O._optimized_path(O.onnx_cache_path(TINY, tmp_path)).is_file(), "the child keeps the optimised graph too"
+    probe = E.probe_batch(3, seed=9)
+    with torch.inference_mode():
+        want = E.IMAGE.wrap(_tiny_model())(torch.from_numpy(probe)).numpy()
+    assert np.abs(engine(probe) - want).max() < O.PROBE_TOLERANCE
+    note.unlink()
+    E.build_engine("onnx", "cpu", TINY, functools.partial(_tiny_model_noting_pid, str(note)), tmp_path, isolate=True)
+    assert not note.exists(), "a cached engine is loaded, not made again"
+
+
+def test_a_child_that_dies_while_making_an_engine_is_a_clear_failure(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import functools
+
+    load = functools.partial(_tiny_model_dying_in_a_child, os.getpid())
+    with pytest.raises(ConfigError, match="killed by signal 9.*MEDIA_SEARCH_ENGINE=torch"):
+        E.build_engine("onnx", "cpu", TINY, load, tmp_path, isolate=True)
+    assert not O.onnx_cache_path(TINY, tmp_path).exists()
+    with caplog.at_level(logging.WARNING, logger=E.__name__):
+        engine = E.build_engine("auto", "cpu", TINY, load, tmp_path, isolate=True)
+    assert engine.name == "torch" and "killed by signal 9" in caplog.text
+
+
 def test_engine_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert E.choose_engine("auto", "cpu") == "onnx"
     assert E.choose_engine("torch", "cpu") == "torch"

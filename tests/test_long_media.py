@@ -353,3 +353,19 @@ def test_a_video_whose_soundtrack_is_streamed_keeps_its_keyframe_rows(tmp_path: 
         local = lib.store.local_features("video", [r.id for r in rows])
         # every keyframe keeps its local features (a streamed soundtrack once dropped them)
         assert len(rows) == report.keyframes and sorted(local) == sorted(r.id for r in rows)
+
+
+def test_keyframes_get_their_local_features_as_they_are_decoded_and_a_query_gets_none(tmp_path: Path) -> None:
+    """The indexer's decode computes each keyframe's local features on the way (no local pictures
+    are held for the whole video); a query's decode, which does not use them, skips them."""
+    from media_search.config import Settings
+    from media_search.decode.file import decode_video
+
+    video = tmp_path / "v.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=5:duration=12", "-c:v", "libx264", str(video))
+    settings = Settings(uri=str(tmp_path / "x.db"))
+    d = decode_video(video, settings, soundtrack=False)
+    assert d.n_frames > 1 and d.pictures is None
+    assert d.local is not None and len(d.local) == d.n_frames and all(d.local)
+    q = decode_video(video, settings, soundtrack=False, local=False)
+    assert q.local is None and q.pictures is None and q.n_frames == d.n_frames

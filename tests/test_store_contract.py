@@ -255,6 +255,17 @@ def test_search_excludes_a_hash_and_ranks_by_cosine(store: MilvusStore) -> None:
     assert store.search("video", base[None, :], 3) == [[]]  # a kind never indexed: no hits
 
 
+def test_search_with_more_query_vectors_than_one_call_carries(store: MilvusStore) -> None:
+    """A long query's keyframes are searched a batch of vectors per call: one list per vector, in order."""
+    store.ensure("image", SPEC)
+    vecs = unit(6, 11)
+    paths = [f"/lib/{i}.jpg" for i in range(6)]
+    store.upsert_rows("image", image_rows(paths, vecs, [hexhash(i) for i in range(6)]))
+    queries = vecs[np.arange(600) % 6]  # more than a batch (256), each the copy of a row
+    found = store.search("image", queries, 1)
+    assert len(found) == 600 and [hits[0].path for hits in found] == [paths[i % 6] for i in range(600)]
+
+
 def test_fetch_rows_returns_vectors_and_timestamps(store: MilvusStore) -> None:
     store.ensure("audio", SPEC)
     vecs = unit(3, 8)

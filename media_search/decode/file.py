@@ -35,8 +35,9 @@ class Decoded:
     file or the soundtrack of a video (None when the video has none).
     Copy signals (``signals.add_copy_signals`` fills them):
     ``phashes``, one 16-hex-digit pHash per frame; ``local``, each frame's
-    packed local features, made from ``pictures`` (uint8 gray, longer side
-    ``signals.image.MAX_SIDE``; dropped once ``local`` is filled); ``prints``,
+    packed local features, made from an image's ``pictures`` (uint8 gray, longer side
+    ``signals.image.MAX_SIDE``; dropped once ``local`` is filled), a video's as each keyframe
+    is decoded (``decode_video``); ``prints``,
     the audio's packed landmark fingerprint.
     ``stream_audio``: the sound is longer than ``Settings.stream_seconds``, so it
     is not here (``audio`` is None): the embed stage streams it from the file
@@ -69,16 +70,20 @@ def decode_image(path: str | Path) -> Decoded:
     return Decoded("image", frames=prepare(im)[None], timestamps=np.zeros(1), pictures=[local_picture(np.asarray(im))])
 
 
-def decode_video(path: str | Path, settings: Settings, *, soundtrack: bool = True) -> Decoded:
-    """A video's prepared keyframes with their timestamps, and its soundtrack if asked (None if absent)."""
-    from ..signals.image import local_picture
+def decode_video(path: str | Path, settings: Settings, *, soundtrack: bool = True, local: bool = True) -> Decoded:
+    """A video's prepared keyframes with their timestamps, and its soundtrack if asked (None if absent).
+
+    ``local``: each keyframe's local features (``Decoded.local``), computed as it is
+    decoded: holding the local pictures of a long 720p video's 1,171 keyframes for them cost
+    270 MB. A query does not use them (``local=False``)."""
+    from ..signals.image import features, local_picture, pack_features
     from .image import prepare
     from .video import iter_keyframes, probe_video
 
     info = probe_video(path)
     notes: list[str] = []
     frames: list[np.ndarray] = []
-    pictures: list[np.ndarray] = []
+    locals_: list[str] | None = [] if local else None
     stamps: list[float] = []
     for frame in iter_keyframes(
         path,
@@ -88,21 +93,22 @@ def decode_video(path: str | Path, settings: Settings, *, soundtrack: bool = Tru
         notes=notes,
     ):
         frames.append(prepare(frame.rgb))
-        pictures.append(local_picture(frame.rgb))
+        if locals_ is not None:
+            locals_.append(pack_features(features(local_picture(frame.rgb))))
         stamps.append(frame.timestamp)
     if not stamps:
         raise DecodeError(f"{path} has no usable frame (every frame is black, blank or undecodable).", path=str(path))
     audio = None
     if soundtrack and info.duration > settings.stream_seconds:
         return Decoded("video", frames=np.stack(frames), timestamps=np.asarray(stamps, dtype=np.float64),
-                       duration=info.duration, notes=notes, stream_audio=True, pictures=pictures)  # fmt: skip
+                       duration=info.duration, notes=notes, stream_audio=True, local=locals_)  # fmt: skip
     if soundtrack:
         try:
             audio = decode_sound(path, settings, from_video=True)
         except DecodeError:  # no soundtrack, or one that cannot be decoded: the frames still count
             audio = None
     return Decoded("video", frames=np.stack(frames), timestamps=np.asarray(stamps, dtype=np.float64),
-                   duration=info.duration, audio=audio, notes=notes, pictures=pictures)  # fmt: skip
+                   duration=info.duration, audio=audio, notes=notes, local=locals_)  # fmt: skip
 
 
 def decode_sound(path: str | Path, settings: Settings, *, from_video: bool = False) -> Audio:

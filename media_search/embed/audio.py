@@ -44,7 +44,6 @@ untouched. A test pins it.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib
 import importlib.util
 import logging
@@ -168,6 +167,12 @@ class AudioEmbedder:
             return np.zeros((0, self.spec.dim), dtype=np.float32)
         return self.engine(arr)
 
+    def shrink(self) -> None:
+        """After a long sound: the engine gives back its spare working memory (ONNX engines only)."""
+        shrink = getattr(self.engine, "shrink", None)
+        if shrink is not None:
+            shrink()
+
     def embed_windows(self, audio: Audio, *, hop: float | None = None) -> AudioWindows:
         """Embed the non-silent windows of ``audio``, every ``hop`` s (default: the library hop)."""
         hop = self.hop if hop is None else hop
@@ -236,9 +241,9 @@ def _panns_models() -> types.ModuleType:
             sys.modules.pop(m, None)
 
 
-@functools.lru_cache(maxsize=4)
 def _load_model(mode: str, path: str, seed: int, device: str) -> Any:
-    """Build Cnn14 once per (weights, device) in this process."""
+    """Build Cnn14 (not cached here: ``embed.engines`` keeps one engine per model, and an
+    ONNX export must be able to let go of it)."""
     import torch
 
     from .weights import load_state_dict

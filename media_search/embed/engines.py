@@ -104,11 +104,14 @@ def build_engine(
     load_model: Callable[[], Any],
     cache_dir: Path,
     recipe: Recipe | None = None,
+    *,
+    isolate: bool = False,
 ) -> Engine:
     """The engine for ``setting`` on ``device``; ``load_model`` gives the torch model (called only if needed).
 
     ``spec`` is the torch model's identity; the engine runs under
-    ``engine_spec(spec, choose_engine(setting, device))``.
+    ``engine_spec(spec, choose_engine(setting, device))``. ``isolate``: a missing
+    ONNX file is made in a child process (``embed.onnx.onnx_engine``).
     """
     from . import onnx
 
@@ -116,9 +119,9 @@ def build_engine(
     kind = choose_engine(setting, device)
     try:
         if kind == "onnx":
-            return onnx.onnx_engine(spec, load_model, cache_dir, recipe)
+            return onnx.onnx_engine(spec, load_model, cache_dir, recipe, isolate=isolate)
         if kind == "int8":
-            return onnx.int8_engine(spec, load_model, cache_dir, recipe)
+            return onnx.int8_engine(spec, load_model, cache_dir, recipe, isolate=isolate)
     except onnx.ExportFailed as e:
         if setting != "auto":
             fallback = "auto" if kind == "int8" else "torch"
@@ -152,7 +155,10 @@ def load_engine(
 def _cached_engine(
     setting: str, device: str, spec: ModelSpec, recipe: Recipe, load_model: Callable[..., Any], model_args: tuple
 ) -> Engine:
-    return build_engine(setting, device, spec, lambda: load_model(*model_args), data_home() / "engines", recipe)
+    # A partial of a module-level loader pickles: the export runs in a child process, and this
+    # one loads the finished engine only (a first run's peak: 2.66 GB -> README, "Long media").
+    load = functools.partial(load_model, *model_args)
+    return build_engine(setting, device, spec, load, data_home() / "engines", recipe, isolate=True)
 
 
 # -- torch ---------------------------------------------------------------------------------------

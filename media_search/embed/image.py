@@ -10,7 +10,6 @@ batch of prepared arrays. The model's facts are ``embed.models.RESNET50``.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -61,9 +60,9 @@ class ImageEmbedder:
         return self.engine(arr)
 
 
-@functools.lru_cache(maxsize=4)
 def _load_model(mode: str, path: str, seed: int, device: str) -> Any:
-    """Build ResNet50 once per (weights, device) in this process."""
+    """Build ResNet50 (not cached here: ``embed.engines`` keeps one engine per model, and an
+    ONNX export must be able to let go of it)."""
     import torch
     from torchvision.models import resnet50
 

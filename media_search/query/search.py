@@ -151,13 +151,14 @@ def _embed_query(lib: _Ctx, path: str, kind: Kind, targets: tuple[Kind, ...], pr
 
         declared = check_length(path, lib.settings, from_video=True)
         if "video" in targets or "image" in targets:
-            d = decode_video(path, lib.settings, soundtrack=False)  # at most video_max_frames pictures
-            frames = np.asarray(d.frames)
-            n = len(frames)
-            # The keyframes and their mirrors in one pass: a mirrored copy aligns with the mirrors.
-            vectors = embed_frames(lib.embedders.image, np.concatenate([frames, frames[:, :, ::-1]]), lib.settings.batch_size)
-            q.frames = Embedded(vectors[:n], d.timestamps, d.duration, d.notes)  # type: ignore[arg-type]
-            q.mirrored = Embedded(vectors[n:], d.timestamps, d.duration, d.notes)  # type: ignore[arg-type]
+            d = decode_video(path, lib.settings, soundtrack=False, local=False)  # at most video_max_frames
+            frames, d.frames = np.asarray(d.frames), None
+            # The keyframes and their mirrors (a mirrored copy aligns with the mirrors), a batch at
+            # a time: the mirrors are views, never a second copy of up to 600 pictures (176 MB).
+            size = lib.settings.batch_size
+            q.frames = Embedded(embed_frames(lib.embedders.image, frames, size), d.timestamps, d.duration, d.notes)  # type: ignore[arg-type]
+            q.mirrored = Embedded(embed_frames(lib.embedders.image, frames[:, :, ::-1], size), d.timestamps, d.duration, d.notes)  # type: ignore[arg-type]
+            del frames
         if "video" in targets or "audio" in targets:
             try:
                 _query_sound(lib, q, path, declared, progress, from_video=True)
@@ -178,6 +179,7 @@ def _query_sound(lib: _Ctx, q: Query, path: str, declared: float | None, progres
     if declared is not None and declared > lib.settings.stream_seconds:
         sound, pairs = embed_long_sound(path, lib.embedders.audio, lib.settings, from_video=from_video,
                                         declared=declared, progress=progress)  # fmt: skip
+        lib.embedders.audio.shrink()  # before the vote: a 4-hour query 1.54 -> see README, "Long media"
         samples = None
     else:
         audio = decode_sound(path, lib.settings, from_video=from_video)

@@ -323,11 +323,15 @@ def _peak(bins: np.ndarray, t: np.ndarray) -> tuple[int, int, int]:
     span = int(tiles.max()) + 1
     slots = np.unique((bins - bins.min()) * span + tiles)  # distinct (bin, slot), as one sortable key
     ub, counts = np.unique(slots // span + bins.min(), return_counts=True)
-    c = dict(zip(ub.tolist(), counts.tolist()))
-    totals = {b: n + max(c.get(b - 1, 0), c.get(b + 1, 0)) for b, n in c.items()}
-    best_bin = max(totals, key=lambda b: totals[b])
-    runner_up = max((v for b, v in totals.items() if abs(b - best_bin) > 2), default=0)
-    return totals[best_bin], best_bin, runner_up
+
+    def at(x: np.ndarray) -> np.ndarray:  # the counts at bins ``x``, 0 where there is none
+        i = np.minimum(np.searchsorted(ub, x), len(ub) - 1)
+        return np.where(ub[i] == x, counts[i], 0)
+
+    totals = counts + np.maximum(at(ub - 1), at(ub + 1))
+    j = int(np.argmax(totals))  # the first best, as bins ascend
+    far = np.abs(ub - ub[j]) > 2
+    return int(totals[j]), int(ub[j]), int(totals[far].max()) if far.any() else 0
 
 
 def slots(query: Pairs) -> int:

@@ -55,8 +55,10 @@ def vote(idx: PrintIndex, query: fa.Pairs, *, source: str | None = None, limit: 
     lib_h, lib_f, lib_t = idx.lookup(hashes, source=source)
     if not len(lib_h):
         return []
-    order = np.argsort(lib_h, kind="stable")
-    lib_h, lib_f, lib_t = lib_h[order], lib_f[order], lib_t[order]
+    if len(lib_h) > 1 and not bool(np.all(lib_h[1:] >= lib_h[:-1])):  # the index answers in hash order
+        order = np.argsort(lib_h, kind="stable")
+        lib_h, lib_f, lib_t = lib_h[order], lib_f[order], lib_t[order]
+        del order
     best = np.zeros(0, np.int64)
     files = np.zeros(0, np.int64)
     for scale in fa.SCALES:

@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 MODEL_PROPERTY = "media_search.model"
 SIGNALS_PROPERTY = "media_search.signals"
-_BATCH = 256
+_BATCH = 256  # rows per insert, file ids per delete, query vectors per search
 _HNSW = {"M": 16, "efConstruction": 200}
 _REBUILD = "`media-search reset --kind {kind}` then index again (or choose another MEDIA_SEARCH_MILVUS_URI / prefix)."
 
@@ -229,18 +229,23 @@ class MilvusStore:
         if source is not None:
             clauses.append(f"source == {filters.quote(source)}")
         data = np.asarray(vectors, dtype=np.float32)
-        result = self.conn.call(
-            "search",
-            self.client.search,
-            self.name(kind),
-            data=[v for v in data],
-            limit=int(min(max(limit, 1), 16384)),
-            filter=" and ".join(clauses),
-            output_fields=TABLES[kind].search_fields,
-            search_params={"metric_type": "COSINE", "params": {"ef": max(64, min(limit, 16384))}},
-            **SESSION,
-        )
-        return [[hit(h) for h in hits] for hits in result]
+        out: list[list[Hit]] = []
+        # A batch of query vectors per call: a 1-hour video's 2,342 keyframe vectors in one call
+        # held all their results at once, twice (the server's reply and the client's), +350 MB.
+        for start in range(0, len(data), _BATCH):
+            result = self.conn.call(
+                "search",
+                self.client.search,
+                self.name(kind),
+                data=list(data[start : start + _BATCH]),
+                limit=int(min(max(limit, 1), 16384)),
+                filter=" and ".join(clauses),
+                output_fields=TABLES[kind].search_fields,
+                search_params={"metric_type": "COSINE", "params": {"ef": max(64, min(limit, 16384))}},
+                **SESSION,
+            )
+            out.extend([hit(h) for h in hits] for hits in result)
+        return out
 
     def fetch_rows(self, kind: Kind, file_ids: Sequence[str], *, vectors: bool = True, copy_fields: bool = False) -> list[Row]:
         """Every row of the given files (with vectors, and the copy-signal field, if asked)."""

@@ -192,7 +192,8 @@ class PrintIndex:
 
     # -- lookups ------------------------------------------------------------------------------
     def lookup(self, hashes: np.ndarray, source: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Postings of the given hashes: (hash, fid, t) arrays, fid being this index's file number."""
+        """Postings of the given hashes: (hash, fid, t) arrays, fid being this index's file number,
+        in hash order (the join walks the hashes in key order, so the vote need not sort them)."""
         db = self.db
         uniq = np.unique(np.asarray(hashes, dtype=np.int64))
         db.execute("CREATE TEMP TABLE IF NOT EXISTS q (h INTEGER PRIMARY KEY)")

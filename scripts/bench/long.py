@@ -4,8 +4,10 @@ Each file is indexed alone into a fresh Milvus Lite index by the real
 ``media-search index`` command, then used as the query of ``media-search
 query``; both run in a fresh process under a small wrapper that reports the
 peak resident memory of the largest process of the run (``RUSAGE_CHILDREN``:
-the CLI, its decode worker, the Milvus Lite server). A 10 s clip runs first:
-its figures are what any run costs (the models and their engines). The claim:
+the CLI, with Milvus Lite inside it, and the processes it starts). A 10 s clip runs first:
+its figures are what any run costs (the models and their engines). Before it, a 10 s
+video is indexed with an empty engine cache (the section's own data home): that run makes
+both ONNX engines, each in a child process (``embed.child``), whose peak is its figure. The claim:
 memory stays flat whatever the duration, and time grows linearly.
 
 Media (cached in OUT/media): stereo 44.1 kHz 128 kbit/s MP3 made from the
@@ -85,9 +87,17 @@ def _measure(args: list[str], env: dict[str, str] | None = None) -> dict[str, An
 
 
 def run(out: Path, work: Path, audio: list[int], video: list[int]) -> dict[str, Any]:
+    import os
+    import shutil
+
     res: dict[str, Any] = {}
-    # a 10 s clip first: what any run costs (models, engines; it also fills the engine cache)
-    jobs = [("audio", 10, make_audio)] + [("audio", s, make_audio) for s in audio] + [("video", s, make_video) for s in video]
+    # Its own data home, emptied: the first run (a 10 s video, both models) makes the ONNX engines,
+    # each in a child process, as on a new machine; then a 10 s clip: what any later run costs.
+    home = work / "long_home"
+    shutil.rmtree(home, ignore_errors=True)
+    env = {**os.environ, "MEDIA_SEARCH_HOME": str(home)}
+    jobs = [("video", 10, make_video), ("audio", 10, make_audio)]
+    jobs += [("audio", s, make_audio) for s in audio] + [("video", s, make_video) for s in video]
     for kind, seconds, make in jobs:
         ext = "mp3" if kind == "audio" else "mp4"
         started = time.perf_counter()
@@ -98,8 +108,8 @@ def run(out: Path, work: Path, audio: list[int], video: list[int]) -> dict[str, 
             continue
         made = time.perf_counter() - started
         db = work / f"long_{kind}_{seconds}.db"
-        index = _measure(["index", str(path), "--uri", str(db)])
-        query = _measure(["query", str(path), "--uri", str(db)])
+        index = _measure(["index", str(path), "--uri", str(db)], env)
+        query = _measure(["query", str(path), "--uri", str(db)], env)
         res[f"{kind}_{seconds}s"] = {"file_mb": round(path.stat().st_size / 1e6, 1), "made_s": round(made, 1),
                                      "index": index, "query": query}  # fmt: skip
         print(f"{kind} {seconds} s: index {index}, query {query}", file=sys.stderr, flush=True)
