@@ -253,13 +253,20 @@ def test_long_recording_and_video_index_and_query_in_bounded_memory(tmp_path: Pa
             "-t", "720", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
             str(lib / "film.mp4"))  # fmt: skip
     env = {**cli_env, "MEDIA_SEARCH_STREAM_SECONDS": "120"}
+    # Not measured: a first run on a machine makes both ONNX engines, in child processes that
+    # peak at up to 2.4 GB (once per model and machine); the bound is for every run after that.
+    warm = tmp_path / "warm.mp4"
+    _ffmpeg("-i", str(lib / "film.mp4"), "-t", "3", "-c", "copy", str(warm))
+    assert subprocess.run([sys.executable, "-m", "media_search", "index", str(warm), "--uri", str(tmp_path / "w.db")],
+                          capture_output=True, env=env, timeout=600).returncode == 0  # fmt: skip
     db = str(tmp_path / "i.db")
     out, peak = _run_peak(["index", str(lib), "--uri", db], env)
     assert out.returncode == 0, out.stderr
     assert "indexed 2" in out.stdout and "300 audio windows" not in out.stdout
-    # Measured 1,362 MB here (index) and 1,111 MB (query), both models and their engines included;
-    # decoded whole, these 25 minutes would add about 1 GB more.
-    assert peak < 1600, f"indexing peaked at {peak:.0f} MB"
+    # Issue 19's bound, both models and their engines included (it held at 1,600 MB before the
+    # keyframes were let go while the soundtrack streams, README "Long media"); decoded whole,
+    # these 25 minutes would add about 1 GB more.
+    assert peak < 1500, f"indexing peaked at {peak:.0f} MB"
     # A 20-minute query: other noise, then 3 minutes of the recording from 10:00 placed at 8:00.
     _ffmpeg("-f", "lavfi", "-i", "anoisesrc=d=480:c=white:a=0.05:seed=9", "-ss", "600", "-t", "180",
             "-i", str(lib / "recording.mp3"), "-f", "lavfi", "-i", "anoisesrc=d=540:c=white:a=0.05:seed=11",
@@ -269,7 +276,7 @@ def test_long_recording_and_video_index_and_query_in_bounded_memory(tmp_path: Pa
             str(tmp_path / "query.wav"))  # fmt: skip
     out, peak = _run_peak(["query", str(tmp_path / "query.wav"), "--uri", db, "--json", "--kind", "audio"], env)
     assert out.returncode == 0, out.stderr
-    assert peak < 1600, f"the query peaked at {peak:.0f} MB"
+    assert peak < 1500, f"the query peaked at {peak:.0f} MB"
     top = json.loads(out.stdout)["results"][0]
     assert top["path"].endswith("recording.mp3") and top["copy"]
     # library time = query time + offset: 10:00 in the recording is 8:00 in the query

@@ -36,6 +36,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
@@ -169,7 +170,7 @@ def _cached(
         engine = _open_cached(path, spec, recipe, name)
         if engine is not None:
             return engine
-        if isolate:
+        if isolate and sys.executable:  # (an embedded interpreter may have none to start)
             what = f"making the {name} engine of {spec.describe()}"
             checks = call_in_child(_build, path, spec, recipe, name, make, what=what, error=ExportFailed)
         else:
