@@ -38,11 +38,12 @@ try:
     outcome = (True, fn(*args, **kwargs))
 except BaseException as e:
     outcome = (False, e)
+try:
+    data = pickle.dumps(outcome)
+except Exception as e:
+    data = pickle.dumps((False, RuntimeError(f"{type(outcome[1]).__name__}: {outcome[1]} (not picklable: {e})")))
 with open(sys.argv[1], "wb") as f:
-    try:
-        pickle.dump(outcome, f)
-    except Exception as e:
-        pickle.dump((False, RuntimeError(f"{type(outcome[1]).__name__}: {outcome[1]} (not picklable: {e})")), f)
+    f.write(data)
 """
 
 
@@ -64,7 +65,7 @@ def call_in_child(fn: Callable[..., T], *args: Any, what: str, error: type[Excep
             log.debug("%s (child process) said:\n%s", what, said)
         try:
             ok, value = pickle.loads(result.read_bytes())
-        except (OSError, EOFError, pickle.UnpicklingError) as e:
+        except Exception as e:  # noqa: BLE001 - no file, a cut one, or a result this process cannot import
             how = f"was killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exited with {proc.returncode}"
             last = said.splitlines()[-1] if said else "no output"
             raise error(f"{what} stopped: its process {how} ({last}).") from e
