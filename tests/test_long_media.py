@@ -11,6 +11,7 @@ the same kind of bound.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -376,3 +377,26 @@ def test_keyframes_get_their_local_features_as_they_are_decoded_and_a_query_gets
     assert d.local is not None and len(d.local) == d.n_frames and all(d.local)
     q = decode_video(video, settings, soundtrack=False, local=False)
     assert q.local is None and q.pictures is None and q.n_frames == d.n_frames
+
+
+def test_lite_writes_in_small_buffers_and_the_cli_frees_arrow_memory(tmp_path: Path) -> None:
+    """Milvus Lite turns its write buffer into Python objects when it writes a segment (a spike of
+    about 7x the buffer): a store opens it with ``store.lite.WRITE_BUFFER`` unless the user set one.
+    The CLI's Arrow allocator is the system one, which gives freed segment buffers back."""
+    from media_search.store.lite import WRITE_BUFFER
+
+    probe = textwrap.dedent(f"""
+        from media_search.store.milvus import MilvusStore
+        MilvusStore({str(tmp_path / "x.db")!r}).has("image")
+        import milvus_lite.constants as c
+        print(c.MEMTABLE_MEMORY_LIMIT)
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "MILVUS_LITE_MEMTABLE_MEMORY_LIMIT_BYTES"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert int(out.stdout.split()[-1]) == WRITE_BUFFER
+    env["MILVUS_LITE_MEMTABLE_MEMORY_LIMIT_BYTES"] = str(3 << 20)
+    out = subprocess.run([sys.executable, "-c", probe.replace("x.db", "y.db")], env=env, capture_output=True, text=True, check=True)
+    assert int(out.stdout.split()[-1]) == 3 << 20, "the user's own setting wins"
+    cli = "from media_search.cli import _lean_heap; _lean_heap(); import pyarrow as pa; print(pa.default_memory_pool().backend_name)"
+    env.pop("ARROW_DEFAULT_MEMORY_POOL", None)
+    assert subprocess.run([sys.executable, "-c", cli], env=env, capture_output=True, text=True, check=True).stdout.split()[-1] == "system"

@@ -137,3 +137,37 @@ def test_index_survives_restart_loss_and_a_killed_run(indexed: Library, media: d
     finally:
         store.put_files([rec])
     assert print_index(store).n_postings() == n
+
+
+def test_a_long_query_is_voted_on_in_blocks_with_the_counts_of_the_whole(indexed: Library, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``vote`` takes a long query a block of query time at a time (flat memory); the votes per file
+    are those of the whole query in one pass, and a copy inside the long query still comes first."""
+    from media_search.signals import audio as fa
+    from media_search.signals import print_index as pi
+
+    # 40 s: unrelated tunes around a copy of tune_3, so the copy spans two 12 s blocks
+    x = np.concatenate([_tune(41, 14.0, noise=0.0), _tune(3, 6.0, noise=0.0), _tune(42, 20.0, noise=0.0)])
+    query = fa.landmarks(x, SR)
+    idx = pi.print_index(indexed.store)
+    monkeypatch.setattr(pi, "VOTE_BLOCK", 10**9)
+    whole = pi.scores(idx, query)
+    monkeypatch.setattr(pi, "VOTE_BLOCK", 750)  # 12 s
+    assert int(query.t1[-1]) > 3 * 750
+    assert pi.scores(idx, query) == whole
+    shuffled = np.random.default_rng(0).permutation(len(query))  # any order of pairs
+    assert pi.scores(idx, fa.Pairs(*(getattr(query, k)[shuffled] for k in ("f1", "f2", "dt", "t1")))) == whole
+    first = idx.file_ids(pi.vote(idx, query)[:1])
+    assert [p for p in idx.db.execute("SELECT path FROM files WHERE file_id=?", (next(iter(first.values())),)).fetchone()][0].endswith("tune_3.wav")
+    assert whole[pi.vote(idx, query)[0]] >= 3 * pi.MIN_HITS
+
+
+def test_vote_keeps_the_most_voted_bins_past_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from media_search.signals import print_index as pi
+
+    monkeypatch.setattr(pi, "KEEP_BINS", 3)
+    a = (np.array([1, 2, 3, 4], np.int64), np.array([5, 1, 1, 2], np.int64))
+    b = (np.array([2, 4, 9], np.int64), np.array([1, 1, 7], np.int64))
+    keys, total = pi._merge([a, b], prune=True)
+    assert keys.tolist() == [1, 4, 9] and total.tolist() == [5, 3, 7]
+    keys, total = pi._merge([a, b], prune=False)
+    assert keys.tolist() == [1, 2, 3, 4, 9] and total.tolist() == [5, 2, 1, 3, 7]

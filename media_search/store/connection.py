@@ -47,6 +47,8 @@ class Connection:
         return self._client
 
     def _connect(self) -> Any:
+        if self.is_lite:
+            lite.write_buffer()
         try:
             from pymilvus import MilvusClient
         except ImportError as e:  # pragma: no cover - a broken install
