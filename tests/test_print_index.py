@@ -171,3 +171,17 @@ def test_vote_keeps_the_most_voted_bins_past_its_limit(monkeypatch: pytest.Monke
     assert keys.tolist() == [1, 4, 9] and total.tolist() == [5, 3, 7]
     keys, total = pi._merge([a, b], prune=False)
     assert keys.tolist() == [1, 2, 3, 4, 9] and total.tolist() == [5, 2, 1, 3, 7]
+
+
+def test_the_query_own_file_is_not_a_fingerprint_candidate(indexed: Library, media: dict[str, Path]) -> None:
+    """A query that is itself in the library finds itself first by fingerprint; its rows are not
+    fetched only to be left out (for an 8-hour recording that fetch cost 500 MB)."""
+    from media_search.signals import audio as fa
+    from media_search.signals import print_index as pi
+
+    store = indexed.store
+    own = next(r for r in store.iter_files() if r.path.endswith("tune_3.wav"))
+    x = _tune(3, 6.0, noise=0.0)
+    found = pi.candidates(store, fa.landmarks(x, SR))
+    assert found and found[0] == own.file_id
+    assert own.file_id not in pi.candidates(store, fa.landmarks(x, SR), exclude=own.content_hash)

@@ -341,7 +341,7 @@ def _rank_audio(
     if pairs is not None:
         from ..signals.print_index import candidates as print_candidates
 
-        short += [f for f in print_candidates(store, pairs, source=source) if f not in short]
+        short += [f for f in print_candidates(store, pairs, source=source, exclude=exclude) if f not in short]
     head = set(short)
     if 2 * k > head_size:
         wide = shortlist(_candidates(lib, "audio", sound.vectors, 2 * k, exclude, source=source), 2 * k)

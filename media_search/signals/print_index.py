@@ -39,14 +39,16 @@ def print_index(store: MilvusStore) -> PrintIndex:
     return idx
 
 
-def candidates(store: MilvusStore, query: fa.Pairs, *, source: str | None = None) -> list[str]:
-    """File ids (best first) whose stored landmarks agree with the query's at one time offset."""
+def candidates(store: MilvusStore, query: fa.Pairs, *, source: str | None = None, exclude: str | None = None) -> list[str]:
+    """File ids (best first) whose stored landmarks agree with the query's at one time offset;
+    ``exclude``: a content hash whose files are left out (the query's own file: its rows are not
+    fetched only to be dropped, which for an 8-hour recording cost 500 MB)."""
     if len(query) == 0:
         return []
     idx = print_index(store)
-    ranked = vote(idx, query, source=source)
-    ids = idx.file_ids(ranked)
-    return [ids[f] for f in ranked if f in ids]
+    ranked = vote(idx, query, source=source, limit=MAX_CANDIDATES + (exclude is not None))
+    ids = idx.file_ids(ranked, exclude_hash=exclude)
+    return [ids[f] for f in ranked if f in ids][:MAX_CANDIDATES]
 
 
 #: Query frames voted on at a time (5 minutes at 62.5 frames/s, a whole number of ``TILE`` slots):

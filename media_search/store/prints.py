@@ -218,13 +218,17 @@ class PrintIndex:
         a = np.concatenate(parts)
         return a[:, 0], a[:, 1], a[:, 2]
 
-    def file_ids(self, fids: Sequence[int]) -> dict[int, str]:
+    def file_ids(self, fids: Sequence[int], *, exclude_hash: str | None = None) -> dict[int, str]:
+        """The store's file ids of these file numbers; ``exclude_hash``: leave out the files with
+        that content hash (a query's own file)."""
         out: dict[int, str] = {}
         fids = [int(f) for f in fids]
         for start in range(0, len(fids), 500):
             part = fids[start : start + 500]
             q = ",".join("?" * len(part))
-            out.update(self.db.execute(f"SELECT fid, file_id FROM files WHERE fid IN ({q})", part).fetchall())
+            for fid, file_id, stamp in self.db.execute(f"SELECT fid, file_id, stamp FROM files WHERE fid IN ({q})", part):
+                if exclude_hash is None or str(stamp).split(":", 1)[0] != exclude_hash:
+                    out[fid] = file_id
         return out
 
     def n_postings(self) -> int:
