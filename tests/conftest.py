@@ -8,6 +8,7 @@ session on free ports, each test on its own collection prefix).
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import tempfile
 import uuid
@@ -62,6 +63,7 @@ def milvus_server_uri() -> str:
         yield f"http://127.0.0.1:{default_server.listen_port}"
     finally:
         default_server.stop()
+        shutil.rmtree(base, ignore_errors=True)  # its etcd, MinIO and logs: about 550 MB per session
 
 
 @pytest.fixture(params=["lite", pytest.param("server", marks=pytest.mark.server)])

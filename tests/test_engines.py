@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -244,6 +245,18 @@ def _tiny_model_dying_in_a_child(parent: int):
     if os.getpid() != parent:
         os.kill(os.getpid(), 9)  # as the kernel's OOM killer would
     return _tiny_model()
+
+
+def test_isolated_work_runs_in_a_child_unless_there_is_no_interpreter_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    from media_search.embed.child import call_maybe_in_child
+
+    def where(isolate: bool) -> int:
+        return call_maybe_in_child(os.getpid, isolate=isolate, what="a probe", error=RuntimeError)
+
+    assert where(True) != os.getpid()
+    assert where(False) == os.getpid()
+    monkeypatch.setattr(sys, "executable", "")  # an embedded interpreter (README, "Long media")
+    assert where(True) == os.getpid()
 
 
 def test_a_missing_engine_is_made_in_a_child_process(tmp_path: Path) -> None:

@@ -279,6 +279,40 @@ def test_fetch_rows_returns_vectors_and_timestamps(store: MilvusStore) -> None:
     assert store.fetch_rows("audio", []) == []
 
 
+def test_fetch_rows_reads_long_files_in_parts(store: MilvusStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Parts of 2 rows: a 5-row file and a 1-row file come back whole, each row once, with its own
+    # vector and fingerprint (a long file's rows are read a part at a time, not all at once).
+    from media_search.store import milvus as milvus_module
+
+    monkeypatch.setattr(milvus_module, "FETCH_PART", 2)
+    store.ensure("audio", SPEC)
+    long_vecs, short_vecs = unit(5, 1), unit(1, 2)
+    for path, vecs in (("/lib/long.wav", long_vecs), ("/lib/short.wav", short_vecs)):
+        n = len(vecs)
+        fp = [[int(t) * 10 + j for j in range(3)] for t in range(n)]
+        store.upsert_rows("audio", frame_rows(path, vecs, hexhash(n), tag="a", source=["audio"] * n, fp=fp))
+    reads: list[int] = []  # rows per read that carried vectors
+    query_all = store.conn.query_all
+
+    def counted(name, expr, fields, *args, **kwargs):  # type: ignore[no-untyped-def]
+        got = query_all(name, expr, fields, *args, **kwargs)
+        if "vector" in fields:
+            reads.append(len(got))
+        return got
+
+    monkeypatch.setattr(store.conn, "query_all", counted)
+    rows = store.fetch_rows("audio", [file_id("/lib/long.wav"), file_id("/lib/short.wav")], copy_fields=True)
+    assert len(rows) == 6 and len({r.id for r in rows}) == 6
+    assert max(reads) == 2 and sum(reads) == 6
+    for path, vecs in (("/lib/long.wav", long_vecs), ("/lib/short.wav", short_vecs)):
+        mine = sorted((r for r in rows if r.path == path), key=lambda r: r.timestamp)
+        assert [r.timestamp for r in mine] == [float(i) for i in range(len(vecs))]
+        np.testing.assert_allclose(np.array([r.vector for r in mine]), vecs, atol=1e-6)
+        assert [r.fp.tolist() for r in mine] == [[int(t) * 10 + j for j in range(3)] for t in range(len(vecs))]
+    without = store.fetch_rows("audio", [file_id("/lib/long.wav")], vectors=False)
+    assert len(without) == 5 and all(r.vector is None and r.fp is None for r in without)
+
+
 def test_manifest_put_get_iter_forget(store: MilvusStore, monkeypatch: pytest.MonkeyPatch) -> None:
     # Page through the server's query iterator past 2 rows (it is used past 16384 rows).
     monkeypatch.setattr(connection_module, "QUERY_WINDOW", 2)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["call_in_child"]
+__all__ = ["call_in_child", "call_maybe_in_child"]
 
 log = logging.getLogger(__name__)
 
@@ -72,3 +72,13 @@ def call_in_child(fn: Callable[..., T], *args: Any, what: str, error: type[Excep
     if not ok:
         raise value
     return value
+
+
+def call_maybe_in_child(
+    fn: Callable[..., T], *args: Any, isolate: bool, what: str, error: type[Exception], **kwargs: Any
+) -> T:
+    """``call_in_child`` when ``isolate`` (and there is an interpreter to start: an embedded one
+    may have no ``sys.executable``), else ``fn(*args, **kwargs)`` in this process."""
+    if isolate and sys.executable:
+        return call_in_child(fn, *args, what=what, error=error, **kwargs)
+    return fn(*args, **kwargs)

@@ -36,7 +36,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
@@ -47,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from ..identity import content_hash
-from .child import call_in_child
+from .child import call_maybe_in_child
 from .recipe import Recipe, engine_spec
 from .spec import ModelSpec
 
@@ -170,11 +169,8 @@ def _cached(
         engine = _open_cached(path, spec, recipe, name)
         if engine is not None:
             return engine
-        if isolate and sys.executable:  # (an embedded interpreter may have none to start)
-            what = f"making the {name} engine of {spec.describe()}"
-            checks = call_in_child(_build, path, spec, recipe, name, make, what=what, error=ExportFailed)
-        else:
-            checks = _build(path, spec, recipe, name, make)
+        what = f"making the {name} engine of {spec.describe()}"
+        checks = call_maybe_in_child(_build, path, spec, recipe, name, make, isolate=isolate, what=what, error=ExportFailed)
         log.info("built the %s engine for %s in %s (%s)", name, spec.describe(), path, checks)
         engine = _open_cached(path, spec, recipe, name)
     if engine is None:
@@ -332,12 +328,9 @@ def _export(
     checks the file: ONNX Runtime's graph optimisation of a fresh export is the largest step
     (Cnn14: about 1 GB over what the process held), and with torch gone it starts from a bare
     interpreter (README, "Long media")."""
-    if isolate and sys.executable:
-        what = f"exporting {spec.describe()} to ONNX"
-        expected, version = call_in_child(_export_file, tmp, spec=spec, load_model=load_model, recipe=recipe,
-                                          what=what, error=ExportFailed)  # fmt: skip
-    else:
-        expected, version = _export_file(tmp, spec=spec, load_model=load_model, recipe=recipe)
+    expected, version = call_maybe_in_child(_export_file, tmp, spec=spec, load_model=load_model, recipe=recipe,
+                                            isolate=isolate, what=f"exporting {spec.describe()} to ONNX",
+                                            error=ExportFailed)  # fmt: skip
     try:
         got = OnnxEngine(tmp, recipe.dtype)(recipe.probe(4))
     except Exception as e:  # noqa: BLE001 - a file ONNX Runtime cannot run, whatever the reason

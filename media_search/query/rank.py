@@ -209,8 +209,8 @@ def rerank_pictures(q: PictureQuery, cands: Sequence[Candidate], stored: StoredF
 
 def rerank_sounds(query: fa.Pairs, matches: Sequence[Match], prints: dict[str, list[np.ndarray]]) -> list[Match]:
     """``prints``: packed landmarks of each candidate file (by path), any number of arrays each."""
-    files = [np.concatenate(prints[m.path]) if prints.get(m.path) else np.zeros(0, np.int64) for m in matches]
-    found = fa.match(query, files)
+    files = (np.concatenate(prints[m.path]) if prints.get(m.path) else np.zeros(0, np.int64) for m in matches)
+    found = fa.match(query, files)  # one file's landmarks at a time
     n_slots = fa.slots(query)
     out = []
     for m, f in zip(matches, found):

@@ -29,7 +29,7 @@ rescaled too so the offset stays one bin. The best hypothesis wins.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -220,44 +220,43 @@ def split_by_time(packed: np.ndarray, starts: Sequence[float], *, cap: int = 409
     return [packed[row == i][:cap] for i in range(len(starts))]
 
 
-def match(query: Pairs, files: Sequence[np.ndarray]) -> list[AudioMatch]:
-    """Score each candidate (its packed values, any order) against the query's pairs."""
-    out = [AudioMatch(0, 0.0, 1.0, 0) for _ in files]
-    if len(query) == 0 or not files:
-        return out
-    sizes = [len(f) for f in files]
-    if sum(sizes) == 0:
-        return out
-    lib_h, lib_t = unpack(np.concatenate([np.asarray(f, dtype=np.int64) for f in files]))
-    lib_f = np.repeat(np.arange(len(files)), sizes)
-    first, last = np.full(len(files), np.iinfo(np.int64).max), np.zeros(len(files), np.int64)
-    np.minimum.at(first, lib_f, lib_t)  # each file's landmark span (frames)
-    np.maximum.at(last, lib_f, lib_t)
+def match(query: Pairs, files: Iterable[np.ndarray]) -> list[AudioMatch]:
+    """Score each candidate (its packed values, any order) against the query's pairs.
+
+    One file at a time: what a query holds for matching is one file's landmarks and its join, not
+    all candidates' at once (an 8-hour library file is 5 M landmarks)."""
+    if len(query) == 0:
+        return [AudioMatch(0, 0.0, 1.0, 0) for _ in files]
     q_slots = np.unique(query.t1 // TILE)
-    order = np.argsort(lib_h, kind="stable")
-    lib_h, lib_t, lib_f = lib_h[order], lib_t[order], lib_f[order]
+    return [_match_file(query, np.asarray(f, dtype=np.int64), q_slots) for f in files]
+
+
+def _match_file(query: Pairs, packed: np.ndarray, q_slots: np.ndarray) -> AudioMatch:
+    best = AudioMatch(0, 0.0, 1.0, 0)
+    if not len(packed):
+        return best
+    lib_h, lib_t = unpack(np.sort(packed))  # by hash, then time: the order ``hash_join`` thins in
+    span = (int(lib_t.min()), int(lib_t.max()))  # the file's landmark span (frames)
     for scale in SCALES:
         qi, li = hash_join(lib_h, query.hashes(scale))
         if not len(li):
             continue
         offsets = lib_t[li] - query.t1[qi] * scale  # frames
-        fidx = lib_f[li]
-        bins = np.floor(offsets / 2.0).astype(np.int64)
-        for f in np.unique(fidx):
-            sel = fidx == f
-            b, t = bins[sel], query.t1[qi[sel]]
-            votes, best_bin, runner_up = _peak(b, t)
-            near = np.abs(b - best_bin) <= 1
-            off = float(np.median(offsets[sel][near]))  # frames
-            lo, hi = _window(t[near], off, scale, (int(first[f]), int(last[f])))
-            cover = int(np.searchsorted(q_slots, hi // TILE, side="right") - np.searchsorted(q_slots, lo // TILE))
-            if cover < len(q_slots):  # a long query: the copy is the stretch around its hits, count there
-                inside = (t >= lo) & (t <= hi)
-                if inside.any():
-                    votes, _, runner_up = _peak(b[inside], t[inside])
-            if votes > out[f].votes:
-                out[f] = AudioMatch(votes, round(off * FRAME_S, 3), scale, int(sel.sum()), runner_up, cover)
-    return out
+        b, t = np.floor(offsets / 2.0).astype(np.int64), query.t1[qi]
+        del li, qi
+        votes, best_bin, runner_up = _peak(b, t)
+        near = np.abs(b - best_bin) <= 1
+        off = float(np.median(offsets[near]))  # frames
+        lo, hi = _window(t[near], off, scale, span)
+        del near, offsets
+        cover = int(np.searchsorted(q_slots, hi // TILE, side="right") - np.searchsorted(q_slots, lo // TILE))
+        if cover < len(q_slots):  # a long query: the copy is the stretch around its hits, count there
+            inside = (t >= lo) & (t <= hi)
+            if inside.any():
+                votes, _, runner_up = _peak(b[inside], t[inside])
+        if votes > best.votes:
+            best = AudioMatch(votes, round(off * FRAME_S, 3), scale, len(b), runner_up, cover)
+    return best
 
 
 def _window(hit_t: np.ndarray, off: float, scale: float, span: tuple[int, int]) -> tuple[int, int]:

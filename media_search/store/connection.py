@@ -144,11 +144,18 @@ class Connection:
             self.call("load a collection", self.client.load_collection, name)
 
     # -- reads ----------------------------------------------------------------------------------
-    def query_all(self, name: str, expr: str, fields: list[str], consistency: dict[str, str] = STRONG) -> list[dict[str, Any]]:
-        """Every row matching ``expr``. Lite answers one unbounded query; a server answers one query of
-        up to ``QUERY_WINDOW`` rows and pages with an iterator (several times slower) only past that
-        (Lite's iterator works too, but logs errors for a timestamp call it does not implement)."""
+    def query_all(
+        self, name: str, expr: str, fields: list[str], consistency: dict[str, str] = STRONG, *, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Every row matching ``expr`` (the first ``limit`` of them, if given). Lite answers one
+        unbounded query; a server answers one query of up to ``QUERY_WINDOW`` rows and pages with an
+        iterator (several times slower) only past that (Lite's iterator works too, but logs errors for
+        a timestamp call it does not implement)."""
         try:
+            if limit is not None:
+                if not 0 < limit <= QUERY_WINDOW:
+                    raise ValueError(f"a limited read takes 1 to {QUERY_WINDOW} rows, not {limit}")
+                return list(self.client.query(name, filter=expr or 'id != ""', output_fields=fields, limit=limit, **consistency))
             if self.is_lite:
                 return list(self.client.query(name, filter=expr or 'id != ""', output_fields=fields, **consistency))
             first = self.client.query(name, filter=expr or 'id != ""', output_fields=fields, limit=QUERY_WINDOW, **consistency)

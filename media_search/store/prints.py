@@ -75,6 +75,11 @@ def _stamp(rec: object) -> str:
     return f"{rec.content_hash}:{rec.size}:{rec.mtime}:{rec.rows}"  # type: ignore[attr-defined]
 
 
+def _stamp_hash(stamp: object) -> str:
+    """The content hash a ``_stamp`` starts with."""
+    return str(stamp).split(":", 1)[0]
+
+
 class PrintIndex:
     """One store's hash index (see the module docstring)."""
 
@@ -227,7 +232,7 @@ class PrintIndex:
             part = fids[start : start + 500]
             q = ",".join("?" * len(part))
             for fid, file_id, stamp in self.db.execute(f"SELECT fid, file_id, stamp FROM files WHERE fid IN ({q})", part):
-                if exclude_hash is None or str(stamp).split(":", 1)[0] != exclude_hash:
+                if exclude_hash is None or _stamp_hash(stamp) != exclude_hash:
                     out[fid] = file_id
         return out
 
