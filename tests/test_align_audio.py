@@ -52,7 +52,7 @@ def test_query_places_unconfirmed_matches_by_spectrum(tmp_path) -> None:
     import soundfile as sf
 
     from media_search import Library
-    from media_search.query.search import _place_by_spectrum
+    from media_search.query.place import place_matches
     from media_search.types import Match
 
     clip, other = _notes(1, 20), _notes(2, 20)
@@ -64,11 +64,11 @@ def test_query_places_unconfirmed_matches_by_spectrum(tmp_path) -> None:
         Match(str(tmp_path / "other.wav"), "audio", 0.8, 10.0, 0.0),
         Match(str(tmp_path / "gone.wav"), "audio", 0.7, 0.0, 0.0),
     ]
-    placed = _place_by_spectrum(Library(uri=str(tmp_path / "unused.db")).settings, snippet.astype(np.float32), grid)
+    placed = place_matches(Library(uri=str(tmp_path / "unused.db")).settings, snippet.astype(np.float32), grid)
     assert placed[0].timestamp == pytest.approx(7.3, abs=0.1) and placed[0].query_timestamp == 0.0
     assert placed[1:] == grid[1:]
     copy = [Match(str(tmp_path / "clip.wav"), "audio", 0.9, 7.31, 0.0, copy=True, copy_confidence=0.9)]
-    assert _place_by_spectrum(Library(uri=str(tmp_path / "unused.db")).settings, snippet.astype(np.float32), copy) == copy
+    assert place_matches(Library(uri=str(tmp_path / "unused.db")).settings, snippet.astype(np.float32), copy) == copy
 
 
 def test_spectral_features_equal_librosa() -> None:

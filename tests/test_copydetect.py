@@ -85,6 +85,31 @@ def test_verification_finds_crop_rotation_and_mirror_and_rejects_another_picture
     assert not ci.decide(other, 30).copy
 
 
+def test_a_query_picture_derives_its_mirror_features_and_computes_its_own_in_a_thread() -> None:
+    """``PictureQuery``: the mirror's features are the direct ones with SIFT's bins permuted (no second
+    SIFT pass), they verify a mirrored copy as a second pass would, and ``prefetch`` gives the same
+    features as computing them in the caller's thread; an error there is raised in the caller's."""
+    from media_search.decode.image import prepare
+    from media_search.query.rank import PictureQuery
+
+    a = _scene(4)
+    lib_mirror = ci.features(np.ascontiguousarray(_jpeg(a, 60)[:, ::-1]))
+    q = PictureQuery(None, prepare(a), a)
+    q.prefetch()
+    direct, mirrored = q.features()
+    same = ci.features(q.local)
+    assert np.array_equal(direct.points, same.points) and np.array_equal(direct.descriptors, same.descriptors)
+    derived = ci.verify(mirrored, lib_mirror).inliers
+    second_pass = ci.verify(ci.features(np.ascontiguousarray(q.local[:, ::-1])), lib_mirror).inliers
+    assert derived >= 30 and derived >= 0.7 * second_pass and ci.verify(direct, lib_mirror).inliers < derived / 3
+
+    broken = PictureQuery(None, prepare(a), a)
+    broken._local = np.zeros((0, 0), np.uint8)  # no pixels: numpy's percentile raises IndexError
+    broken.prefetch()
+    with pytest.raises(IndexError):
+        broken.direct()
+
+
 def test_verification_of_a_picture_inside_a_screenshot() -> None:
     a = _scene(6)
     canvas = np.full((800, 1280, 3), 236, np.uint8)

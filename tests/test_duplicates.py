@@ -245,7 +245,8 @@ def test_a_second_run_reuses_the_verdicts_and_a_new_file_costs_its_own_checks(en
 def test_mirrored_hash_and_features_come_from_the_stored_values() -> None:
     """A mirrored copy is found without decoding: its pHash is near the mirrored stored hash, and the
     stored SIFT features, mirrored by permuting their bins, match the mirror image's features."""
-    from media_search.duplicates.verify import mirror_features, mirror_hash
+    from media_search.duplicates.verify import mirror_hash
+    from media_search.signals.image import mirror_features
     from media_search.signals import image as fi
 
     for name in ["rocket.jpg", "chelsea.jpg", "coffee.jpg"]:

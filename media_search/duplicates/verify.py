@@ -6,7 +6,7 @@ Two steps, the cheap one first:
   every image and keyframe row (``signals.image.pack_features``: 256 SIFT
   keypoints at 640 px), matched with ``signals.image.verify`` (ratio test,
   RANSAC similarity), and against their mirror image, derived from the stored
-  values (``mirror_features``: SIFT's descriptor bins permuted, nothing
+  values (``signals.image.mirror_features``: SIFT's descriptor bins permuted, nothing
   decoded). A few milliseconds per pair: every proposal gets it.
 * **the pixels** (``Verifier.verify``): only a pair the stored features find
   related is decoded (each file once per run, features cached), matched again
@@ -35,7 +35,7 @@ import numpy as np
 from ..signals import image as fi
 from .verdicts import Verdicts
 
-__all__ = ["MIRROR_MASK", "NCC_MIN", "VERIFY_SIDE", "Verifier", "mirror_features", "mirror_hash", "one_thread"]
+__all__ = ["MIRROR_MASK", "NCC_MIN", "VERIFY_SIDE", "Verifier", "mirror_hash", "one_thread"]
 
 log = logging.getLogger(__name__)
 
@@ -59,28 +59,6 @@ MIRROR_MASK = _mirror_mask()
 def mirror_hash(hashes: np.ndarray) -> np.ndarray:
     """The (approximate) pHashes of the mirror images of pictures with ``hashes`` (uint64)."""
     return np.asarray(hashes, dtype=np.uint64) ^ np.uint64(MIRROR_MASK)
-
-
-def _mirror_permutation() -> np.ndarray:
-    # OpenCV's SIFT descriptor: 4x4 cells of 8 orientation bins, (cell row * 4 + cell column) * 8 + bin.
-    # A horizontal flip mirrors the keypoint's own frame: cell rows reverse and bins run backwards
-    # (measured: 483 of 606 matches are inliers between a photo's flipped features and its mirror's).
-    perm = np.zeros(128, dtype=np.intp)
-    for r in range(4):
-        for c in range(4):
-            for o in range(8):
-                perm[((3 - r) * 4 + c) * 8 + (8 - o) % 8] = (r * 4 + c) * 8 + o
-    return perm
-
-
-_MIRROR = _mirror_permutation()
-
-
-def mirror_features(f: fi.Features) -> fi.Features:
-    """The local features of the mirror image, from the features themselves (no picture needed)."""
-    pts = f.points.copy()
-    pts[:, 0] = f.shape[1] - 1 - pts[:, 0]
-    return fi.Features(pts, np.ascontiguousarray(f.descriptors[:, _MIRROR]), f.shape, f.response)
 
 
 #: Normalised correlation, after the RANSAC transform lines them up, from which two pictures
@@ -273,7 +251,7 @@ class _Prepared:
     def of(cls, f: fi.Features) -> _Prepared:
         import torch
 
-        m = mirror_features(f)
+        m = fi.mirror_features(f)
         both = np.ascontiguousarray(np.concatenate([f.descriptors, m.descriptors]), dtype=np.float32)
         desc = np.ascontiguousarray(f.descriptors, dtype=np.float32)
         return cls(f, m, torch.from_numpy(both), (both * both).sum(1), torch.from_numpy(desc), (desc * desc).sum(1))

@@ -1,7 +1,7 @@
 """Place an audio query in a candidate: spectral alignment.
 
 A pure function for the query side, on numpy arrays (window agreement of the
-Cnn14 vectors at one offset is ``query.align``):
+Cnn14 vectors at one offset is ``query.align``), and its use on a query's results:
 
 ``match_excerpt(query, cand)``
     Verifies "this query is a piece of that recording" and finds where, to a
@@ -13,17 +13,31 @@ Cnn14 vectors at one offset is ``query.align``):
     two clips hold; they cannot tell apart two offsets inside a homogeneous
     recording, which this does. Cost: decoding the candidate plus a few FFTs,
     so use it on the top candidates of the vector search only.
+
+``place_matches(settings, samples, matches)``
+    The top ``PLACE_TOP`` results the fingerprints did not confirm, placed in
+    time by ``match_excerpt`` where it correlates at least ``PLACE_MIN_CORR``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..embed.models import CNN14
+from ..errors import DecodeError
 
-__all__ = ["spectral_features", "match_excerpt", "FRAME_S"]
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..types import Match
+
+log = logging.getLogger(__name__)
+
+__all__ = ["spectral_features", "match_excerpt", "place_matches", "FRAME_S", "PLACE_TOP", "PLACE_MIN_CORR"]
 
 FRAME_S = 0.02  # seconds per spectral frame
 _SR = CNN14.sample_rate
@@ -131,3 +145,52 @@ def match_excerpt(
     peak = float(corr[lag])
     in_long, in_short = lag * FRAME_S, start * FRAME_S  # the stretch's start in each clip
     return (peak, in_short, in_long) if swapped else (peak, in_long, in_short)
+
+
+#: Results (best first) whose offset spectral alignment refines when the fingerprints did not place them.
+PLACE_TOP = 3
+#: ``place.match_excerpt`` correlation from which its offset is taken: above what the best unrelated
+#: clip reaches and below what the source reaches under the degradations of the audio tests (figures:
+#: README, "Benchmarks").
+PLACE_MIN_CORR = 0.6
+
+
+def place_matches(settings: Settings, samples: np.ndarray, matches: list[Match]) -> list[Match]:
+    """Offsets of the top matches the fingerprints did not confirm, from spectral alignment.
+
+    Their Cnn14 offset is on the library's window grid (``AUDIO_HOP`` apart);
+    cross-correlating log-mel spectrograms places the snippet to a few
+    hundredths of a second. Costs decoding each of those files again: they are
+    decoded and placed side by side (ffmpeg runs in its own process, and the
+    FFTs and products let go of the GIL), which halves the wait on two cores.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    todo = [i for i, m in enumerate(matches[:PLACE_TOP]) if not m.copy]  # a copy is placed by the fingerprints
+    out = list(matches)
+    if not todo:
+        return out
+    with ThreadPoolExecutor(max_workers=min(2, len(todo)), thread_name_prefix="media-search-place") as pool:
+        placed = list(pool.map(lambda i: _place_one(settings, samples, matches[i]), todo))
+    for i, m in zip(todo, placed):
+        out[i] = m
+    return out
+
+
+def _place_one(settings: Settings, samples: np.ndarray, m: Match) -> Match:
+    from ..decode.file import decode_sound
+    from ..decode.stream import probe_seconds
+
+    length = probe_seconds(m.path, from_video=m.kind == "video")
+    if length is None or length > settings.stream_seconds:
+        return m  # too long to decode whole here: its window offset stands
+    try:
+        cand = decode_sound(m.path, settings, from_video=m.kind == "video").samples
+    except (DecodeError, OSError) as e:
+        log.debug("cannot place the query in %s: %s", m.path, e)
+        return m
+    corr, at, q_at = match_excerpt(samples, cand)
+    if corr < PLACE_MIN_CORR:
+        return m
+    start = at - q_at  # where the query's start falls in the result
+    return dataclasses.replace(m, timestamp=round(max(0.0, start), 3), query_timestamp=round(max(0.0, -start), 3))

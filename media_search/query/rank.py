@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,7 @@ class PictureQuery:
         self._local: np.ndarray | None = None
         self._direct: fi.Features | None = None
         self._mirrored: fi.Features | None = None
+        self._pending: tuple[threading.Thread, dict[str, object]] | None = None
         self.inner: np.ndarray | None = None  # the prepared main picture, when framed (a screenshot)
         box = fi.content_box(self.picture)
         if box is not None:
@@ -114,14 +116,39 @@ class PictureQuery:
         """Local features of the picture and of its mirror."""
         return self.direct(), self.mirrored()
 
+    def prefetch(self) -> None:
+        """Start the local features in a thread, so that they overlap the embedding and the vector
+        search (OpenCV and ONNX Runtime let go of the GIL): ``direct`` then only waits for them."""
+        if self._direct is not None or self._pending is not None:
+            return
+        box: dict[str, object] = {}
+
+        def work() -> None:
+            try:
+                box["features"] = fi.features(self.local)
+            except BaseException as e:  # raised again by ``direct``, in the caller's thread
+                box["error"] = e
+
+        t = threading.Thread(target=work, name="media-search-local-features", daemon=True)
+        t.start()
+        self._pending = (t, box)
+
     def direct(self) -> fi.Features:
         if self._direct is None:
-            self._direct = fi.features(self.local)
-        return self._direct
+            if self._pending is not None:
+                t, box = self._pending
+                t.join()
+                self._pending = None
+                if "error" in box:
+                    raise box["error"]  # type: ignore[misc]
+                self._direct = box["features"]  # type: ignore[assignment]
+            else:
+                self._direct = fi.features(self.local)
+        return self._direct  # type: ignore[return-value]
 
     def mirrored(self) -> fi.Features:
         if self._mirrored is None:
-            self._mirrored = fi.features(np.ascontiguousarray(self.local[:, ::-1]))
+            self._mirrored = fi.mirror_features(self.direct())  # SIFT's bins permuted: no second pass
         return self._mirrored
 
     @property

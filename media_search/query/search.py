@@ -17,7 +17,6 @@ score; ``SearchResult.copy_found`` is False when nothing passed.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from ..signals.image import MAX_SIDE
 from ..types import KINDS, Kind, Match, SearchResult
 from . import rank as copyrank
 from .rank import align_rows, prints_by_path, shortlist
+from .place import place_matches
 from .stream import Progress, check_length
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def search(
     real = resolve_path(path)
     kind = detect_kind(real)
     targets = _targets(kind, kinds)
-    q = _embed_query(lib, real, kind, targets, progress)
+    q = _embed_query(lib, real, kind, targets, progress, copy_signals)
     if not copy_signals:
         q.picture, q.pairs, q.samples = None, None, None
     results = copyrank.merge([_rank(lib, q, target, k) for target in targets])
@@ -135,7 +135,9 @@ def _targets(kind: Kind, kinds: Sequence[str] | None) -> tuple[Kind, ...]:
     return tuple(allowed)  # type: ignore[return-value]
 
 
-def _embed_query(lib: _Ctx, path: str, kind: Kind, targets: tuple[Kind, ...], progress: Progress | None = None) -> Query:
+def _embed_query(
+    lib: _Ctx, path: str, kind: Kind, targets: tuple[Kind, ...], progress: Progress | None = None, copy_signals: bool = True
+) -> Query:
     q = Query(path=path, kind=kind, content_hash=content_hash(path))
     if kind == "image":
         # The picture and its mirror: a mirrored copy is as near as the original (best per file).
@@ -143,25 +145,37 @@ def _embed_query(lib: _Ctx, path: str, kind: Kind, targets: tuple[Kind, ...], pr
         im = np.asarray(open_image(path, min_side=MAX_SIDE))  # one decode for the model and the copy signals
         pic = prepare(im)
         q.picture = copyrank.PictureQuery(path, pic, im)
+        if copy_signals:
+            q.picture.prefetch()  # the query's own local features, while it is embedded and searched
         views = [pic, pic[:, ::-1]] + ([q.picture.inner] if q.picture.inner is not None else [])
         q.image = Embedded(embed_frames(lib.embedders.image, np.stack(views), lib.settings.batch_size), np.zeros(len(views)))
         return q
     if kind == "video":
         from ..decode.file import decode_video
 
+        from concurrent.futures import ThreadPoolExecutor
+
         declared = check_length(path, lib.settings, from_video=True)
-        if "video" in targets or "image" in targets:
-            d = decode_video(path, lib.settings, soundtrack=False, local=False)  # at most video_max_frames
-            frames, d.frames = np.asarray(d.frames), None
-            # The keyframes and their mirrors (a mirrored copy aligns with the mirrors), a batch at
-            # a time: the mirrors are views, never a second copy of up to 600 pictures (176 MB).
-            size = lib.settings.batch_size
-            q.frames = Embedded(embed_frames(lib.embedders.image, frames, size), d.timestamps, d.duration, d.notes)  # type: ignore[arg-type]
-            q.mirrored = Embedded(embed_frames(lib.embedders.image, frames[:, :, ::-1], size), d.timestamps, d.duration, d.notes)  # type: ignore[arg-type]
-            del frames
-        if "video" in targets or "audio" in targets:
+        pictures, sound = "video" in targets or "image" in targets, "video" in targets or "audio" in targets
+        # A short video's soundtrack is decoded (ffmpeg, its own process) and embedded while its
+        # keyframes are; a long one's is streamed after them, so that the two never add up in memory.
+        beside = pictures and sound and declared is not None and declared <= lib.settings.stream_seconds
+        with ThreadPoolExecutor(1, thread_name_prefix="media-search-soundtrack") as pool:
+            track = pool.submit(_query_sound, lib, q, path, declared, progress, from_video=True) if beside else None
+            if pictures:
+                d = decode_video(path, lib.settings, soundtrack=False, local=False)  # at most video_max_frames
+                frames, d.frames = np.asarray(d.frames), None
+                # The keyframes and their mirrors (a mirrored copy aligns with the mirrors), a batch at
+                # a time: the mirrors are views, never a second copy of up to 600 pictures (176 MB).
+                size = lib.settings.batch_size
+                q.frames = Embedded(embed_frames(lib.embedders.image, frames, size), d.timestamps, d.duration, d.notes)  # type: ignore[arg-type]
+                q.mirrored = Embedded(embed_frames(lib.embedders.image, frames[:, :, ::-1], size), d.timestamps, d.duration, d.notes)  # type: ignore[arg-type]
+                del frames
             try:
-                _query_sound(lib, q, path, declared, progress, from_video=True)
+                if track is not None:
+                    track.result()
+                elif sound:
+                    _query_sound(lib, q, path, declared, progress, from_video=True)
             except DecodeError:  # no soundtrack
                 return q
         return q
@@ -355,44 +369,4 @@ def _rank_audio(
     else:
         out = sorted(out, key=lambda m: (-m.score, m.path))
     out = sorted(out, key=lambda m: m.path not in in_head)[:k]  # stable: the head first, in its order
-    return _place_by_spectrum(lib.settings, samples, out) if samples is not None else out
-
-
-#: Results (best first) whose offset spectral alignment refines when the fingerprints did not place them.
-PLACE_TOP = 3
-#: ``place.match_excerpt`` correlation from which its offset is taken: above what the best unrelated
-#: clip reaches and below what the source reaches under the degradations of the audio tests (figures:
-#: README, "Benchmarks").
-PLACE_MIN_CORR = 0.6
-
-
-def _place_by_spectrum(settings: Settings, samples: np.ndarray, matches: list[Match]) -> list[Match]:
-    """Offsets of the top matches the fingerprints did not confirm, from spectral alignment.
-
-    Their Cnn14 offset is on the library's window grid (``AUDIO_HOP`` apart);
-    cross-correlating log-mel spectrograms places the snippet to a few
-    hundredths of a second. Costs decoding each of those files again.
-    """
-    from ..decode.file import decode_sound
-    from ..decode.stream import probe_seconds
-    from .place import match_excerpt
-
-    out = list(matches)
-    for i, m in enumerate(out[:PLACE_TOP]):
-        if m.copy:
-            continue  # placed by the fingerprints already
-        length = probe_seconds(m.path, from_video=m.kind == "video")
-        if length is None or length > settings.stream_seconds:
-            continue  # too long to decode whole here: its window offset stands
-        try:
-            cand = decode_sound(m.path, settings, from_video=m.kind == "video").samples
-        except (DecodeError, OSError) as e:
-            log.debug("cannot place the query in %s: %s", m.path, e)
-            continue
-        corr, at, q_at = match_excerpt(samples, cand)
-        if corr >= PLACE_MIN_CORR:
-            start = at - q_at  # where the query's start falls in the result
-            out[i] = dataclasses.replace(
-                m, timestamp=round(max(0.0, start), 3), query_timestamp=round(max(0.0, -start), 3)
-            )
-    return out
+    return place_matches(lib.settings, samples, out) if samples is not None else out

@@ -52,6 +52,7 @@ __all__ = [
     "unpack_features",
     "verify",
     "verify_mirrored",
+    "mirror_features",
     "decide",
 ]
 
@@ -202,6 +203,28 @@ def features(picture: np.ndarray, *, max_side: int = MAX_SIDE) -> Features:
     return Features(pts, desc, g.shape, resp)  # type: ignore[arg-type]
 
 
+def _mirror_permutation() -> np.ndarray:
+    # OpenCV's SIFT descriptor: 4x4 cells of 8 orientation bins, (cell row * 4 + cell column) * 8 + bin.
+    # A horizontal flip mirrors the keypoint's own frame: cell rows reverse and bins run backwards
+    # (measured: 483 of 606 matches are inliers between a photo's flipped features and its mirror's).
+    perm = np.zeros(128, dtype=np.intp)
+    for r in range(4):
+        for c in range(4):
+            for o in range(8):
+                perm[((3 - r) * 4 + c) * 8 + (8 - o) % 8] = (r * 4 + c) * 8 + o
+    return perm
+
+
+_MIRROR = _mirror_permutation()
+
+
+def mirror_features(f: Features) -> Features:
+    """The local features of the mirror image, from the features themselves (no picture needed)."""
+    pts = f.points.copy()
+    pts[:, 0] = f.shape[1] - 1 - pts[:, 0]
+    return Features(pts, np.ascontiguousarray(f.descriptors[:, _MIRROR]), f.shape, f.response)
+
+
 def local_picture(picture: np.ndarray) -> np.ndarray:
     """What local features are computed from: uint8 gray, the longer side at most ``MAX_SIDE``.
 
@@ -341,12 +364,13 @@ def _ratio_matches(qd: np.ndarray, cd: np.ndarray) -> tuple[np.ndarray, np.ndarr
     q = np.asarray(qd, dtype=np.float32)
     c = np.asarray(cd, dtype=np.float32)
     d2 = (q * q).sum(1)[:, None] + (c * c).sum(1)[None, :] - 2.0 * (q @ c.T)
-    two = np.argpartition(d2, 1, axis=1)[:, :2]
     rows = np.arange(len(q))
-    a, b = d2[rows, two[:, 0]], d2[rows, two[:, 1]]
-    first = np.where(a <= b, two[:, 0], two[:, 1])
-    d1 = np.sqrt(np.maximum(np.minimum(a, b), 0))
-    dn = np.sqrt(np.maximum(np.maximum(a, b), 0))
+    first = d2.argmin(axis=1)  # the nearest and the second nearest: two passes, cheaper than argpartition
+    a = d2[rows, first]
+    d2[rows, first] = np.inf
+    b = d2.min(axis=1)
+    d1 = np.sqrt(np.maximum(a, 0))
+    dn = np.sqrt(np.maximum(b, 0))
     ok = np.flatnonzero(d1 < RATIO * dn)
     if len(ok) == 0:
         return ok, ok
