@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, metavar="N", help="decode processes (default: one per CPU core beyond the first; 0 decodes in the main process); with --ray and no ADDRESS, the local runtime's CPUs")
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS", help="run the stages on Ray Data (pip install 'media_search[ray]'): a local runtime without ADDRESS, else a cluster (auto, ray://head:10001); put it after the PATHs")
     p.add_argument("--ray-actors", type=int, default=None, metavar="N", help="with --ray: embed actors (default: one per GPU, else a quarter of the CPUs)")
+    p.add_argument("--nice", type=_niceness, default=10, metavar="N", help="lower this run's CPU priority by N (default 10: it still takes every idle core, but a page's searches and your other programs come first; 0: normal priority)")
     _common(p)
 
     p = sub.add_parser("query", help="find the indexed files most similar to FILE, or matching --text", description="Find the indexed files most similar to FILE (image, video or audio). The file itself is never a result; library files with the same bytes are listed as exact copies. --text \"words\" instead finds pictures and video moments by words (needs an image model with a text tower, e.g. siglip-base-patch16-224).")
@@ -219,8 +220,17 @@ def _run(args: argparse.Namespace) -> int:
     raise AssertionError(args.command)
 
 
+def _niceness(text: str) -> int:
+    n = int(text)
+    if not 0 <= n <= 19:
+        raise argparse.ArgumentTypeError(f"--nice takes 0 to 19, not {text}")
+    return n
+
+
 def _index(lib: Any, args: argparse.Namespace) -> int:
     _announce(lib)
+    if args.nice > 0:
+        os.nice(args.nice)  # the decode workers inherit it
     if args.ray is not None and not args.debug:
         from .indexing.distributed import quiet_ray
 

@@ -32,6 +32,14 @@ Sections (``--sections``, default all but gpu and long; ``--gpu`` adds the GPU o
           44.1 kHz MP3 of each of ``--long-audio`` seconds (default 600 3600
           14400) and a 720p H.264 video of each of ``--long-video`` seconds
           (default 600 3600) with the real CLI: seconds and peak memory
+  load    the page under load (only when asked for): ``--clients`` threads
+          (default 6) send image and audio queries one after another to the
+          page's public ``search`` API (gradio_client) while ``media-search
+          index`` adds files to the same Milvus server: p50/p95, errors,
+          counts afterwards
+  page    the page in Chromium (only when asked for): edited copies of the
+          sample photos chosen one after another; time from the end of the
+          upload to the first result on screen
 
 All models use seeded random weights (MEDIA_SEARCH_IMAGE_WEIGHTS=random): speed
 does not depend on the weights' values. Generated media is cached in
@@ -62,8 +70,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-SECTIONS = ("images", "unchanged", "video", "audio", "insert", "query", "gpu", "long")
-OPT_IN = ("gpu", "long")  # run only when named
+SECTIONS = ("images", "unchanged", "video", "audio", "insert", "query", "gpu", "long", "load", "page")
+OPT_IN = ("gpu", "long", "load", "page")  # run only when named
 SIZES: dict[str, dict[str, Any]] = {
     "quick": {"workers": [], "unchanged": 1000, "audio_engines": ["onnx"], "audio_hops": [5.0], "audio_batches": [16],
               "photos": 40, "videos": [("1280x720", 20)], "audio": [30], "insert_rows": 1024,
@@ -92,13 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, nargs="*", help="decode processes to try in the images section (0: inline)")
     ap.add_argument("--unchanged", type=int, help="files for the unchanged section")
     ap.add_argument("--query-images", type=int, help="image files in the query section's library")
+    ap.add_argument("--clients", type=int, default=6, help="load: concurrent clients of the page")
     ap.add_argument("--long-audio", type=int, nargs="*", default=[600, 3600, 14400], metavar="S", help="long section: audio durations (s)")
     ap.add_argument("--long-video", type=int, nargs="*", default=[600, 3600], metavar="S", help="long section: video durations (s)")
     ap.add_argument("--out", type=Path, default=Path("bench-results"), help="output folder (default: bench-results)")
     args = ap.parse_args(argv)
 
     mode = "quick" if args.quick else "full" if args.full else "default"
-    cfg = dict(SIZES[mode], mode=mode)
+    cfg = dict(SIZES[mode], mode=mode, clients=args.clients)
     if args.photos:
         cfg["photos"] = args.photos
     if args.workers is not None:
@@ -120,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, Any] = {"mode": mode, "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
                                "machine": _machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-    server_needed = not args.no_server and "insert" in sections
+    server_needed = not args.no_server and ("insert" in sections or "load" in sections)
     from bench.store import milvus_server
 
     with milvus_server() if server_needed else _nothing() as server:
@@ -264,6 +273,20 @@ def run_long(cfg: dict[str, Any], out: Path, work: Path, server: str | None) -> 
     return long.run(out, work, cfg["long_audio"], cfg["long_video"])
 
 
+def run_load(cfg: dict[str, Any], out: Path, work: Path, server: str | None) -> dict[str, Any]:
+    if server is None:
+        return {"skipped": _no_server()}
+    from bench import load
+
+    return load.run(out / "media" / "load_library", server, clients=cfg["clients"])
+
+
+def run_page(cfg: dict[str, Any], out: Path, work: Path, server: str | None) -> dict[str, Any]:
+    from bench import page
+
+    return page.run(work / "page")
+
+
 def run_gpu(cfg: dict[str, Any], out: Path, work: Path, server: str | None) -> dict[str, Any]:
     from bench import gpu
 
@@ -286,7 +309,7 @@ def _no_server() -> str:
     return SERVER_PROBLEM[0] if SERVER_PROBLEM else "no Milvus server (--no-server, or the `milvus` package is missing)"
 
 
-RUNNERS = {"images": run_images, "unchanged": run_unchanged, "video": run_video, "audio": run_audio, "insert": run_insert, "query": run_query, "gpu": run_gpu, "long": run_long}
+RUNNERS = {"images": run_images, "unchanged": run_unchanged, "video": run_video, "audio": run_audio, "insert": run_insert, "query": run_query, "gpu": run_gpu, "long": run_long, "load": run_load, "page": run_page}
 
 
 # -- output -----------------------------------------------------------------------------------------

@@ -170,3 +170,20 @@ def test_index_and_query_end_to_end(tmp_path: Path, store_uri: str, env: dict[st
     out = run_cli(["query", str(notes), "--uri", store_uri, "--debug"], env)
     assert out.returncode != 0
     assert "Traceback" in out.stderr and "UnsupportedMediaError" in out.stderr
+
+
+def test_index_runs_at_a_lower_cpu_priority_unless_told_otherwise(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    """``index`` lowers its own priority (default ``--nice 10``: a page's searches come first when
+    both run); ``--nice 0`` keeps it; out of range is a usage error. Run through ``cli.main`` in a
+    child, whose priority is read after the run (a niceness cannot be raised back)."""
+    shutil.copy(PHOTOS[0], tmp_path / PHOTOS[0].name)
+    env = dict(cli_env, MEDIA_SEARCH_MILVUS_URI=str(tmp_path / "x.db"), MEDIA_SEARCH_HOME=os.environ["MEDIA_SEARCH_HOME"])
+    probe = "import os, sys; from media_search.cli import main; rc = main(sys.argv[1:]); print(rc, os.nice(0))"
+    for extra, want in (([], 10), (["--nice", "0"], 0)):
+        before = os.nice(0)
+        r = subprocess.run([sys.executable, "-c", probe, "index", str(tmp_path / PHOTOS[0].name), "--json", *extra],
+                           env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split()[-2:] == ["0", str(min(19, before + want))]
+    bad = run_cli(["index", str(tmp_path), "--nice", "40"], env)
+    assert bad.returncode == 2 and "--nice takes 0 to 19" in bad.stderr
