@@ -36,6 +36,27 @@ def test_match_excerpt_finds_offset_under_noise_and_tempo() -> None:
         assert at_t - q_at_t == pytest.approx(6.3, abs=0.25) and corr_t > 0.4
 
 
+def test_placing_at_8_khz_agrees_with_32_khz() -> None:
+    """``place_matches`` decodes its candidates at ``PLACE_SR`` (8 kHz: the bands stop at 3.8 kHz):
+    the same offsets as at 32 kHz, and correlations on the same side of ``PLACE_MIN_CORR``."""
+    from scipy.signal import resample_poly
+
+    from media_search.query.place import PLACE_MIN_CORR, PLACE_SR
+
+    down = lambda x: resample_poly(x, PLACE_SR, SR).astype(np.float32)  # noqa: E731
+    clip, other = _notes(1, 30), _notes(2, 30)
+    rng = np.random.default_rng(4)
+    for start in (2.0, 11.3, 24.9):
+        q = clip[int(start * SR) : int((start + 4) * SR)]
+        noisy = q + rng.standard_normal(q.size).astype(np.float32) * np.sqrt(np.mean(q**2) / 10)
+        for query in (q, noisy):
+            c32, at32, q32 = match_excerpt(query, clip)
+            c8, at8, q8 = match_excerpt(down(query), down(clip), sr=PLACE_SR)
+            assert at8 - q8 == pytest.approx(at32 - q32, abs=0.04) == start
+            assert abs(c8 - c32) < 0.1 and (c8 >= PLACE_MIN_CORR) == (c32 >= PLACE_MIN_CORR)
+        assert match_excerpt(down(noisy), down(other), sr=PLACE_SR)[0] < PLACE_MIN_CORR
+
+
 def test_match_excerpt_long_query_and_short_candidate() -> None:
     clip = _notes(4, 40)
     # long query: the most varied 6 s stretch is used; offsets stay consistent

@@ -32,12 +32,14 @@ from ..embed.models import CNN14
 from ..errors import DecodeError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ..config import Settings
     from ..types import Match
 
 log = logging.getLogger(__name__)
 
-__all__ = ["spectral_features", "match_excerpt", "place_matches", "FRAME_S", "PLACE_TOP", "PLACE_MIN_CORR"]
+__all__ = ["spectral_features", "match_excerpt", "place_matches", "FRAME_S", "PLACE_SR", "PLACE_TOP", "PLACE_MIN_CORR"]
 
 FRAME_S = 0.02  # seconds per spectral frame
 _SR = CNN14.sample_rate
@@ -48,8 +50,8 @@ def spectral_features(samples: np.ndarray, sr: int = _SR) -> np.ndarray:
     from scipy.ndimage import uniform_filter1d
 
     x = np.asarray(samples, np.float32)
-    if x.size < _N_FFT:
-        x = np.pad(x, (0, _N_FFT - x.size))
+    if x.size < _n_fft(sr):
+        x = np.pad(x, (0, _n_fft(sr) - x.size))
     m = _melspectrogram(x, sr, int(round(FRAME_S * sr)))
     f = np.log(m + 1e-4 * (float(m.max()) + 1e-9))
     f = uniform_filter1d(f, 3, axis=1)
@@ -57,6 +59,14 @@ def spectral_features(samples: np.ndarray, sr: int = _SR) -> np.ndarray:
 
 
 _N_FFT, _N_MELS, _FMIN, _FMAX = 2048, 32, 100.0, 3800.0
+#: Where a query's results are placed (``place_matches``): the bands stop at 3.8 kHz, so 8 kHz
+#: holds all they see, and decoding a candidate and its FFTs cost a quarter of 32 kHz's.
+PLACE_SR = 8000
+
+
+def _n_fft(sr: int) -> int:
+    """64 ms frames at any rate: ``_N_FFT`` (2048) samples at 32 kHz, 512 at 8 kHz."""
+    return max(16, int(round(_N_FFT * sr / _SR)))
 
 
 def _melspectrogram(x: np.ndarray, sr: int, hop: int) -> np.ndarray:
@@ -65,10 +75,11 @@ def _melspectrogram(x: np.ndarray, sr: int, hop: int) -> np.ndarray:
     without librosa's first-call cost (about 2 s of numba compiling in every new process)."""
     import scipy.fft
 
-    x = np.pad(x, _N_FFT // 2)
-    n = 1 + (x.size - _N_FFT) // hop
-    frames = np.lib.stride_tricks.as_strided(x, (n, _N_FFT), (x.strides[0] * hop, x.strides[0]), writeable=False)
-    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(_N_FFT) / _N_FFT)).astype(np.float32)
+    n_fft = _n_fft(sr)
+    x = np.pad(x, n_fft // 2)
+    n = 1 + (x.size - n_fft) // hop
+    frames = np.lib.stride_tricks.as_strided(x, (n, n_fft), (x.strides[0] * hop, x.strides[0]), writeable=False)
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
     bank = _mel_filters(sr)
     out = np.empty((_N_MELS, n), np.float32)
     for i in range(0, n, 1024):  # in blocks: a long file's frames never sit in memory at once
@@ -78,8 +89,8 @@ def _melspectrogram(x: np.ndarray, sr: int, hop: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=4)
 def _mel_filters(sr: int) -> np.ndarray:
-    """(32, 1025) Slaney-scale, Slaney-normalised triangular filters (``librosa.filters.mel``)."""
-    freqs = np.fft.rfftfreq(_N_FFT, 1.0 / sr)
+    """(32, n_fft // 2 + 1) Slaney-scale, Slaney-normalised triangular filters (``librosa.filters.mel``)."""
+    freqs = np.fft.rfftfreq(_n_fft(sr), 1.0 / sr)
     mel_f = _mel_to_hz(np.linspace(_hz_to_mel(_FMIN), _hz_to_mel(_FMAX), _N_MELS + 2))
     fdiff = np.diff(mel_f)
     ramps = np.subtract.outer(mel_f, freqs)
@@ -155,41 +166,50 @@ PLACE_TOP = 3
 PLACE_MIN_CORR = 0.6
 
 
-def place_matches(settings: Settings, samples: np.ndarray, matches: list[Match]) -> list[Match]:
+def place_matches(
+    settings: Settings, samples: np.ndarray, matches: list[Match], lengths: Mapping[str, float] | None = None
+) -> list[Match]:
     """Offsets of the top matches the fingerprints did not confirm, from spectral alignment.
 
     Their Cnn14 offset is on the library's window grid (``AUDIO_HOP`` apart);
-    cross-correlating log-mel spectrograms places the snippet to a few
-    hundredths of a second. Costs decoding each of those files again: they are
-    decoded and placed side by side (ffmpeg runs in its own process, and the
-    FFTs and products let go of the GIL), which halves the wait on two cores.
+    cross-correlating log-mel spectrograms places the snippet (``samples``, at
+    Cnn14's 32 kHz) to a few hundredths of a second. Costs decoding each of
+    those files again, at ``PLACE_SR``; they are decoded and placed side by side
+    (ffmpeg runs in its own process, and the FFTs and products let go of the GIL).
+    ``lengths``: seconds of each result's sound where the caller knows them
+    (from its stored windows); the others are probed (ffprobe for most formats).
     """
     from concurrent.futures import ThreadPoolExecutor
+
+    from scipy.signal import resample_poly
 
     todo = [i for i, m in enumerate(matches[:PLACE_TOP]) if not m.copy]  # a copy is placed by the fingerprints
     out = list(matches)
     if not todo:
         return out
+    query = resample_poly(np.asarray(samples, np.float32), PLACE_SR, _SR).astype(np.float32)
+    known = lengths or {}
     with ThreadPoolExecutor(max_workers=min(2, len(todo)), thread_name_prefix="media-search-place") as pool:
-        placed = list(pool.map(lambda i: _place_one(settings, samples, matches[i]), todo))
+        placed = list(pool.map(lambda i: _place_one(settings, query, matches[i], known.get(matches[i].path)), todo))
     for i, m in zip(todo, placed):
         out[i] = m
     return out
 
 
-def _place_one(settings: Settings, samples: np.ndarray, m: Match) -> Match:
+def _place_one(settings: Settings, query: np.ndarray, m: Match, length: float | None) -> Match:
     from ..decode.file import decode_sound
     from ..decode.stream import probe_seconds
 
-    length = probe_seconds(m.path, from_video=m.kind == "video")
+    if length is None:
+        length = probe_seconds(m.path, from_video=m.kind == "video")
     if length is None or length > settings.stream_seconds:
         return m  # too long to decode whole here: its window offset stands
     try:
-        cand = decode_sound(m.path, settings, from_video=m.kind == "video").samples
+        cand = decode_sound(m.path, settings, from_video=m.kind == "video", sr=PLACE_SR).samples
     except (DecodeError, OSError) as e:
         log.debug("cannot place the query in %s: %s", m.path, e)
         return m
-    corr, at, q_at = match_excerpt(samples, cand)
+    corr, at, q_at = match_excerpt(query, cand, sr=PLACE_SR)
     if corr < PLACE_MIN_CORR:
         return m
     start = at - q_at  # where the query's start falls in the result

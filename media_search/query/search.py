@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,6 +83,7 @@ class _Ctx:
     store: MilvusStore
     embedders: Embedders
     settings: Settings
+    lengths: dict[str, float] = dataclasses.field(default_factory=dict)  # sound seconds per result path, from its rows
 
     def ensure(self, kind: Kind) -> None:
         self.store.ensure(kind, self.embedders.spec(kind))
@@ -115,6 +117,8 @@ def search(
     if not copy_signals:
         q.picture, q.pairs, q.samples = None, None, None
     results = copyrank.merge([_rank(lib, q, target, k) for target in targets])
+    if q.samples is not None:  # the first results' places in time, wherever their kind
+        results = place_matches(lib.settings, q.samples, results, lib.lengths)
     copies = sorted(
         {rec.path for rec in lib.store.iter_files(content_hash=q.content_hash, strong=False) if rec.path != real}
     ) if lib.store.has("files") else []
@@ -219,10 +223,10 @@ def _rank(lib: _Ctx, q: Query, target: Kind, k: int) -> list[Match]:
         if q.frames is not None:
             return _rank_sequences(lib, q, k)
         if q.sound is not None:  # a sound finds the videos whose soundtrack it is in
-            return _rank_audio(lib, q.sound, k, q.content_hash, source="video", pairs=q.pairs, samples=q.samples)
+            return _rank_audio(lib, q.sound, k, q.content_hash, source="video", pairs=q.pairs)
         return []
     if target == "audio" and q.sound is not None:
-        return _rank_audio(lib, q.sound, k, q.content_hash, source="audio", pairs=q.pairs, samples=q.samples)
+        return _rank_audio(lib, q.sound, k, q.content_hash, source="audio", pairs=q.pairs)
     return []
 
 
@@ -339,9 +343,8 @@ def _rank_sequences(lib: _Ctx, q: Query, k: int) -> list[Match]:
 
 def _rank_audio(
     lib: _Ctx, sound: Embedded, k: int, exclude: str, *, source: str, pairs: Any = None,
-    samples: np.ndarray | None = None,
 ) -> list[Match]:  # fmt: skip
-    from ..embed.audio import AUDIO_HOP
+    from ..embed.audio import AUDIO_HOP, AUDIO_WINDOW
 
     store = lib.store
     if not store.has("audio") or len(sound) == 0:
@@ -369,4 +372,6 @@ def _rank_audio(
     else:
         out = sorted(out, key=lambda m: (-m.score, m.path))
     out = sorted(out, key=lambda m: m.path not in in_head)[:k]  # stable: the head first, in its order
-    return place_matches(lib.settings, samples, out) if samples is not None else out
+    for r in rows:  # for ``place_matches``: no ffprobe per result
+        lib.lengths[r.path] = max(lib.lengths.get(r.path, 0.0), (r.timestamp or 0.0) + AUDIO_WINDOW)
+    return out

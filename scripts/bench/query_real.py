@@ -66,7 +66,7 @@ def build(root: Path, n_images: int, videos: int, sounds: int, sound_seconds: fl
     other = media.make_audio(qdir / "unrelated_5s.wav", seconds=5, seed=999) if snds else None
     return {
         "files": [str(p) for p in [*images, *vids, *snds]], "n_images": len(images), "n_videos": len(vids), "n_sounds": len(snds),
-        "image_queries": query_lib.make_queries(qdir / "images", images, 40),
+        "image_queries": query_lib.make_queries(qdir / f"images_{len(images)}", images, 40),  # edits of this library's files
         "video_queries": [str(clip)] if vids else [],
         "audio_queries": ([str(snippet)] if snds else []) + ([str(other)] if other else []),
     }  # fmt: skip
