@@ -7,6 +7,7 @@ another (edited copies of library files) while a second ``media-search index`` a
 ``new_images`` more files to the same server. Reported: per-query latency p50/p95 (wall, as a
 client sees it, upload included), queries per second, errors, how long the indexer took beside
 them, and the counts afterwards (``media-search stats --json``) against the files indexed.
+``BENCH_LOAD_NICE=0`` runs that indexer at normal priority (default: the CLI's ``--nice``).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) -> N
     raise RuntimeError(f"the page did not answer on {url} within {timeout:.0f} s")
 
 
-def _client_loop(url: str, queries: list[str], stop: threading.Event, out: list[tuple[float, str | None]], offset: int) -> None:
+def _client_loop(url: str, queries: list[str], stop: threading.Event, out: list[tuple[float, float, str | None]], offset: int) -> None:
     from gradio_client import Client, handle_file
 
     client = Client(url, verbose=False)
@@ -64,7 +65,7 @@ def _client_loop(url: str, queries: list[str], stop: threading.Event, out: list[
             err = None if "results" in reply else str(reply)[:200]
         except Exception as e:  # noqa: BLE001 - every failure is counted, none stops the run
             err = f"{type(e).__name__}: {e}"[:200]
-        out.append((time.perf_counter() - t, err))
+        out.append((t, time.perf_counter() - t, err))
 
 
 def run(root: Path, server: str, *, clients: int = 6, n_images: int = 300, new_images: int = 200,
@@ -100,12 +101,13 @@ def run(root: Path, server: str, *, clients: int = 6, n_images: int = 300, new_i
     try:
         _wait_up(url, page)
         stop = threading.Event()
-        got: list[list[tuple[float, str | None]]] = [[] for _ in range(clients)]
+        got: list[list[tuple[float, float, str | None]]] = [[] for _ in range(clients)]
         threads = [threading.Thread(target=_client_loop, args=(url, queries, stop, got[i], 3 * i), daemon=True) for i in range(clients)]
         t0 = time.perf_counter()
         for th in threads:
             th.start()
-        indexer = subprocess.Popen([sys.executable, "-m", "media_search", "index", *map(str, later), "--json"], env=env,
+        nice = ["--nice", os.environ["BENCH_LOAD_NICE"]] if os.environ.get("BENCH_LOAD_NICE") else []  # default: the CLI's
+        indexer = subprocess.Popen([sys.executable, "-m", "media_search", "index", *map(str, later), "--json", *nice], env=env,
                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
         out, _ = indexer.communicate(timeout=3600)
         index_seconds = time.perf_counter() - t0
@@ -118,15 +120,18 @@ def run(root: Path, server: str, *, clients: int = 6, n_images: int = 300, new_i
     finally:
         page.terminate()
         page.wait(timeout=30)
-    times = [x for g in got for x, e in g if e is None]
-    errors = [e for g in got for _, e in g if e is not None]
+    times = [x for g in got for _, x, e in g if e is None]
+    errors = [e for g in got for _, _, e in g if e is not None]
+    during = np.asarray([x for g in got for t, x, e in g if e is None and t + x <= t0 + index_seconds]) * 1000
     a = np.asarray(times) * 1000
     res["under_load"] = {
         "queries": len(times) + len(errors), "errors": len(errors), "first_errors": sorted(set(errors))[:3],
         "p50_ms": round(float(np.percentile(a, 50)), 1) if len(a) else None,
         "p95_ms": round(float(np.percentile(a, 95)), 1) if len(a) else None,
         "queries_per_second": round(len(times) / wall, 2), "seconds": round(wall, 1),
-        "indexer_rc": indexer.returncode, "indexer_seconds_beside_the_queries": round(index_seconds, 1),
+        "while_indexing": {"queries": len(during), "p50_ms": round(float(np.percentile(during, 50)), 1) if len(during) else None,
+                           "p95_ms": round(float(np.percentile(during, 95)), 1) if len(during) else None},
+        "indexer_rc": indexer.returncode, "indexer_nice": nice[1] if nice else "default", "indexer_seconds_beside_the_queries": round(index_seconds, 1),
     }  # fmt: skip
     try:
         res["indexer_report"] = {k: v for k, v in json.loads(out.strip().splitlines()[-1]).items() if k in ("indexed", "failed", "by_kind")}
