@@ -176,14 +176,17 @@ def place_matches(
     Cnn14's 32 kHz) to a few hundredths of a second. Costs decoding each of
     those files again, at ``PLACE_SR``; they are decoded and placed side by side
     (ffmpeg runs in its own process, and the FFTs and products let go of the GIL).
-    ``lengths``: seconds of each result's sound where the caller knows them
-    (from its stored windows); the others are probed (ffprobe for most formats).
+    ``lengths``: seconds of each result's sound, from its stored windows; when
+    given, only the results it names are placed (those the sound search found: a
+    video query's keyframe alignment keeps its own times). Without it, every
+    result is a candidate and its length is probed (ffprobe for most formats).
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from scipy.signal import resample_poly
 
-    todo = [i for i, m in enumerate(matches[:PLACE_TOP]) if not m.copy]  # a copy is placed by the fingerprints
+    todo = [i for i, m in enumerate(matches[:PLACE_TOP])  # a copy is placed by the fingerprints already
+            if not m.copy and (lengths is None or m.path in lengths)]  # fmt: skip
     out = list(matches)
     if not todo:
         return out

@@ -17,9 +17,9 @@ score; ``SearchResult.copy_found`` is False when nothing passed.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,8 +34,8 @@ from ..identity import content_hash, resolve_path
 from ..signals.image import MAX_SIDE
 from ..types import KINDS, Kind, Match, SearchResult
 from . import rank as copyrank
-from .rank import align_rows, prints_by_path, shortlist
 from .place import place_matches
+from .rank import align_rows, prints_by_path, shortlist
 from .stream import Progress, check_length
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ def search(
     if not copy_signals:
         q.picture, q.pairs, q.samples = None, None, None
     results = copyrank.merge([_rank(lib, q, target, k) for target in targets])
-    if q.samples is not None:  # the first results' places in time, wherever their kind
+    if q.samples is not None and lib.lengths:  # the sound search's first results, placed in time
         results = place_matches(lib.settings, q.samples, results, lib.lengths)
     copies = sorted(
         {rec.path for rec in lib.store.iter_files(content_hash=q.content_hash, strong=False) if rec.path != real}
@@ -157,29 +157,19 @@ def _embed_query(
     if kind == "video":
         from ..decode.file import decode_video
 
-        from concurrent.futures import ThreadPoolExecutor
-
         declared = check_length(path, lib.settings, from_video=True)
-        pictures, sound = "video" in targets or "image" in targets, "video" in targets or "audio" in targets
-        # A short video's soundtrack is decoded (ffmpeg, its own process) and embedded while its
-        # keyframes are; a long one's is streamed after them, so that the two never add up in memory.
-        beside = pictures and sound and declared is not None and declared <= lib.settings.stream_seconds
-        with ThreadPoolExecutor(1, thread_name_prefix="media-search-soundtrack") as pool:
-            track = pool.submit(_query_sound, lib, q, path, declared, progress, from_video=True) if beside else None
-            if pictures:
-                d = decode_video(path, lib.settings, soundtrack=False, local=False)  # at most video_max_frames
-                frames, d.frames = np.asarray(d.frames), None
-                # The keyframes and their mirrors (a mirrored copy aligns with the mirrors), a batch at
-                # a time: the mirrors are views, never a second copy of up to 600 pictures (176 MB).
-                size = lib.settings.batch_size
-                q.frames = Embedded(embed_frames(lib.embedders.image, frames, size), d.timestamps, d.duration, d.notes)  # type: ignore[arg-type]
-                q.mirrored = Embedded(embed_frames(lib.embedders.image, frames[:, :, ::-1], size), d.timestamps, d.duration, d.notes)  # type: ignore[arg-type]
-                del frames
+        if "video" in targets or "image" in targets:
+            d = decode_video(path, lib.settings, soundtrack=False, local=False)  # at most video_max_frames
+            frames, d.frames = np.asarray(d.frames), None
+            # The keyframes and their mirrors (a mirrored copy aligns with the mirrors), a batch at
+            # a time: the mirrors are views, never a second copy of up to 600 pictures (176 MB).
+            size = lib.settings.batch_size
+            q.frames = Embedded(embed_frames(lib.embedders.image, frames, size), d.timestamps, d.duration, d.notes)  # type: ignore[arg-type]
+            q.mirrored = Embedded(embed_frames(lib.embedders.image, frames[:, :, ::-1], size), d.timestamps, d.duration, d.notes)  # type: ignore[arg-type]
+            del frames
+        if "video" in targets or "audio" in targets:
             try:
-                if track is not None:
-                    track.result()
-                elif sound:
-                    _query_sound(lib, q, path, declared, progress, from_video=True)
+                _query_sound(lib, q, path, declared, progress, from_video=True)
             except DecodeError:  # no soundtrack
                 return q
         return q
