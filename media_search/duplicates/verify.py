@@ -289,9 +289,8 @@ def _ratio_counts(a: _Prepared, b: _Prepared) -> tuple[int, int]:
     if len(b.features) < 2:
         return 0, 0
     d2 = a.both_sq[:, None] + b.desc_sq[None, :] - 2.0 * (a.both @ b.desc.T).numpy()
-    two = np.partition(d2, 1, axis=1)[:, :2]
-    nearest = np.argmin(d2, axis=1)
-    ok = np.sqrt(np.maximum(two[:, 0], 0)) < fi.RATIO * np.sqrt(np.maximum(two[:, 1], 0))
+    nearest, d1, dn = fi.two_nearest(d2)
+    ok = np.sqrt(np.maximum(d1, 0)) < fi.RATIO * np.sqrt(np.maximum(dn, 0))
     n = len(a.features)
     return len(np.unique(nearest[:n][ok[:n]])), len(np.unique(nearest[n:][ok[n:]]))
 

@@ -30,6 +30,7 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -85,7 +86,7 @@ class PictureQuery:
         self._local: np.ndarray | None = None
         self._direct: fi.Features | None = None
         self._mirrored: fi.Features | None = None
-        self._pending: tuple[threading.Thread, dict[str, object]] | None = None
+        self._pending: Future[fi.Features] | None = None  # ``prefetch``'s
         self.inner: np.ndarray | None = None  # the prepared main picture, when framed (a screenshot)
         box = fi.content_box(self.picture)
         if box is not None:
@@ -121,30 +122,22 @@ class PictureQuery:
         search (OpenCV and ONNX Runtime let go of the GIL): ``direct`` then only waits for them."""
         if self._direct is not None or self._pending is not None:
             return
-        box: dict[str, object] = {}
+        pending: Future[fi.Features] = Future()
 
         def work() -> None:
             try:
-                box["features"] = fi.features(self.local)
+                pending.set_result(fi.features(self.local))
             except BaseException as e:  # raised again by ``direct``, in the caller's thread
-                box["error"] = e
+                pending.set_exception(e)
 
-        t = threading.Thread(target=work, name="media-search-local-features", daemon=True)
-        t.start()
-        self._pending = (t, box)
+        threading.Thread(target=work, name="media-search-local-features", daemon=True).start()
+        self._pending = pending
 
     def direct(self) -> fi.Features:
         if self._direct is None:
-            if self._pending is not None:
-                t, box = self._pending
-                t.join()
-                self._pending = None
-                if "error" in box:
-                    raise box["error"]  # type: ignore[misc]
-                self._direct = box["features"]  # type: ignore[assignment]
-            else:
-                self._direct = fi.features(self.local)
-        return self._direct  # type: ignore[return-value]
+            pending, self._pending = self._pending, None
+            self._direct = pending.result() if pending is not None else fi.features(self.local)
+        return self._direct
 
     def mirrored(self) -> fi.Features:
         if self._mirrored is None:

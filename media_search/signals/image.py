@@ -53,6 +53,7 @@ __all__ = [
     "verify",
     "verify_mirrored",
     "mirror_features",
+    "two_nearest",
     "decide",
 ]
 
@@ -355,6 +356,17 @@ def verify(q: Features, c: Features) -> Verification:
     return Verification(min(len(cells_q), len(cells_c)), len(qi))
 
 
+def two_nearest(d2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of squared distances ``d2`` (at least two columns; overwritten): the nearest
+    column, its distance and the second smallest distance. Two passes (argmin, then min with the
+    nearest masked): the values ``np.partition(d2, 1)`` gives, several times faster."""
+    rows = np.arange(len(d2))
+    first = d2.argmin(axis=1)
+    a = d2[rows, first]
+    d2[rows, first] = np.inf
+    return first, a, d2.min(axis=1)
+
+
 def _ratio_matches(qd: np.ndarray, cd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Lowe's ratio test on L2 distances (as ``cv2.BFMatcher.knnMatch(k=2)``), then one match per
     candidate keypoint (the nearest): a feature-poor candidate must not collect many query keypoints
@@ -364,11 +376,7 @@ def _ratio_matches(qd: np.ndarray, cd: np.ndarray) -> tuple[np.ndarray, np.ndarr
     q = np.asarray(qd, dtype=np.float32)
     c = np.asarray(cd, dtype=np.float32)
     d2 = (q * q).sum(1)[:, None] + (c * c).sum(1)[None, :] - 2.0 * (q @ c.T)
-    rows = np.arange(len(q))
-    first = d2.argmin(axis=1)  # the nearest and the second nearest: two passes, cheaper than argpartition
-    a = d2[rows, first]
-    d2[rows, first] = np.inf
-    b = d2.min(axis=1)
+    first, a, b = two_nearest(d2)
     d1 = np.sqrt(np.maximum(a, 0))
     dn = np.sqrt(np.maximum(b, 0))
     ok = np.flatnonzero(d1 < RATIO * dn)

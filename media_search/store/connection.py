@@ -151,13 +151,12 @@ class Connection:
         unbounded query; a server answers one query of up to ``QUERY_WINDOW`` rows and pages with an
         iterator (several times slower) only past that (Lite's iterator works too, but logs errors for
         a timestamp call it does not implement)."""
+        if limit is not None and not 0 < limit <= QUERY_WINDOW:
+            raise ValueError(f"a limited read takes 1 to {QUERY_WINDOW} rows, not {limit}")
         try:
-            if limit is not None:
-                if not 0 < limit <= QUERY_WINDOW:
-                    raise ValueError(f"a limited read takes 1 to {QUERY_WINDOW} rows, not {limit}")
-                return list(self.client.query(name, filter=expr or 'id != ""', output_fields=fields, limit=limit, **consistency))
-            if self.is_lite:
-                return list(self.client.query(name, filter=expr or 'id != ""', output_fields=fields, **consistency))
+            if self.is_lite or limit is not None:  # one query answers it
+                bound = {} if limit is None else {"limit": limit}
+                return list(self.client.query(name, filter=expr or 'id != ""', output_fields=fields, **bound, **consistency))
             first = self.client.query(name, filter=expr or 'id != ""', output_fields=fields, limit=QUERY_WINDOW, **consistency)
             if len(first) < QUERY_WINDOW:
                 return list(first)
