@@ -123,6 +123,45 @@ def test_trimmed_middle_part_finds_source_and_start_time(indexed, videos):
     assert top.query_timestamp <= 1.0
 
 
+def test_a_search_that_returned_every_row_is_not_made_again(indexed, videos, monkeypatch):
+    """A library of fewer videos than the head pool: each view is searched until every keyframe
+    row came back, and a larger ``k``'s wider pool takes those rows instead of searching again,
+    with the same results as searching again."""
+    from media_search.query import search as qs
+    from media_search.store.milvus import MilvusStore
+
+    lib, _, _ = indexed
+    calls: list[int] = []
+    real = MilvusStore.search
+
+    def counted(self, kind, vectors, limit, **kw):
+        calls.append(limit)
+        return real(self, kind, vectors, limit, **kw)
+
+    monkeypatch.setattr(MilvusStore, "search", counted)
+    reused = lib.search(videos["trimmed"], k=10)
+    n_reused = len(calls)
+
+    class Forgetful(dict):
+        def __setitem__(self, key, value):
+            pass
+
+    monkeypatch.setattr(qs._Ctx, "__init__", _forgetful_init(qs._Ctx.__init__, Forgetful))
+    calls.clear()
+    again = lib.search(videos["trimmed"], k=10)
+    assert n_reused < len(calls), (n_reused, calls)  # the wider pool searched again
+    assert [(m.path, m.score, m.timestamp) for m in reused.results] == [(m.path, m.score, m.timestamp) for m in again.results]
+    assert len(reused.results) == 5  # every library video: the trimmed part is none of them
+
+
+def _forgetful_init(init, table):
+    def wrapped(self, *a, **kw):
+        init(self, *a, **kw)
+        self.complete = table()
+
+    return wrapped
+
+
 def test_sped_up_copy_finds_source_first(indexed, videos):
     lib, _, _ = indexed
     assert _names(lib.find_similar(videos["faster"], k=3))[0] in ("scenes.mp4", "scenes copy.mp4")

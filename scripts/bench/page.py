@@ -4,12 +4,14 @@
 is started on it, and Debian's Chromium (Playwright, no ``playwright install``) chooses
 edited copies of the sample photos one after another through the page's file input. For each,
 the time from the end of the upload request (``/upload`` finished, as the browser saw it) to the
-first result card on screen, and from choosing the file to that card.
+first result card on screen, and from choosing the file to that card, both on the page's own clock
+(``_WATCH``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -25,6 +27,25 @@ __all__ = ["run"]
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+
+
+#: Times are taken in the page, on its own clock: Playwright's ``wait_for_selector`` polls at
+#: intervals of up to 500 ms, which it would add to a figure measured from outside. A mutation
+#: observer notes the frame after the first result card enters the page; the Resource Timing
+#: API gives the end of the upload request.
+_WATCH = """() => {
+  performance.clearResourceTimings();
+  window.__msStart = performance.now(); window.__msShown = null;
+  const seen = () => document.querySelector("#ms-results figure.ms-card[data-rank='1']");
+  const obs = new MutationObserver(() => {
+    if (seen()) { obs.disconnect(); requestAnimationFrame(() => { window.__msShown = performance.now(); }); }
+  });
+  obs.observe(document.body, {childList: true, subtree: true, attributes: true});
+}"""
+_READ = """() => {
+  const up = performance.getEntriesByType("resource").filter(e => /\\/upload(\\?|$)/.test(e.name)).pop();
+  return [window.__msStart, up ? up.responseEnd : null, window.__msShown];
+}"""
 
 
 def _queries(folder: Path) -> list[Path]:
@@ -62,7 +83,7 @@ def run(work: Path, *, rounds: int = 2) -> dict[str, Any]:
     url = f"http://127.0.0.1:{port}/"
     page_proc = subprocess.Popen([sys.executable, "-m", "media_search", "serve", "--port", str(port), "--library", str(work)],
                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    after_upload, whole = [], []
+    after_upload, whole, slowest = [], [], []
     try:
         end = time.monotonic() + 180
         while True:
@@ -77,22 +98,23 @@ def run(work: Path, *, rounds: int = 2) -> dict[str, Any]:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
             pg = browser.new_page(viewport={"width": 1400, "height": 1000})
             pg.set_default_timeout(60_000)
-            uploaded: list[float] = []
-            pg.on("requestfinished", lambda req: uploaded.append(time.perf_counter()) if "/upload" in req.url else None)
             pg.goto(url)
             pg.wait_for_selector("#ms-drop button.upload-container")
             for i in range(rounds):
                 for q in queries:
-                    uploaded.clear()
-                    t = time.perf_counter()
+                    pg.evaluate(_WATCH)
                     pg.set_input_files("#ms-drop input[type='file']", str(q))
                     pg.wait_for_selector(f"#ms-results .ms-head:has-text('{q.name}')")
                     pg.wait_for_selector("#ms-results figure.ms-card[data-rank='1']")
-                    done = time.perf_counter()
-                    if i > 0 or q != queries[0]:  # the first one warms the page up
-                        whole.append(done - t)
-                        if uploaded:
-                            after_upload.append(done - uploaded[-1])
+                    pg.wait_for_function("() => window.__msShown !== null")
+                    t0, up_end, shown = pg.evaluate(_READ)
+                    if (i > 0 or q != queries[0]) and up_end is not None:  # the first one warms the page up
+                        whole.append((shown - t0) / 1000)
+                        after_upload.append((shown - up_end) / 1000)
+                        # the search's own time, as the results' heading says it ("... in 0.21 s")
+                        head = pg.locator("#ms-results .ms-head").first.inner_text()
+                        said = re.search(r"in ([0-9.]+) s", head)
+                        slowest.append((round(shown - up_end, 1), q.name, float(said.group(1)) * 1000 if said else None))
                     pg.locator("#ms-drop button[aria-label='Clear']").click()
                     pg.wait_for_selector("#ms-drop button.upload-container")
             browser.close()
@@ -105,4 +127,5 @@ def run(work: Path, *, rounds: int = 2) -> dict[str, Any]:
         return {"p50_ms": round(float(np.percentile(a, 50)), 1), "p95_ms": round(float(np.percentile(a, 95)), 1), "runs": len(xs)}
 
     return {"library": "sample_media", "queries": len(queries), "upload_end_to_first_result": pct(after_upload),
-            "file_chosen_to_first_result": pct(whole), "target": "under 0.5 s after the upload completes"}  # fmt: skip
+            "file_chosen_to_first_result": pct(whole), "target": "under 0.5 s after the upload completes",
+            "slowest": [{"ms": ms, "query": name, "search_ms": said} for ms, name, said in sorted(slowest, reverse=True)[:6]]}  # fmt: skip

@@ -47,9 +47,12 @@ def env(uri: str) -> dict[str, str]:
                 MEDIA_SEARCH_AUDIO_WEIGHTS="random", MEDIA_SEARCH_DEVICE="cpu")  # fmt: skip
 
 
-def build(root: Path, n_images: int, videos: int, sounds: int, sound_seconds: float) -> dict[str, Any]:
-    """The library's files under ``root`` (made once, reused) and the queries."""
-    from bench import media, query_lib
+def build(root: Path, n_images: int, videos: int, sounds: int, sound_seconds: float, real_sounds: bool) -> dict[str, Any]:
+    """The library's files under ``root`` (made once, reused) and the queries. ``real_sounds``: every
+    real recording ``bench.real_audio`` finds joins the library in place (about 8,800 files and
+    9,300 windows of 5 s with its packages installed), and 4 s excerpts of three of them are
+    queries too."""
+    from bench import media, query_lib, real_audio
 
     images = query_lib.make_library(root / "images", n_images)
     vids = [media.make_video(root / "videos" / f"video_{i:02d}.mp4", size="1280x720", seconds=30) for i in range(videos)]
@@ -64,11 +67,19 @@ def build(root: Path, n_images: int, videos: int, sounds: int, sound_seconds: fl
     if snds and not snippet.exists():
         subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-ss", "20", "-t", "5", "-i", str(snds[0]), str(snippet)], check=True)
     other = media.make_audio(qdir / "unrelated_5s.wav", seconds=5, seed=999) if snds else None
+    real = [p for p, _ in real_audio.find_recordings(capped=False)] if real_sounds else []
+    real_queries = []
+    for p, d in sorted(real_audio.find_recordings(capped=False) if real else [], key=lambda r: -r[1])[:3]:
+        q = qdir / f"real_4s_{Path(p).stem}.wav"
+        if not q.exists():
+            subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-ss", str(round(d / 3, 2)), "-t", "4", "-i", p, str(q)], check=True)
+        real_queries.append(str(q))
     return {
-        "files": [str(p) for p in [*images, *vids, *snds]], "n_images": len(images), "n_videos": len(vids), "n_sounds": len(snds),
+        "files": [str(p) for p in [*images, *vids, *snds, *real]], "n_images": len(images), "n_videos": len(vids),
+        "n_sounds": len(snds), "n_real_recordings": len(real),
         "image_queries": query_lib.make_queries(qdir / f"images_{len(images)}", images, 40),  # edits of this library's files
         "video_queries": [str(clip)] if vids else [],
-        "audio_queries": ([str(snippet)] if snds else []) + ([str(other)] if other else []),
+        "audio_queries": ([str(snippet)] if snds else []) + ([str(other)] if other else []) + real_queries,
     }  # fmt: skip
 
 
@@ -190,8 +201,10 @@ def cold(uri: str, query: str, runs: int) -> dict[str, Any]:
         if r.returncode != 0:
             return {"error": (r.stderr or r.stdout).strip().splitlines()[-1:]}
         json.loads(r.stdout)
+    # MEDIA_SEARCH_VERBOSE: the command otherwise takes over its stderr (``decode.quiet``), and with
+    # it the interpreter's import-time lines
     r = subprocess.run([sys.executable, "-X", "importtime", "-m", "media_search", "query", query, "-k", "10", "--json"],
-                       env=env(uri), capture_output=True, text=True, timeout=600)  # fmt: skip
+                       env={**env(uri), "MEDIA_SEARCH_VERBOSE": "1"}, capture_output=True, text=True, timeout=600)  # fmt: skip
     heavy = {}
     for line in r.stderr.splitlines():
         parts = line.split("|")
@@ -202,10 +215,11 @@ def cold(uri: str, query: str, runs: int) -> dict[str, Any]:
     return {**percentiles(times), "cpu": percentiles(cpu), "top_level_import_seconds": heavy}
 
 
-def run(root: Path, *, n_images: int, videos: int, sounds: int, sound_seconds: float, runs: int, cold_runs: int) -> dict[str, Any]:
-    queries = build(root, n_images, videos, sounds, sound_seconds)
-    uri = str(root / f"index_{n_images}.db")
-    res: dict[str, Any] = {"library": {k: queries[k] for k in ("n_images", "n_videos", "n_sounds")}}
+def run(root: Path, *, n_images: int, videos: int, sounds: int, sound_seconds: float, real_sounds: bool, runs: int,
+        cold_runs: int) -> dict[str, Any]:  # fmt: skip
+    queries = build(root, n_images, videos, sounds, sound_seconds, real_sounds)
+    uri = str(root / f"index_{n_images}{'_real' if queries['n_real_recordings'] else ''}.db")
+    res: dict[str, Any] = {"library": {k: queries[k] for k in ("n_images", "n_videos", "n_sounds", "n_real_recordings")}}
     res["index"] = index(uri, queries["files"])
     res["warm"] = warm(uri, queries, runs)
     res["cold_image"] = cold(uri, queries["image_queries"][0]["query"], cold_runs)

@@ -51,9 +51,9 @@ def _h(s: str) -> float:
     return int(hashlib.sha1(s.encode()).hexdigest()[:8], 16) / 2**32
 
 
-def find_recordings() -> list[tuple[str, float]]:
-    """(path, duration) of every readable recording of at least 0.3 s, capped per folder, sorted;
-    byte-identical files (packages ship some sounds twice) count once."""
+def find_recordings(*, capped: bool = True) -> list[tuple[str, float]]:
+    """(path, duration) of every readable recording of at least 0.3 s, capped per folder (unless
+    ``capped=False``), sorted; byte-identical files (packages ship some sounds twice) count once."""
     import soundfile as sf
 
     seen: set[str] = set()
@@ -66,7 +66,7 @@ def find_recordings() -> list[tuple[str, float]]:
                 per_folder.setdefault(str(Path(p).parent), []).append(p)
         for files in per_folder.values():
             files.sort(key=_h)  # a fixed, spread-out choice within the folder
-            for p in files[:cap]:
+            for p in files[: cap if capped else None]:
                 try:
                     d = float(sf.info(p).duration)
                     digest = hashlib.sha1(Path(p).read_bytes()).hexdigest()
