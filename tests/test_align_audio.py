@@ -92,6 +92,31 @@ def test_query_places_unconfirmed_matches_by_spectrum(tmp_path) -> None:
     assert place_matches(Library(uri=str(tmp_path / "unused.db")).settings, snippet.astype(np.float32), copy) == copy
 
 
+def test_a_long_result_is_searched_near_its_window_offset(tmp_path, monkeypatch) -> None:
+    """A result longer than the query and ``PLACE_REACH`` on each side: only the stretch within
+    ``PLACE_REACH`` of where its windows put the query is decoded and searched."""
+    import soundfile as sf
+
+    from media_search import Library
+    from media_search.decode import audio as audio_mod
+    from media_search.query.place import PLACE_REACH, place_matches
+    from media_search.types import Match
+
+    clip = _notes(4, 70)
+    sf.write(tmp_path / "long.wav", clip, SR)
+    snippet = (clip[int(51.3 * SR) : int(54.3 * SR)] + 0.02 * np.random.default_rng(5).standard_normal(3 * SR)).astype(np.float32)
+    spans = []
+    real = audio_mod.decode_audio
+    monkeypatch.setattr(audio_mod, "decode_audio", lambda *a, **kw: spans.append(kw.get("span")) or real(*a, **kw))
+    settings = Library(uri=str(tmp_path / "unused.db")).settings
+    near = [Match(str(tmp_path / "long.wav"), "audio", 0.9, 50.0, 0.0)]
+    placed = place_matches(settings, snippet, near, {near[0].path: 70.0})
+    assert placed[0].timestamp == pytest.approx(51.3, abs=0.1)
+    assert spans == [(50.0 - PLACE_REACH, 3.0 + 2 * PLACE_REACH)]
+    far = [Match(str(tmp_path / "long.wav"), "audio", 0.9, 20.0, 0.0)]  # the windows put it 31 s off
+    assert place_matches(settings, snippet, far, {far[0].path: 70.0}) == far
+
+
 def test_spectral_features_equal_librosa() -> None:
     """The numpy mel spectrogram is librosa's (which costs about 2 s on first use in a process)."""
     librosa = pytest.importorskip("librosa")

@@ -61,6 +61,29 @@ def test_formats_decode_to_mono_32k(media: Path, name: str) -> None:
     assert 0.4 < np.abs(a.samples).max() < 0.65
 
 
+@pytest.mark.parametrize("name", ["tone.wav", "tone.ogg", "tone.mp3", "tone.m4a"])
+def test_a_span_decodes_that_stretch_only(media: Path, tmp_path: Path, name: str) -> None:
+    """``span=(start, seconds)``: the decoders seek (soundfile, or ffmpeg's ``-ss``/``-t``) and
+    return what the whole decode holds from ``start`` on, for ``seconds``."""
+    src = media / name
+    if not src.exists():
+        pytest.skip("needs ffmpeg to generate")
+    rng = np.random.default_rng(7)  # a varied signal: a shifted span would not line up with it
+    noise = rng.standard_normal(44100 * 6).astype(np.float32) * np.repeat(rng.uniform(0.05, 0.4, 60), 4410).astype(np.float32)
+    wav = tmp_path / "varied.wav"
+    sf.write(wav, noise, 44100)
+    long = tmp_path / f"varied{src.suffix}"
+    if src.suffix != ".wav":
+        _ffmpeg("-i", str(wav), *(["-b:a", "128k"] if src.suffix != ".ogg" else []), str(long))
+    whole = decode_audio(long if src.suffix != ".wav" else wav, sr=8000).samples
+    part = decode_audio(long if src.suffix != ".wav" else wav, sr=8000, span=(2.5, 2.0)).samples
+    assert part.size == pytest.approx(2.0 * 8000, abs=8000 * 0.05)
+    ref = whole[int(2.5 * 8000) : int(2.5 * 8000) + part.size]
+    corr = max(float(np.corrcoef(ref[400 + d : 4400 + d], part[400:4400])[0, 1]) for d in range(-80, 81))
+    assert corr > 0.9, corr  # the same stretch (lossy codecs shift by their priming, at most 10 ms)
+    assert decode_audio(wav, sr=8000, span=(5.5, 3.0)).samples.size == pytest.approx(0.5 * 8000, abs=8)
+
+
 @needs_ffmpeg
 def test_video_soundtrack(media: Path) -> None:
     a = decode_audio(media / "clip.mp4", from_video=True)

@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from media_search import Library
-from media_search.query import search as query_mod
+from media_search.query import sounds as query_mod
 from test_copydetect import SR, _tune  # generated tunes
 
 
@@ -98,8 +98,8 @@ def test_unrelated_sound_is_never_a_copy(indexed: Library, media: dict[str, Path
 @pytest.mark.parametrize("query", ["unrelated.wav", "quiet_copy.wav"])
 def test_first_result_does_not_depend_on_k(indexed: Library, media: dict[str, Path], monkeypatch: pytest.MonkeyPatch, query: str) -> None:
     """Not only copies: whatever comes first at k = 1 comes first at k = 50, even with an embedding
-    pool (``COPY_POOL``) smaller than the library, where a wider pool could bring a better-scored file."""
-    monkeypatch.setattr(query_mod, "COPY_POOL", 2)
+    pool (``SOUND_POOL``) smaller than the library, where a wider pool could bring a better-scored file."""
+    monkeypatch.setattr(query_mod, "SOUND_POOL", 2)
     firsts = {k: indexed.search(media["q"] / query, k=k, kinds=["audio"]).results for k in (1, 2, 3, 10, 50)}
     assert len({r[0].path for r in firsts.values()}) == 1, {k: r[0].path for k, r in firsts.items()}
     assert [m.path for m in firsts[3]] == [m.path for m in firsts[50][:3]]

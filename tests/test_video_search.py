@@ -127,7 +127,7 @@ def test_a_search_that_returned_every_row_is_not_made_again(indexed, videos, mon
     """A library of fewer videos than the head pool: each view is searched until every keyframe
     row came back, and a larger ``k``'s wider pool takes those rows instead of searching again,
     with the same results as searching again."""
-    from media_search.query import search as qs
+    from media_search.query.pool import Ctx
     from media_search.store.milvus import MilvusStore
 
     lib, _, _ = indexed
@@ -146,7 +146,7 @@ def test_a_search_that_returned_every_row_is_not_made_again(indexed, videos, mon
         def __setitem__(self, key, value):
             pass
 
-    monkeypatch.setattr(qs._Ctx, "__init__", _forgetful_init(qs._Ctx.__init__, Forgetful))
+    monkeypatch.setattr(Ctx, "__init__", _forgetful_init(Ctx.__init__, Forgetful))
     calls.clear()
     again = lib.search(videos["trimmed"], k=10)
     assert n_reused < len(calls), (n_reused, calls)  # the wider pool searched again

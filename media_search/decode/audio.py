@@ -70,8 +70,10 @@ def decode_audio(
     sr: int = SAMPLE_RATE,
     timeout: float = 120.0,
     from_video: bool = False,
+    span: tuple[float, float] | None = None,
 ) -> Audio:
-    """Decode ``path`` to mono float32 at ``sr`` Hz.
+    """Decode ``path`` to mono float32 at ``sr`` Hz; ``span``: only ``(start, seconds)`` of it
+    (the decoders seek: a stretch of a long file costs what the stretch does).
 
     ``from_video=True`` reads the soundtrack of a video file and marks the result
     ``source="video"``; a video without an audio stream raises
@@ -92,12 +94,12 @@ def decode_audio(
     sf_error: Exception | None = None
     if not from_video and p.suffix.lower() not in _FFMPEG_SUFFIXES:
         try:
-            samples = _decode_soundfile(p, sr)
+            samples = _decode_soundfile(p, sr, span)
         except Exception as e:  # libsndfile raises several types; ffmpeg gets a try
             sf_error = e
             log.debug("soundfile could not read %s: %s", p, e)
     if samples is None:
-        samples = _decode_ffmpeg(p, sr, timeout=timeout, from_video=from_video, sf_error=sf_error)
+        samples = _decode_ffmpeg(p, sr, timeout=timeout, from_video=from_video, sf_error=sf_error, span=span)
 
     samples = np.ascontiguousarray(np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0), dtype=np.float32)
     if samples.size == 0:
@@ -106,10 +108,16 @@ def decode_audio(
     return Audio(samples=samples, duration=samples.size / sr, source=source, sr=sr)
 
 
-def _decode_soundfile(path: Path, sr: int) -> np.ndarray:
+def _decode_soundfile(path: Path, sr: int, span: tuple[float, float] | None = None) -> np.ndarray:
     import soundfile as sf
 
-    data, native_sr = sf.read(str(path), dtype="float32", always_2d=True)
+    if span is None:
+        data, native_sr = sf.read(str(path), dtype="float32", always_2d=True)
+    else:
+        with sf.SoundFile(str(path)) as f:
+            native_sr = f.samplerate
+            f.seek(min(int(span[0] * native_sr), f.frames))
+            data = f.read(int(span[1] * native_sr), dtype="float32", always_2d=True)
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     return resample(mono, native_sr, sr)
 
@@ -139,7 +147,8 @@ def resample(samples: np.ndarray, sr_in: int, sr_out: int, *, method: Literal["b
 
 
 def _decode_ffmpeg(
-    path: Path, sr: int, *, timeout: float, from_video: bool, sf_error: Exception | None
+    path: Path, sr: int, *, timeout: float, from_video: bool, sf_error: Exception | None,
+    span: tuple[float, float] | None = None,
 ) -> np.ndarray:
     exe = shutil.which("ffmpeg")
     if exe is None:
@@ -154,7 +163,8 @@ def _decode_ffmpeg(
             f"{what} ({path.name}) needs ffmpeg, which is not installed: {_INSTALL_FFMPEG}.", path=path
         )
     cmd = [
-        exe, "-nostdin", "-hide_banner", "-v", "error", "-i", str(path),
+        exe, "-nostdin", "-hide_banner", "-v", "error",
+        *(("-ss", f"{span[0]:.3f}") if span else ()), "-i", str(path), *(("-t", f"{span[1]:.3f}") if span else ()),
         "-map", "0:a:0", "-vn", "-sn", "-dn", "-ar", str(sr), "-c:a", "pcm_f32be", "-f", "au", "-",
     ]  # fmt: skip  (AU keeps the channel count, so we downmix by mean exactly as for soundfile)
     try:

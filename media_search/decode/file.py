@@ -111,11 +111,14 @@ def decode_video(path: str | Path, settings: Settings, *, soundtrack: bool = Tru
                    duration=info.duration, audio=audio, notes=notes, local=locals_)  # fmt: skip
 
 
-def decode_sound(path: str | Path, settings: Settings, *, from_video: bool = False, sr: int | None = None) -> Audio:
-    """Mono samples of an audio file or of a video's soundtrack, at 32 kHz (Cnn14's rate) or ``sr``."""
+def decode_sound(
+    path: str | Path, settings: Settings, *, from_video: bool = False, sr: int | None = None, span: tuple[float, float] | None = None
+) -> Audio:
+    """Mono samples of an audio file or of a video's soundtrack, at 32 kHz (Cnn14's rate) or ``sr``;
+    ``span``: only ``(start, seconds)`` of it."""
     from .audio import SAMPLE_RATE, decode_audio
 
-    return decode_audio(path, sr=sr or SAMPLE_RATE, timeout=settings.decode_timeout, from_video=from_video)
+    return decode_audio(path, sr=sr or SAMPLE_RATE, timeout=settings.decode_timeout, from_video=from_video, span=span)
 
 
 def decode_file(path: str | Path, kind: str, settings: Settings) -> Decoded:

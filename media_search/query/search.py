@@ -17,7 +17,6 @@ score; ``SearchResult.copy_found`` is False when nothing passed.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,7 +34,9 @@ from ..signals.image import MAX_SIDE
 from ..types import KINDS, Kind, Match, SearchResult
 from . import rank as copyrank
 from .place import place_matches
+from .pool import Ctx, candidates
 from .rank import align_rows, prints_by_path, shortlist
+from .sounds import rank_sounds, read_sounds
 from .stream import Progress, check_length
 
 if TYPE_CHECKING:
@@ -76,22 +77,6 @@ class Query:
     samples: np.ndarray | None = None  # the sound itself, 32 kHz mono (spectral placement)
 
 
-@dataclass
-class _Ctx:
-    """What a query uses: the store, the embedders, the settings."""
-
-    store: MilvusStore
-    embedders: Embedders
-    settings: Settings
-    lengths: dict[str, float] = dataclasses.field(default_factory=dict)  # sound seconds per result path, from its rows
-    # Searches that returned every row the filter lets through (``_candidates``), by kind, source,
-    # exclusion and query vectors: (their groups, the rows per query vector, the files).
-    complete: dict[tuple[Any, ...], tuple[dict[str, list[Hit]], int, int]] = dataclasses.field(default_factory=dict)
-
-    def ensure(self, kind: Kind) -> None:
-        self.store.ensure(kind, self.embedders.spec(kind))
-
-
 def search(
     path: str | Path,
     *,
@@ -110,7 +95,7 @@ def search(
     ``progress`` is called with ``{"event": "decode", "done": s, "total": s or None}`` while a
     long query sound is decoded (``query.stream``), then with ``{"event": "embed", ...}``.
     """
-    lib = _Ctx(store, embedders, settings)
+    lib = Ctx(store, embedders, settings)
     if k < 1:
         raise ConfigError(f"k must be at least 1, got {k}.")
     real = resolve_path(path)
@@ -119,6 +104,9 @@ def search(
     q = _embed_query(lib, real, kind, targets, progress, copy_signals)
     if not copy_signals:
         q.picture, q.pairs, q.samples = None, None, None
+    sources = [t for t in targets if t == "audio" or (t == "video" and q.image is None and q.frames is None)]
+    if q.sound is not None:  # ranked against both the sounds and the soundtracks: their rows in one read
+        read_sounds(lib, q.sound, q.pairs, q.content_hash, sources, k)
     results = copyrank.merge([_rank(lib, q, target, k) for target in targets])
     if q.samples is not None and lib.lengths:  # the sound search's first results, placed in time
         results = place_matches(lib.settings, q.samples, results, lib.lengths)
@@ -143,7 +131,7 @@ def _targets(kind: Kind, kinds: Sequence[str] | None) -> tuple[Kind, ...]:
 
 
 def _embed_query(
-    lib: _Ctx, path: str, kind: Kind, targets: tuple[Kind, ...], progress: Progress | None = None, copy_signals: bool = True
+    lib: Ctx, path: str, kind: Kind, targets: tuple[Kind, ...], progress: Progress | None = None, copy_signals: bool = True
 ) -> Query:
     q = Query(path=path, kind=kind, content_hash=content_hash(path))
     if kind == "image":
@@ -180,7 +168,7 @@ def _embed_query(
     return q
 
 
-def _query_sound(lib: _Ctx, q: Query, path: str, declared: float | None, progress: Progress | None, *, from_video: bool) -> None:
+def _query_sound(lib: Ctx, q: Query, path: str, declared: float | None, progress: Progress | None, *, from_video: bool) -> None:
     """The query's sound: whole when short, streamed (no samples kept) when long (``query.stream``)."""
     from ..decode.file import decode_sound
     from ..embed.audio import QUERY_HOP, SOUNDTRACK_QUERY_HOP
@@ -202,7 +190,7 @@ def _query_sound(lib: _Ctx, q: Query, path: str, declared: float | None, progres
         q.sound, q.pairs, q.samples = sound, pairs, samples
 
 
-def _rank(lib: _Ctx, q: Query, target: Kind, k: int) -> list[Match]:
+def _rank(lib: Ctx, q: Query, target: Kind, k: int) -> list[Match]:
     store = lib.store
     if target == "image":
         vecs = q.image.vectors if q.image is not None else q.frames.vectors if q.frames is not None else None
@@ -219,44 +207,11 @@ def _rank(lib: _Ctx, q: Query, target: Kind, k: int) -> list[Match]:
         if q.frames is not None:
             return _rank_sequences(lib, q, k)
         if q.sound is not None:  # a sound finds the videos whose soundtrack it is in
-            return _rank_audio(lib, q.sound, k, q.content_hash, source="video", pairs=q.pairs)
+            return rank_sounds(lib, q.sound, k, q.content_hash, source="video", pairs=q.pairs)
         return []
     if target == "audio" and q.sound is not None:
-        return _rank_audio(lib, q.sound, k, q.content_hash, source="audio", pairs=q.pairs)
+        return rank_sounds(lib, q.sound, k, q.content_hash, source="audio", pairs=q.pairs)
     return []
-
-
-def _candidates(
-    lib: _Ctx, kind: Kind, vecs: np.ndarray, want: int, exclude: str, source: str | None = None
-) -> dict[str, list[Hit]]:
-    """Hits grouped per file, widening the search until ``want`` distinct files (or all) are found.
-
-    A search that came back with fewer hits than its limit for every vector returned every row
-    there is: a later call of the same query (a larger ``k``'s wider pool) that would end with
-    all of them too, because it starts past that many rows or wants more files than there are,
-    takes them from it instead of searching again (the same groups: a video query against a
-    few videos searched each view four times, 0.2 s at 10k files)."""
-    import hashlib
-
-    key = (kind, source, exclude, hashlib.blake2b(np.ascontiguousarray(vecs, np.float32).tobytes(), digest_size=16).digest())
-    limit = max(want * 4, 16)
-    if key in lib.complete:
-        groups, rows, files = lib.complete[key]
-        if limit >= rows or want > files:
-            return groups
-    while True:
-        per_query = lib.store.search(kind, vecs, limit, exclude_hash=exclude, source=source)
-        groups = {}
-        saturated = False
-        for hits in per_query:
-            saturated |= len(hits) >= limit
-            for h in hits:
-                groups.setdefault(h.file_id, []).append(h)
-        if not saturated:
-            lib.complete[key] = (groups, max((len(h) for h in per_query), default=0), len(groups))
-        if len(groups) >= want or not saturated or limit >= 16384:
-            return groups
-        limit = min(limit * 4, 16384)
 
 
 #: Files gathered by the embeddings before copy detection re-ranks them: wider than ``k`` so that an
@@ -267,15 +222,15 @@ SEQUENCE_POOL = 10
 
 
 def _best_per_file(
-    lib: _Ctx, kind: Kind, vecs: np.ndarray, k: int, exclude: str, *, result_kind: Kind,
+    lib: Ctx, kind: Kind, vecs: np.ndarray, k: int, exclude: str, *, result_kind: Kind,
     picture: copyrank.PictureQuery | None = None,
 ) -> list[Match]:  # fmt: skip
     # With copy detection: the head, the files a search for COPY_POOL of them finds whatever ``k``,
     # re-ranked by the copy checks; a larger ``k`` adds the next files by score after it.
-    groups = _candidates(lib, kind, vecs, COPY_POOL if picture else k, exclude)
+    groups = candidates(lib, kind, vecs, COPY_POOL if picture else k, exclude)
     head = set(groups)
     if picture is not None and k > COPY_POOL:
-        wide = _candidates(lib, kind, vecs, k, exclude)
+        wide = candidates(lib, kind, vecs, k, exclude)
         groups = {**{f: groups[f] for f in head}, **{f: hs for f, hs in wide.items() if f not in head}}
     cands = []
     for f, hits in groups.items():
@@ -303,7 +258,7 @@ def _dist(picture: copyrank.PictureQuery, phash: str | None) -> int:
     return 64 if d is None else d
 
 
-def _rank_sequences(lib: _Ctx, q: Query, k: int) -> list[Match]:
+def _rank_sequences(lib: Ctx, q: Query, k: int) -> list[Match]:
     """Video query against videos: keyframe agreement (of the keyframes or of their mirrors, the
     better per file), plus soundtrack agreement when both have one."""
     store = lib.store
@@ -316,14 +271,14 @@ def _rank_sequences(lib: _Ctx, q: Query, k: int) -> list[Match]:
     def pooled(pool: int) -> list[str]:
         groups: dict[str, list[Hit]] = {}
         for view in views:
-            for f, hits in _candidates(lib, "video", view.vectors, pool, q.content_hash).items():
+            for f, hits in candidates(lib, "video", view.vectors, pool, q.content_hash).items():
                 groups.setdefault(f, []).extend(hits)
         return shortlist(groups, pool * len(views))
 
     # The head: a pool of a fixed size whatever ``k``; a larger ``k`` adds a wider pool after it.
     short = pooled(SEQUENCE_POOL)
     head = set(short)
-    if 2 * k > SEQUENCE_POOL:
+    if k > len(short):  # the head comes first: a wider pool shows only past it
         short += [f for f in pooled(2 * k) if f not in head]
     rows = store.fetch_rows("video", short)
     tol = max(lib.settings.video_interval * 1.5, 0.5)
@@ -350,39 +305,3 @@ def _rank_sequences(lib: _Ctx, q: Query, k: int) -> list[Match]:
         out.sort(key=lambda m: (-m.score, m.path))
     in_head = {r.path for r in rows if r.file_id in head}
     return sorted(out, key=lambda m: m.path not in in_head)[:k]  # stable: the head first, in its order
-
-
-def _rank_audio(
-    lib: _Ctx, sound: Embedded, k: int, exclude: str, *, source: str, pairs: Any = None,
-) -> list[Match]:  # fmt: skip
-    from ..embed.audio import AUDIO_HOP, AUDIO_WINDOW
-
-    store = lib.store
-    if not store.has("audio") or len(sound) == 0:
-        return []
-    lib.ensure("audio")
-    # The head: a pool of a fixed size, whatever ``k`` (and the files the fingerprint index finds,
-    # wherever the embeddings put them). A larger ``k`` adds files of a wider pool after the head,
-    # so ``k`` changes how many results come back, never which come first.
-    head_size = COPY_POOL if pairs is not None else 10
-    short = shortlist(_candidates(lib, "audio", sound.vectors, head_size, exclude, source=source), head_size)
-    if pairs is not None:
-        from ..signals.print_index import candidates as print_candidates
-
-        short += [f for f in print_candidates(store, pairs, source=source, exclude=exclude) if f not in short]
-    head = set(short)
-    if 2 * k > head_size:
-        wide = shortlist(_candidates(lib, "audio", sound.vectors, 2 * k, exclude, source=source), 2 * k)
-        short += [f for f in wide if f not in head]
-    rows = store.fetch_rows("audio", short, copy_fields=pairs is not None)
-    rows = [r for r in rows if r.content_hash != exclude]
-    in_head = {r.path for r in rows if r.file_id in head}
-    out = align_rows(sound.timestamps, sound.vectors, rows, tol=AUDIO_HOP, source=source)
-    if pairs is not None:
-        out = copyrank.rerank_sounds(pairs, out, prints_by_path(rows, source))
-    else:
-        out = sorted(out, key=lambda m: (-m.score, m.path))
-    out = sorted(out, key=lambda m: m.path not in in_head)[:k]  # stable: the head first, in its order
-    for r in rows:  # for ``place_matches``: no ffprobe per result
-        lib.lengths[r.path] = max(lib.lengths.get(r.path, 0.0), (r.timestamp or 0.0) + AUDIO_WINDOW)
-    return out

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..types import Kind, Match, SearchResult
-from .search import _best_per_file, _Ctx
+from .pool import Ctx
+from .search import _best_per_file
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -50,7 +51,7 @@ def search_text(
     if not targets:
         raise ConfigError(f"A text query searches {' and '.join(TEXT_KINDS)}, not {', '.join(kinds or [])}.")
     vector = embedders.text.embed_text([words])
-    ctx = _Ctx(store, embedders, settings)
+    ctx = Ctx(store, embedders, settings)
     results: list[Match] = []
     for target in targets:
         if not store.has(target):

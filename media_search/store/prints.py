@@ -80,6 +80,10 @@ def _stamp_hash(stamp: object) -> str:
     return str(stamp).split(":", 1)[0]
 
 
+#: Postings of the last lookup kept for the next (6 MB): a long query's millions are not.
+_KEEP_LAST = 1 << 18
+
+
 class PrintIndex:
     """One store's hash index (see the module docstring)."""
 
@@ -89,6 +93,9 @@ class PrintIndex:
         self.path = index_path(store)
         self._db: sqlite3.Connection | None = None
         self._synced_at: tuple[int, float] | None = None  # (store writes, monotonic time)
+        # The last lookup's postings of every source, by its hashes: a query looks its hashes up once
+        # per source searched (its sounds, then the videos' soundtracks). Only a small one is kept.
+        self._last: tuple[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
 
     # -- the file ----------------------------------------------------------------------------
     @property
@@ -129,6 +136,7 @@ class PrintIndex:
                 pass
 
     def close(self) -> None:
+        self._last = None
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -154,6 +162,7 @@ class PrintIndex:
         self._synced_at = (writes, now)
 
     def _apply(self, gone: Sequence[str], new: Sequence[str], want: dict) -> None:
+        self._last = None
         rows: list[Row] = []
         for start in range(0, len(new), 256):
             rows += self.store.fetch_rows("audio", list(new[start : start + 256]), vectors=False, copy_fields=True)
@@ -198,20 +207,32 @@ class PrintIndex:
     # -- lookups ------------------------------------------------------------------------------
     def lookup(self, hashes: np.ndarray, source: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Postings of the given hashes: (hash, fid, t) arrays, fid being this index's file number,
-        in hash order (the join walks the hashes in key order, so the vote need not sort them)."""
-        db = self.db
+        in hash order (the join walks the hashes in key order, so the vote need not sort them).
+
+        ``source``: only files of that source, kept by their file numbers here (joining the files
+        table in SQL cost twice the lookup itself: 61 ms instead of 27 for a 4 s music query at
+        9,800 windows)."""
         uniq = np.unique(np.asarray(hashes, dtype=np.int64))
+        key = hashlib.blake2b(uniq.tobytes(), digest_size=16).digest()
+        if self._last is not None and self._last[0] == key:
+            h, f, t = self._last[1]
+        else:
+            h, f, t = self._lookup(uniq)
+            self._last = (key, (h, f, t)) if len(h) <= _KEEP_LAST else None
+        if source is not None and len(f):
+            fids = np.fromiter((r[0] for r in self.db.execute("SELECT fid FROM files WHERE source = ?", (source,))), np.int64)
+            keep = np.isin(f, fids)
+            h, f, t = h[keep], f[keep], t[keep]
+        return h, f, t
+
+    def _lookup(self, uniq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        db = self.db
         db.execute("CREATE TEMP TABLE IF NOT EXISTS q (h INTEGER PRIMARY KEY)")
         db.execute("BEGIN")
         try:
             db.execute("DELETE FROM q")
             db.executemany("INSERT INTO q VALUES (?)", ((int(h),) for h in uniq))
-            if source is None:
-                cur = db.execute("SELECT p.hash, p.fid, p.t FROM q CROSS JOIN postings p ON p.hash = q.h")
-            else:
-                sql = ("SELECT p.hash, p.fid, p.t FROM q CROSS JOIN postings p ON p.hash = q.h "
-                       "JOIN files f ON f.fid = p.fid WHERE f.source = ?")  # fmt: skip
-                cur = db.execute(sql, (source,))
+            cur = db.execute("SELECT p.hash, p.fid, p.t FROM q CROSS JOIN postings p ON p.hash = q.h")
             # a block of rows at a time: a long query's millions of postings as Python tuples would
             # take about 150 bytes each (500 MB for a 4-hour query), as arrays 24
             parts = [np.asarray(rows, dtype=np.int64).reshape(-1, 3) for rows in iter(lambda: cur.fetchmany(_BLOCK), [])]
