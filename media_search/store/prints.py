@@ -95,7 +95,7 @@ class PrintIndex:
         self._synced_at: tuple[int, float] | None = None  # (store writes, monotonic time)
         # The last lookup's postings of every source, by its hashes: a query looks its hashes up once
         # per source searched (its sounds, then the videos' soundtracks). Only a small one is kept.
-        self._last: tuple[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+        self._last: tuple[bytes, np.ndarray] | None = None
 
     # -- the file ----------------------------------------------------------------------------
     @property
@@ -209,23 +209,32 @@ class PrintIndex:
         """Postings of the given hashes: (hash, fid, t) arrays, fid being this index's file number,
         in hash order (the join walks the hashes in key order, so the vote need not sort them).
 
-        ``source``: only files of that source, kept by their file numbers here (joining the files
-        table in SQL cost twice the lookup itself: 61 ms instead of 27 for a 4 s music query at
-        9,800 windows)."""
+        ``source``: only files of that source, kept by their file numbers block by block as they
+        are read (joining the files table in SQL cost twice the lookup itself: 61 ms instead of 27
+        for a 4 s music query at 9,800 windows). A small lookup's postings of every source are
+        kept for the next lookup of the same hashes (the query's other source)."""
         uniq = np.unique(np.asarray(hashes, dtype=np.int64))
         key = hashlib.blake2b(uniq.tobytes(), digest_size=16).digest()
-        if self._last is not None and self._last[0] == key:
-            h, f, t = self._last[1]
-        else:
-            h, f, t = self._lookup(uniq)
-            self._last = (key, (h, f, t)) if len(h) <= _KEEP_LAST else None
-        if source is not None and len(f):
+        fids = None
+        if source is not None:
             fids = np.fromiter((r[0] for r in self.db.execute("SELECT fid FROM files WHERE source = ?", (source,))), np.int64)
-            keep = np.isin(f, fids)
-            h, f, t = h[keep], f[keep], t[keep]
-        return h, f, t
+        if self._last is not None and self._last[0] == key:
+            parts: list[np.ndarray] = [self._last[1]]
+        else:
+            self._last = None
+            parts = self._lookup(uniq)
+            total = sum(len(x) for x in parts)
+            if total <= _KEEP_LAST:
+                self._last = (key, np.concatenate(parts) if parts else np.zeros((0, 3), np.int64))
+        if fids is not None:
+            for i, x in enumerate(parts):  # in place: each block's unfiltered rows go as it is filtered
+                parts[i] = x[np.isin(x[:, 1], fids)]
+        a = np.concatenate(parts) if parts else np.zeros((0, 3), np.int64)
+        return a[:, 0], a[:, 1], a[:, 2]
 
-    def _lookup(self, uniq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _lookup(self, uniq: np.ndarray) -> list[np.ndarray]:
+        """The postings of ``uniq`` as (n, 3) blocks: a long query's millions of postings as Python
+        tuples would take about 150 bytes each (500 MB for a 4-hour query), as arrays 24."""
         db = self.db
         db.execute("CREATE TEMP TABLE IF NOT EXISTS q (h INTEGER PRIMARY KEY)")
         db.execute("BEGIN")
@@ -233,16 +242,9 @@ class PrintIndex:
             db.execute("DELETE FROM q")
             db.executemany("INSERT INTO q VALUES (?)", ((int(h),) for h in uniq))
             cur = db.execute("SELECT p.hash, p.fid, p.t FROM q CROSS JOIN postings p ON p.hash = q.h")
-            # a block of rows at a time: a long query's millions of postings as Python tuples would
-            # take about 150 bytes each (500 MB for a 4-hour query), as arrays 24
-            parts = [np.asarray(rows, dtype=np.int64).reshape(-1, 3) for rows in iter(lambda: cur.fetchmany(_BLOCK), [])]
+            return [np.asarray(rows, dtype=np.int64).reshape(-1, 3) for rows in iter(lambda: cur.fetchmany(_BLOCK), [])]
         finally:
             db.execute("COMMIT")
-        if not parts:
-            z = np.zeros(0, np.int64)
-            return z, z, z
-        a = np.concatenate(parts)
-        return a[:, 0], a[:, 1], a[:, 2]
 
     def file_ids(self, fids: Sequence[int], *, exclude_hash: str | None = None) -> dict[int, str]:
         """The store's file ids of these file numbers; ``exclude_hash``: leave out the files with

@@ -59,9 +59,10 @@ def media_search_real(data: dict, uri: str, ks: tuple[int, ...] = (3, 10, 50), k
         # has every cell alike, and most unrelated queries.
         rank = [r / 4 if q["family"] == "unrelated" else r for r, q in zip(rank, todo)]
         for n, (r, q) in enumerate(sorted(zip(rank, todo), key=lambda x: x[0])):
-            check = k_check is None or seen_k.setdefault((q["family"], q["half"]), [0])[0] < k_check
+            counted = seen_k.setdefault((q["family"], q["half"]), [0])
+            check = k_check is None or counted[0] < k_check
             if check:
-                seen_k[(q["family"], q["half"])][0] += 1
+                counted[0] += 1
             if q["query"] in per_query:
                 continue
             tops = {}
