@@ -114,6 +114,32 @@ def test_same_voice_other_sentence_is_not_a_copy(indexed: Library, media: dict[s
     assert res.results and not res.copy_found and not any(m.copy for m in res.results), res.results
 
 
+def test_a_kept_lookup_is_not_reused_after_another_process_writes(indexed: Library, media: dict[str, Path]) -> None:
+    """The last lookup's postings are kept for the query's other source; a commit by another
+    connection (an indexer sharing a server's index) in between makes the next lookup read again."""
+    import sqlite3
+
+    from media_search.decode.audio import decode_audio
+    from media_search.signals.audio import SCALES, landmarks
+    from media_search.signals.print_index import print_index
+
+    idx = print_index(indexed.store)
+    q = landmarks(decode_audio(media["q"] / "quiet_copy.wav").samples, 32000)
+    hashes = np.concatenate([q.hashes(s) for s in SCALES])
+    before = idx.lookup(hashes, source="audio")
+    assert len(before[0]) and idx._last is not None  # small: kept
+    assert [len(x) for x in idx.lookup(hashes, source="video")] == [0, 0, 0]  # no video here
+    other = sqlite3.connect(idx.path, isolation_level=None)
+    try:
+        fid = other.execute("SELECT fid FROM files WHERE source = 'audio' LIMIT 1").fetchone()[0]
+        other.execute("INSERT OR IGNORE INTO postings VALUES (?, ?, ?)", (int(hashes[0]), fid, 123456))
+        after = idx.lookup(hashes, source="audio")
+        assert len(after[0]) == len(before[0]) + 1
+    finally:
+        other.execute("DELETE FROM postings WHERE hash = ? AND fid = ? AND t = 123456", (int(hashes[0]), fid))
+        other.close()
+
+
 def test_index_survives_restart_loss_and_a_killed_run(indexed: Library, media: dict[str, Path]) -> None:
     from media_search.signals.print_index import print_index
 

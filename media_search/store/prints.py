@@ -214,7 +214,11 @@ class PrintIndex:
         for a 4 s music query at 9,800 windows). A small lookup's postings of every source are
         kept for the next lookup of the same hashes (the query's other source)."""
         uniq = np.unique(np.asarray(hashes, dtype=np.int64))
-        key = hashlib.blake2b(uniq.tobytes(), digest_size=16).digest()
+        # the hashes, and the file's version as seen here: another process (an indexer sharing a
+        # server's index) that commits in between changes ``data_version``; this one's own writes
+        # (``_apply``) drop what was kept
+        version = self.db.execute("PRAGMA data_version").fetchone()[0]
+        key = hashlib.blake2b(uniq.tobytes() + str(version).encode(), digest_size=16).digest()
         fids = None
         if source is not None:
             fids = np.fromiter((r[0] for r in self.db.execute("SELECT fid FROM files WHERE source = ?", (source,))), np.int64)
