@@ -104,9 +104,9 @@ def embed_frames(embedder: ImageEmbedder, frames: np.ndarray, batch_size: int) -
     return np.concatenate(parts).astype(np.float32, copy=False)
 
 
-def embed_sound(embedder: AudioEmbedder, audio: Audio, source: str, *, query: bool = False, hop: float | None = None) -> Embedded:
-    """Window vectors of decoded audio (the denser query hop when ``query``, or ``hop``)."""
-    windows = embedder.query_windows(audio, **({} if hop is None else {"hop": hop})) if query else embedder.embed_windows(audio)
+def embed_sound(embedder: AudioEmbedder, audio: Audio, source: str, *, query_hop: float | None = None) -> Embedded:
+    """Window vectors of decoded audio: the library's windows, or a query's every ``query_hop`` seconds."""
+    windows = embedder.embed_windows(audio) if query_hop is None else embedder.query_windows(audio, hop=query_hop)
     notes = ["silent: no audible window"] if windows.silent else []
     return Embedded(
         np.asarray(windows.vectors, dtype=np.float32),

@@ -36,7 +36,7 @@ class Ctx:
     # A sound ranked against both sources (``sounds.read_sounds``): each source's shortlist and head, and
     # the rows of all of them, read in one call.
     sound_short: dict[str, tuple[list[str], set[str]]] = dataclasses.field(default_factory=dict)
-    sound_rows: list[Row] | None = None
+    sound_rows: list[Row] = dataclasses.field(default_factory=list)
 
     def ensure(self, kind: Kind) -> None:
         self.store.ensure(kind, self.embedders.spec(kind))

@@ -184,7 +184,7 @@ def _query_sound(lib: Ctx, q: Query, path: str, declared: float | None, progress
     else:
         audio = decode_sound(path, lib.settings, from_video=from_video)
         hop = SOUNDTRACK_QUERY_HOP if from_video else QUERY_HOP
-        sound = embed_sound(lib.embedders.audio, audio, source, query=True, hop=hop)
+        sound = embed_sound(lib.embedders.audio, audio, source, query_hop=hop)
         pairs, samples = landmarks(audio.samples, audio.sr), audio.samples
     if len(sound) or not from_video:
         q.sound, q.pairs, q.samples = sound, pairs, samples

@@ -68,7 +68,7 @@ def rank_sounds(
     if not store.has("audio") or len(sound) == 0:
         return []
     lib.ensure("audio")
-    if source in lib.sound_short and lib.sound_rows is not None:  # read with the other source's
+    if source in lib.sound_short:  # read with the other source's (``read_sounds``)
         short, head = lib.sound_short[source]
         mine = set(short)
         rows = [r for r in lib.sound_rows if r.file_id in mine]

@@ -67,9 +67,10 @@ def build(root: Path, n_images: int, videos: int, sounds: int, sound_seconds: fl
     if snds and not snippet.exists():
         subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-ss", "20", "-t", "5", "-i", str(snds[0]), str(snippet)], check=True)
     other = media.make_audio(qdir / "unrelated_5s.wav", seconds=5, seed=999) if snds else None
-    real = [p for p, _ in real_audio.find_recordings(capped=False)] if real_sounds else []
+    recordings = real_audio.find_recordings(capped=False) if real_sounds else []  # reads and hashes each file
+    real = [p for p, _ in recordings]
     real_queries = []
-    for p, d in sorted(real_audio.find_recordings(capped=False) if real else [], key=lambda r: -r[1])[:3]:
+    for p, d in sorted(recordings, key=lambda r: -r[1])[:3]:
         q = qdir / f"real_4s_{Path(p).stem}.wav"
         if not q.exists():
             subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-ss", str(round(d / 3, 2)), "-t", "4", "-i", p, str(q)], check=True)
