@@ -325,3 +325,25 @@ def test_a_stretch_of_a_long_recording_is_a_copy_however_long_the_recording() ->
     assert not ca.decide(m[1].votes, m[1].cover, m[1].runner_up).copy
     short = ca.landmarks(song[20 * SR : 28 * SR], SR)  # 8 s: within the pad, all of it counts as before
     assert ca.match(short, lib)[0].cover == ca.slots(short)
+
+
+def test_an_excerpt_of_a_loop_is_a_copy_though_the_loop_holds_it_several_times() -> None:
+    """Music that repeats itself (a 6 s phrase played three times): an excerpt agrees throughout at
+    each repeat, so the runner-up offset has as many votes as the winner. That is no plateau of
+    partial agreements: the query, whole, is in the file more than once. A copy, at its first place."""
+    phrase = _tune(31, seconds=6)
+    loop = np.concatenate([_tune(32, seconds=3), phrase, phrase, phrase])
+    query = loop[int(4.0 * SR) : int(8.0 * SR)]  # 4 s from 1 s into the first repeat
+    pairs = ca.landmarks(query, SR)
+    lib = [ca.pack(ca.landmarks(loop, SR)), ca.pack(ca.landmarks(_tune(33, seconds=21), SR))]
+    m = ca.match(pairs, lib)
+    assert m[0].runner_up >= ca.MAX_RUNNER_UP * m[0].votes  # no single sharp peak
+    assert m[0].repeats and ca.decide(m[0].votes, m[0].cover, m[0].runner_up, m[0].repeats).copy
+    assert min(abs(m[0].offset - off) for off in (4.0, 10.0, 16.0)) < 0.1
+    assert not m[1].repeats and not ca.decide(m[1].votes, m[1].cover, m[1].runner_up, m[1].repeats).copy
+    # a steady tone against another (a plateau of offsets, not a few places): not a copy
+    t = np.arange(int(4 * SR)) / SR
+    pad = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.2 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+    other = np.concatenate([pad, pad, pad]) * 0.5
+    m = ca.match(ca.landmarks(pad[: 3 * SR], SR), [ca.pack(ca.landmarks(other, SR))])[0]
+    assert not m.repeats and not ca.decide(m.votes, m.cover, m.runner_up, m.repeats).copy

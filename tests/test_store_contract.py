@@ -7,6 +7,7 @@ section 6), the test says so next to an explicit ``if backend == ...``.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -208,8 +209,9 @@ def test_insert_differs_between_backends(store: MilvusStore, backend: str) -> No
     cols = image_rows(["/lib/a.jpg"], unit(1, 3), [hexhash(1)])
     row = {k: (v[0] if k != "vector" else v[0].tolist()) for k, v in cols.items()}
     row.setdefault("phash", "")  # a raw insert must give every field (upsert_rows fills them in)
-    row.setdefault("local", "")
     name = store.name("image")
+    if backend == "server":  # a Lite store keeps local features beside its .db (``store.features``)
+        row.setdefault("local", "")
     store.client.insert(name, [row])
     store.client.insert(name, [row])
     if backend == "server":
@@ -341,6 +343,111 @@ def test_flush_keeps_everything(store: MilvusStore) -> None:
     assert store.count("image") == 2
     (hits,) = store.search("image", unit(2, 9)[:1], 2)
     assert hits[0].path == "/lib/a.jpg"
+
+
+def test_local_features_come_back_by_row_id_and_go_with_their_rows(store: MilvusStore, backend: str) -> None:
+    """Local features (``signals.image.pack_features`` text) come back by row id and with
+    ``all_rows``, are replaced by an upsert and go with their rows. Lite keeps them beside its .db
+    (``store.features``), not in the collection: the first touch of a Lite file reads every
+    collection whole, and they were most of an image collection's bytes."""
+    store.ensure("video", SPEC)
+    a = frame_rows("/lib/a.mp4", unit(3, 6), hexhash(1), local=["fa0", "", "fa2"])
+    b = frame_rows("/lib/b.mp4", unit(2, 7), hexhash(2), local=["fb0", "fb1"])
+    store.upsert_rows("video", a)
+    store.upsert_rows("video", b)
+    ids = a["id"] + b["id"]
+    want = {a["id"][0]: "fa0", a["id"][2]: "fa2", b["id"][0]: "fb0", b["id"][1]: "fb1"}
+    assert store.local_features("video", ids) == want
+    assert {r.id: r.local or None for r in store.all_rows("video", signals=("local",))} == {**dict.fromkeys(ids), **want}
+    assert all(r.local is None for r in store.all_rows("video"))
+    fields = {f["name"] for f in store.client.describe_collection(store.name("video"))["fields"]}
+    assert ("local" in fields) == (backend == "server")
+    store.upsert_rows("video", frame_rows("/lib/b.mp4", unit(2, 7), hexhash(2), local=["fb0 again", "fb1"]))
+    store.delete_rows("video", [file_id("/lib/a.mp4")])
+    assert store.count("video") == 2  # a Strong read: the server's query-time reads see the delete after it
+    assert store.local_features("video", ids) == {b["id"][0]: "fb0 again", b["id"][1]: "fb1"}
+    assert store.local_features("image", ids) == {}  # no such collection
+
+
+def test_a_collection_keeps_its_local_features_where_it_was_made_with_them(fresh_store: MilvusStore, backend: str,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Lite: an image collection an older media_search made (the features in the collection) is
+    read and written as it was, with nothing beside the .db; dropped and made again, it keeps them
+    beside. Server: a collection without the field (a Lite .db made now, served by ``milvus-lite
+    server``) opens, takes rows, and has no stored features (its rows are verified from files)."""
+    from media_search.store.prints import side_file
+
+    made = "collection" if backend == "lite" else "none"
+    with monkeypatch.context() as m:
+        m.setattr(MilvusStore, "_local_mode", lambda self, kind: made)
+        fresh_store.ensure("image", SPEC)
+    store = MilvusStore(fresh_store.uri, token=fresh_store.token, prefix=fresh_store.prefix)  # later, another process
+    a = file_id("/lib/a.jpg")
+    try:
+        store.ensure("image", SPEC)
+        store.upsert_rows("image", {**image_rows(["/lib/a.jpg"], unit(1, 3), [hexhash(1)]), "local": ["fa"]})
+        assert store.count("image") == 1
+        fields = {f["name"] for f in store.client.describe_collection(store.name("image"))["fields"]}
+        assert ("local" in fields) == (backend == "lite")
+        assert store.local_features("image", [a]) == ({a: "fa"} if backend == "lite" else {})
+        if backend == "lite":
+            assert not os.path.exists(side_file(store, "local"))
+            store.drop("image")
+            store.ensure("image", SPEC)
+            store.upsert_rows("image", {**image_rows(["/lib/a.jpg"], unit(1, 3), [hexhash(1)]), "local": ["fa"]})
+            fields = {f["name"] for f in store.client.describe_collection(store.name("image"))["fields"]}
+            assert "local" not in fields and os.path.exists(side_file(store, "local"))
+            assert store.local_features("image", [a]) == {a: "fa"}
+    finally:
+        store.close()
+
+
+def test_an_unreadable_local_feature_file_is_started_again(fresh_store: MilvusStore, backend: str) -> None:
+    """Lite: a damaged ``<db>.local.sqlite`` loses its features (its rows are then verified from
+    their files), never the index: reads and writes go on."""
+    if backend != "lite":
+        pytest.skip("Lite only")
+    from media_search.store.prints import side_file
+
+    store = fresh_store
+    store.ensure("image", SPEC)
+    store.upsert_rows("image", {**image_rows(["/lib/a.jpg"], unit(1, 3), [hexhash(1)]), "local": ["fa"]})
+    store.close()
+    with open(side_file(store, "local"), "r+b") as f:
+        f.write(b"not a database at all" * 100)
+    again = MilvusStore.from_settings(Settings.from_env())
+    try:
+        assert again.local_features("image", [file_id("/lib/a.jpg")]) == {}
+        assert again.count("image") == 1
+        again.upsert_rows("image", {**image_rows(["/lib/a.jpg"], unit(1, 3), [hexhash(1)]), "local": ["fa2"]})
+        assert again.local_features("image", [file_id("/lib/a.jpg")]) == {file_id("/lib/a.jpg"): "fa2"}
+    finally:
+        again.close()
+
+
+def test_all_rows_reads_rows_with_vectors_in_parts(store: MilvusStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Parts of 2 rows: every row comes once, with its own vector and signals; ids and paths alone in one read.
+    from media_search.store import milvus as milvus_module
+
+    monkeypatch.setattr(milvus_module, "ALL_PART", 2)
+    store.ensure("video", SPEC)
+    vecs = unit(5, 12)
+    store.upsert_rows("video", frame_rows("/lib/v.mp4", vecs, hexhash(5), phash=[f"{i:016x}" for i in range(5)]))
+    reads: list[int] = []
+    query_all = store.conn.query_all
+
+    def counted(name, expr, fields, *args, **kwargs):  # type: ignore[no-untyped-def]
+        got = query_all(name, expr, fields, *args, **kwargs)
+        reads.append(len(got))
+        return got
+
+    monkeypatch.setattr(store.conn, "query_all", counted)
+    rows = sorted(store.all_rows("video", vectors=True, signals=("phash",)), key=lambda r: r.timestamp)
+    assert reads == [5, 2, 2, 1]  # the ids, then three parts
+    np.testing.assert_allclose(np.array([r.vector for r in rows]), vecs, atol=1e-6)
+    assert [r.phash for r in rows] == [f"{i:016x}" for i in range(5)]
+    reads.clear()
+    assert len(store.all_rows("video")) == 5 and reads == [5]
 
 
 def test_drop_forgets_the_kind(fresh_store: MilvusStore) -> None:

@@ -234,7 +234,7 @@ def rerank_sounds(query: fa.Pairs, matches: Sequence[Match], prints: dict[str, l
     n_slots = fa.slots(query)
     out = []
     for m, f in zip(matches, found):
-        ev = fa.decide(f.votes, f.cover or n_slots, f.runner_up)
+        ev = fa.decide(f.votes, f.cover or n_slots, f.runner_up, f.repeats)
         if ev.copy:
             m = dataclasses.replace(m, timestamp=round(max(0.0, f.offset), 3), query_timestamp=0.0 if f.offset >= 0 else round(-f.offset / f.scale, 3))
         out.append(dataclasses.replace(m, copy=ev.copy, copy_confidence=ev.confidence))

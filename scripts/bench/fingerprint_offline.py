@@ -62,7 +62,7 @@ def run(qpaths):
                         top=files[top[1]] if top else None, votes=top[0].votes if top else 0,
                         runner=top[0].runner_up if top else 0, hits=top[0].hits if top else 0,
                         second=sc[1][0].votes if len(sc) > 1 else 0,
-                        allc=[(files[c]==orig, m.votes, m.runner_up, m.hits) for m, c in sc],
+                        allc=[(files[c]==orig, m.votes, m.runner_up, m.repeats) for m, c in sc],
                         src_votes=next((m.votes for m, c in sc if files[c] == orig), 0)))
     return res
 
@@ -82,9 +82,9 @@ if __name__ == "__main__":
     for fam in REAL_FAMILIES + ["unrelated"]:
         r = [x for x in res if x["fam"] == fam]
         if fam == "unrelated":
-            v = sorted(x["votes"] for x in r); print(fam, len(r), "top votes max", v[-5:], "flagged", sum(any(fa.decide(v, x["slots"], ru).copy for s, v, ru, h in x["allc"]) for x in r)); continue
+            v = sorted(x["votes"] for x in r); print(fam, len(r), "top votes max", v[-5:], "flagged", sum(any(fa.decide(v, x["slots"], ru, rep).copy for s, v, ru, rep in x["allc"]) for x in r)); continue
         ok = [x["top"] == x["orig"] for x in r]
-        fl = [x["top"] == x["orig"] and fa.decide(x["allc"][0][1], x["slots"], x["allc"][0][2]).copy for x in r]
-        other = sum(fa.decide(v, x["slots"], ru).copy for x in r for s, v, ru, h in x["allc"] if not s)
+        fl = [x["top"] == x["orig"] and fa.decide(x["allc"][0][1], x["slots"], x["allc"][0][2], x["allc"][0][3]).copy for x in r]
+        other = sum(fa.decide(v, x["slots"], ru, rep).copy for x in r for s, v, ru, rep in x["allc"] if not s)
         wrong = [x["votes"] for x in r if x["top"] != x["orig"]]
         print(f"{fam:10s} n={len(r)} r@1={np.mean(ok):.2f} flagged={np.mean(fl):.2f} other_files_flagged={other} src_votes_min={sorted(x['src_votes'] for x in r)[:6]} second_max={sorted(x['second'] for x in r)[-4:]} wrongtop={sorted(wrong)[-4:]}")

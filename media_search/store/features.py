@@ -1,0 +1,128 @@
+"""Local features beside a Milvus Lite ``.db``: ``<db>.local.sqlite``, one row per collection row.
+
+The stored SIFT features (``signals.image.pack_features`` text, about 30 KB a row) are most of an
+image collection's bytes, and Milvus Lite reads every collection's whole Parquet segments into
+memory the first time a process touches the file: with 10k images and 10k sound windows the
+first call of a process took 0.5-0.9 s and 680 MB of memory, 465 MB of them the image
+collection. A query needs the features of the few candidates it verifies, by row id, and
+``duplicates`` reads them all once; neither needs them inside Milvus.
+
+So a Lite store keeps them here (``MilvusStore`` decides, per collection: a Lite collection made
+without the ``local`` field). A server keeps them in its collection: the data lives with the
+server, for every machine that queries or indexes it (Ray workers included). A Lite collection
+made by an older media_search, with the field, keeps using it.
+
+Writes come before the rows' own (``MilvusStore.upsert_rows``), deletes with theirs; a row whose
+features are missing here (a run killed in between) is verified from its file instead, as a row
+stored without any always was. Milvus Lite lets one process hold a ``.db``, so one process
+writes this file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+
+__all__ = ["LocalFeatures"]
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS local (coll TEXT, id TEXT, file_id TEXT, data TEXT, PRIMARY KEY (coll, id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS local_file ON local (coll, file_id);
+"""
+_PART = 500  # ids per IN (...) list: under sqlite's variable limit
+
+
+class LocalFeatures:
+    """The local features of a Lite store's collections, by collection name and row id."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # one connection, used by the query's threads too
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+            try:
+                self._db = self._connect()
+            except sqlite3.DatabaseError as e:  # unreadable: its rows are verified from their files
+                log.warning("starting the local-feature file %s again: %s", self.path, e)
+                for suffix in ("", "-wal", "-shm"):
+                    if os.path.exists(self.path + suffix):
+                        os.remove(self.path + suffix)
+                self._db = self._connect()
+        return self._db
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        return db
+
+    def put(self, coll: str, rows: Iterable[tuple[str, str, str]]) -> None:
+        """(row id, file id, features) rows of ``coll``; empty features are not kept."""
+        items = [(coll, i, f, d) for i, f, d in rows if d]
+        if not items:
+            return
+        with self._lock:
+            db = self.db
+            db.execute("BEGIN")
+            try:
+                db.executemany("INSERT OR REPLACE INTO local VALUES (?, ?, ?, ?)", items)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def get(self, coll: str, ids: Sequence[str]) -> dict[str, str]:
+        """The features of the given rows that have any, by row id."""
+        out: dict[str, str] = {}
+        if self._none():
+            return out
+        with self._lock:
+            for start in range(0, len(ids), _PART):
+                part = list(ids[start : start + _PART])
+                q = ",".join("?" * len(part))
+                out.update(self.db.execute(f"SELECT id, data FROM local WHERE coll = ? AND id IN ({q})", [coll, *part]))
+        return out
+
+    def all(self, coll: str) -> Iterator[tuple[str, str]]:
+        """(row id, features) of every row of ``coll`` kept here."""
+        if self._none():
+            return iter(())
+        with self._lock:
+            rows = self.db.execute("SELECT id, data FROM local WHERE coll = ?", (coll,)).fetchall()
+        return iter(rows)
+
+    def _none(self) -> bool:
+        """Nothing kept yet (no file): nothing to forget, and no file made only to forget nothing."""
+        return self._db is None and not os.path.exists(self.path)
+
+    def forget_files(self, coll: str, file_ids: Sequence[str]) -> None:
+        if self._none():
+            return
+        with self._lock:
+            for start in range(0, len(file_ids), _PART):
+                part = list(file_ids[start : start + _PART])
+                q = ",".join("?" * len(part))
+                self.db.execute(f"DELETE FROM local WHERE coll = ? AND file_id IN ({q})", [coll, *part])
+
+    def forget(self, coll: str) -> None:
+        """Every row of ``coll`` (its collection was dropped or made anew)."""
+        if self._none():
+            return
+        with self._lock:
+            self.db.execute("DELETE FROM local WHERE coll = ?", (coll,))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
