@@ -22,6 +22,7 @@ from media_search.errors import IndexMismatchError, StoreLockedError
 from media_search.identity import file_id, row_id
 from media_search.signals import SIGNALS, SignalSpec
 from media_search.store import connection as connection_module
+from media_search.store.features import Placement
 from media_search.store.filters import quote
 from media_search.store.milvus import FileRecord, MilvusStore
 
@@ -379,7 +380,7 @@ def test_a_collection_keeps_its_local_features_where_it_was_made_with_them(fresh
 
     made = "collection" if backend == "lite" else "none"
     with monkeypatch.context() as m:
-        m.setattr(MilvusStore, "_local_mode", lambda self, kind: made)
+        m.setattr(Placement, "mode", lambda self, kind: made)
         fresh_store.ensure("image", SPEC)
     store = MilvusStore(fresh_store.uri, token=fresh_store.token, prefix=fresh_store.prefix)  # later, another process
     a = file_id("/lib/a.jpg")

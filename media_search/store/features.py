@@ -25,8 +25,14 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["LocalFeatures"]
+from .schema import FILES, TABLES, Field
+
+if TYPE_CHECKING:
+    from .milvus import MilvusStore
+
+__all__ = ["LocalFeatures", "Placement"]
 
 log = logging.getLogger(__name__)
 
@@ -126,3 +132,55 @@ class LocalFeatures:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+class Placement:
+    """Where one store's collections keep their local features (per kind, learnt from the
+    collection's fields): ``"collection"`` (a server's, or a Lite collection an older media_search
+    made), ``"beside"`` the Lite ``.db`` (a collection made now), or ``"none"`` (a server
+    collection without the field: a Lite ``.db`` made now, served by ``milvus-lite server``; its
+    rows are verified from their files)."""
+
+    def __init__(self, store: MilvusStore) -> None:
+        self.store = store
+        self._modes: dict[str, str] = {}
+        self._file: LocalFeatures | None = None
+
+    def mode(self, kind: str) -> str:
+        if kind == FILES or "local" not in TABLES[kind].names:
+            return "collection"
+        if kind not in self._modes:
+            if not self.store.has(kind):
+                return "beside" if self.store.is_lite else "collection"  # how it will be made
+            fields = self.store.conn.describe(self.store.name(kind)).get("fields", [])
+            self.learn(kind, {f.get("name") for f in fields})
+        return self._modes[kind]
+
+    def learn(self, kind: str, names: set[Any]) -> None:
+        """``kind``'s collection has the fields ``names`` (described, or made with them)."""
+        kept = "local" not in TABLES[kind].names or "local" in names
+        self._modes[kind] = "collection" if kept else "beside" if self.store.is_lite else "none"
+
+    def forget(self, kind: str) -> None:
+        self._modes.pop(kind, None)
+
+    def beside(self, kind: str) -> bool:
+        return self.mode(kind) == "beside"
+
+    def fields(self, kind: str) -> tuple[Field, ...]:
+        """``kind``'s collection fields (besides ``id`` and ``vector``) as the store keeps them."""
+        fields = TABLES[kind].fields
+        return fields if self.mode(kind) == "collection" else tuple(f for f in fields if f.name != "local")
+
+    @property
+    def file(self) -> LocalFeatures:
+        if self._file is None:
+            from .prints import side_file
+
+            self._file = LocalFeatures(side_file(self.store, "local"))
+        return self._file
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -38,10 +38,8 @@ from . import filters
 from .connection import SESSION, Connection
 from .manifest import Manifest
 from .records import FileRecord, Hit, Row, hit, row
-from .schema import COLLECTIONS, FILES, TABLES, Field
-
-if TYPE_CHECKING:
-    from .features import LocalFeatures
+from .features import Placement
+from .schema import COLLECTIONS, FILES, TABLES
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -74,7 +72,7 @@ class MilvusStore:
         self.is_lite = self.conn.is_lite
         self.manifest = Manifest(self.conn, prefix + FILES)
         self._checked: dict[str, tuple[ModelSpec, tuple[SignalSpec, ...]]] = {}
-        self._side: dict[str, str] = {}  # per kind: where its local features are (``_local_mode``)
+        self.local = Placement(self)  # where each kind's local features are (``store.features``)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MilvusStore:
@@ -87,7 +85,7 @@ class MilvusStore:
         other.conn, other.is_lite = self.conn, self.is_lite
         other.manifest = Manifest(self.conn, prefix + FILES)
         other._checked = {}
-        other._side = {}
+        other.local = Placement(other)
         return other
 
     @property
@@ -102,10 +100,10 @@ class MilvusStore:
 
     def close(self) -> None:
         """Close the connection (for Lite, the last one in this process releases the file)."""
-        for side in ("_print_index", "_local_file"):  # the fingerprint index, the local features (``store.features``)
-            held = self.__dict__.pop(side, None)
-            if held is not None:
-                held.close()
+        prints = self.__dict__.pop("_print_index", None)  # the fingerprint side index (``store.prints``)
+        if prints is not None:
+            prints.close()
+        self.local.close()
         self.conn.close()
 
     # -- collections ----------------------------------------------------------------------------
@@ -163,8 +161,8 @@ class MilvusStore:
 
     def _check_signal_field(self, kind: Kind, described: dict[str, Any]) -> None:
         names = {f.get("name") for f in described.get("fields", [])}
-        self._side[kind] = self._mode_of(kind, names)
-        for field in self._fields(kind):
+        self.local.learn(kind, names)
+        for field in self.local.fields(kind):
             if field.signal and field.name not in names:
                 raise IndexMismatchError(
                     f"The {kind} collection {self.name(kind)} was built by an older media_search, without "
@@ -176,50 +174,12 @@ class MilvusStore:
         properties = {MODEL_PROPERTY: spec.to_json()}
         if signals:
             properties[SIGNALS_PROPERTY] = SignalSpec.to_json(signals)
-        mode = self._local_mode(kind)
-        if mode == "beside":
-            self._local.forget(self.name(kind))  # a new collection: what an older one of the name left
-        self.conn.create("create a collection", self.name(kind), self._fields(kind), spec.dim, index, properties)
-        self._side[kind] = mode
+        fields = self.local.fields(kind)
+        if self.local.beside(kind):
+            self.local.file.forget(self.name(kind))  # a new collection: what an older one of the name left
+        self.conn.create("create a collection", self.name(kind), fields, spec.dim, index, properties)
+        self.local.learn(kind, {f.name for f in fields})
         log.info("created collection %s for %s", self.name(kind), spec.describe())
-
-    # -- local features: in the collection, or beside a Lite .db (``store.features``) ------------
-    def _local_mode(self, kind: str) -> str:
-        """Where ``kind``'s local features are: ``"collection"`` (a server's, or a Lite collection an
-        older media_search made), ``"beside"`` the Lite ``.db`` (``store.features``; a collection
-        made now), or ``"none"`` (a server collection without the field: a Lite ``.db`` made beside
-        its features, served by ``milvus-lite server``; its rows are verified from their files)."""
-        if kind == FILES or "local" not in TABLES[kind].names:
-            return "collection"
-        if kind not in self._side:
-            if not self.has(kind):
-                return "beside" if self.is_lite else "collection"  # how it will be made
-            fields = self.conn.describe(self.name(kind)).get("fields", [])
-            self._side[kind] = self._mode_of(kind, {f.get("name") for f in fields})
-        return self._side[kind]
-
-    def _mode_of(self, kind: str, names: set[Any]) -> str:
-        if "local" not in TABLES[kind].names or "local" in names:
-            return "collection"
-        return "beside" if self.is_lite else "none"
-
-    def _local_beside(self, kind: str) -> bool:
-        return self._local_mode(kind) == "beside"
-
-    def _fields(self, kind: str) -> tuple[Field, ...]:
-        """``kind``'s collection fields (besides ``id`` and ``vector``) as this store keeps them."""
-        fields = TABLES[kind].fields
-        return fields if self._local_mode(kind) == "collection" else tuple(f for f in fields if f.name != "local")
-
-    @property
-    def _local(self) -> LocalFeatures:
-        held = self.__dict__.get("_local_file")
-        if held is None:
-            from .features import LocalFeatures
-            from .prints import side_file
-
-            held = self.__dict__["_local_file"] = LocalFeatures(side_file(self, "local"))
-        return held
 
     def drop(self, kind: str) -> None:
         """Drop ``kind``'s collection and forget its files in the manifest."""
@@ -227,27 +187,27 @@ class MilvusStore:
             stale = [r.file_id for r in self.iter_files() if r.kind == kind or (kind == "audio" and r.kind == "video")]
             self.forget_files(stale)
         if self.has(kind):
-            beside = self._local_beside(kind)
+            beside = self.local.beside(kind)
             self.conn.call("drop a collection", self.client.drop_collection, self.name(kind))
             if beside:
-                self._local.forget(self.name(kind))
+                self.local.file.forget(self.name(kind))
         if kind == FILES:
             self.manifest.forget_ready()
         self._checked.pop(kind, None)
-        self._side.pop(kind, None)
+        self.local.forget(kind)
 
     # -- content rows -------------------------------------------------------------------------
     def upsert_rows(self, kind: Kind, columns: dict[str, Sequence[Any] | np.ndarray]) -> int:
         """Upsert rows given as columns (``id``, ``vector`` and the collection's fields)."""
         n = len(columns["id"])
-        mode = self._local_mode(kind)
+        mode = self.local.mode(kind)
         if mode == "beside":  # written first: a row never lacks what it was written with
             local = columns.get("local")
             if local is not None:
-                self._local.put(self.name(kind), zip(map(str, columns["id"]), map(str, columns["file_id"]), local))
+                self.local.file.put(self.name(kind), zip(map(str, columns["id"]), map(str, columns["file_id"]), local))
         if mode != "collection":
             columns = {k: v for k, v in columns.items() if k != "local"}
-        signals = [f for f in self._fields(kind) if f.signal]
+        signals = [f for f in self.local.fields(kind) if f.signal]
         for signal in signals:
             if signal.name not in columns:  # a writer without copy signals: never copies
                 columns = {**columns, signal.name: [[] if signal.dtype == "ARRAY" else ""] * n}
@@ -276,8 +236,8 @@ class MilvusStore:
         for start in range(0, len(ids), _BATCH):
             expr = filters.is_in("file_id", ids[start : start + _BATCH])
             self.conn.call("delete rows", self.client.delete, self.name(kind), filter=expr)
-        if self._local_beside(kind):
-            self._local.forget_files(self.name(kind), ids)
+        if self.local.beside(kind):
+            self.local.file.forget_files(self.name(kind), ids)
 
     def remove_files(self, file_ids: Sequence[str]) -> int:
         """Delete the given files' rows from every collection and their manifest entries; returns how many."""
@@ -340,8 +300,8 @@ class MilvusStore:
             for at in range(0, len(rest), part):
                 ids = filters.is_in("id", rest[at : at + part])
                 out.extend(row(r) for r in self.conn.query_all(name, ids, fields, SESSION, limit=part))
-        if copy_fields and self._local_beside(kind):
-            kept = self._local.get(name, [r.id for r in out])
+        if copy_fields and self.local.beside(kind):
+            kept = self.local.file.get(name, [r.id for r in out])
             out = [dataclasses.replace(r, local=kept.get(r.id)) for r in out]
         return out
 
@@ -351,9 +311,9 @@ class MilvusStore:
         ids = [i for i in dict.fromkeys(row_ids) if i]
         if not ids or not self.has(kind) or "local" not in TABLES[kind].names:
             return {}
-        mode = self._local_mode(kind)
+        mode = self.local.mode(kind)
         if mode != "collection":
-            return self._local.get(self.name(kind), ids) if mode == "beside" else {}
+            return self.local.file.get(self.name(kind), ids) if mode == "beside" else {}
         out: dict[str, str] = {}
         for start in range(0, len(ids), 64):
             expr = filters.is_in("id", ids[start : start + 64])
@@ -375,7 +335,7 @@ class MilvusStore:
         name = self.name(kind)
         self.conn.load(name)
         small = TABLES[kind].fetch_fields(vectors=False, signals=False)
-        fields = small + ["vector"] * vectors + [f.name for f in self._fields(kind) if f.signal and f.name in signals]
+        fields = small + ["vector"] * vectors + [f.name for f in self.local.fields(kind) if f.signal and f.name in signals]
         if fields == small:
             rows = [row(r) for r in self.conn.query_all(name, "", fields)]
         else:
@@ -384,14 +344,14 @@ class MilvusStore:
             for start in range(0, len(ids), ALL_PART):
                 part = ids[start : start + ALL_PART]
                 rows += [row(r) for r in self.conn.query_all(name, filters.is_in("id", part), fields, limit=len(part))]
-        if "local" in signals and self._local_beside(kind):
-            kept = dict(self._local.all(self.name(kind)))
+        if "local" in signals and self.local.beside(kind):
+            kept = dict(self.local.file.all(self.name(kind)))
             rows = [dataclasses.replace(r, local=kept.get(r.id)) for r in rows]
         return rows
 
     def _fetch_fields(self, kind: Kind, *, vectors: bool, signals: bool) -> list[str]:
         names = TABLES[kind].fetch_fields(vectors=vectors, signals=signals)
-        return [n for n in names if n != "local"] if signals and self._local_mode(kind) != "collection" else names
+        return [n for n in names if n != "local"] if signals and self.local.mode(kind) != "collection" else names
 
     def count(self, kind: str) -> int:
         return self.conn.count(self.name(kind)) if self.has(kind) else 0
