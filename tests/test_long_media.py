@@ -400,3 +400,47 @@ def test_lite_writes_in_small_buffers_and_the_cli_frees_arrow_memory(tmp_path: P
     cli = "from media_search.cli import _lean_heap; _lean_heap(); import pyarrow as pa; print(pa.default_memory_pool().backend_name)"
     env.pop("ARROW_DEFAULT_MEMORY_POOL", None)
     assert subprocess.run([sys.executable, "-c", cli], env=env, capture_output=True, text=True, check=True).stdout.split()[-1] == "system"
+
+
+def test_a_long_query_is_not_widened_past_the_hit_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A query of many windows against a library of one long recording: each widening of the
+    search multiplies its hits by the query's windows (120 windows x 16,384 rows was 2 million
+    hits, 41 s and 700 MB, to learn that the library holds one file). Past ``HIT_BUDGET`` hits it
+    stops, with the file found; a query of one window widens as before."""
+    from media_search.embed.spec import ModelSpec
+    from media_search.identity import file_id, row_id
+    from media_search.query import pool
+    from media_search.store.milvus import MilvusStore
+
+    spec = ModelSpec("cnn14", "random:0", 64, "COSINE", "v1:test")
+    store = MilvusStore(str(tmp_path / "index.db"))
+    try:
+        store.ensure("audio", spec)
+        rng = np.random.default_rng(0)
+        vecs = rng.standard_normal((600, 64)).astype(np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        fid = file_id("/lib/long.wav")
+        stamps = [2.5 * i for i in range(600)]
+        store.upsert_rows("audio", {
+            "id": [row_id(fid, "a", t) for t in stamps], "file_id": [fid] * 600, "vector": vecs,
+            "path": ["/lib/long.wav"] * 600, "content_hash": ["0" * 64] * 600, "timestamp": stamps,
+            "duration": [1500.0] * 600, "source": ["audio"] * 600,
+        })  # fmt: skip
+        limits: list[int] = []
+        real = MilvusStore.search
+
+        def counted(self, kind, vectors, limit, **kw):  # type: ignore[no-untyped-def]
+            limits.append(limit)
+            return real(self, kind, vectors, limit, **kw)
+
+        monkeypatch.setattr(MilvusStore, "search", counted)
+        monkeypatch.setattr(pool, "HIT_BUDGET", 4096)
+        lib = pool.Ctx(store, None, None)  # type: ignore[arg-type]  # ``candidates`` uses the store only
+        long_query = vecs[:40] + 0.01
+        assert list(pool.candidates(lib, "audio", long_query, 16, "f" * 64)) == [fid]
+        assert limits == [64]  # 40 x 256 hits would pass the budget
+        limits.clear()
+        assert list(pool.candidates(lib, "audio", vecs[:1], 16, "f" * 64)) == [fid]
+        assert limits == [64, 256, 1024]  # one window: widened until every row came back
+    finally:
+        store.close()

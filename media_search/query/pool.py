@@ -19,7 +19,13 @@ if TYPE_CHECKING:
     from ..store.records import Hit, Row
     from ..types import Kind
 
-__all__ = ["Ctx", "candidates"]
+__all__ = ["Ctx", "candidates", "HIT_BUDGET"]
+
+#: Hits (rows per query vector times query vectors) a widened search may not pass: the files the
+#: last search found are the nearest ones, a wider search only adds farther ones. A 10-minute query's
+#: 120 windows against a 16-hour recording (11,520 windows, one file) widened to 16,384 rows each:
+#: 2 million hits, 41 s and 700 MB, to learn that the library holds no other file.
+HIT_BUDGET = 65_536
 
 
 @dataclass
@@ -51,7 +57,8 @@ def candidates(
     there is: a later call of the same query (a larger ``k``'s wider pool) that would end with
     all of them too, because it starts past that many rows or wants more files than there are,
     takes them from it instead of searching again (the same groups: a video query against a
-    few videos searched each view four times, 0.2 s at 10k files)."""
+    few videos searched each view four times, 0.2 s at 10k files). A search is not widened past
+    ``HIT_BUDGET`` hits (a long query has many vectors)."""
     key = (kind, source, exclude, hashlib.blake2b(np.ascontiguousarray(vecs, np.float32).tobytes(), digest_size=16).digest())
     limit = max(want * 4, 16)
     if key in lib.complete:
@@ -68,6 +75,7 @@ def candidates(
                 groups.setdefault(h.file_id, []).append(h)
         if not saturated:
             lib.complete[key] = (groups, max((len(h) for h in per_query), default=0), len(groups))
-        if len(groups) >= want or not saturated or limit >= 16384:
+        wider = min(limit * 4, 16384)
+        if len(groups) >= want or not saturated or limit >= 16384 or wider * len(vecs) > HIT_BUDGET:
             return groups
-        limit = min(limit * 4, 16384)
+        limit = wider

@@ -244,10 +244,15 @@ def _match_file(query: Pairs, packed: np.ndarray, q_slots: np.ndarray) -> AudioM
     best = AudioMatch(0, 0.0, 1.0, 0)
     if not len(packed):
         return best
-    lib_h, lib_t = unpack(np.sort(packed))  # by hash, then time: the order ``hash_join`` thins in
+    packed = np.sort(packed)  # by hash, then time: the order ``hash_join`` thins in
+    # 23-bit hashes and 31-bit frames as int32: half the memory of int64 (a 16-hour file holds 10 M
+    # landmarks), and the query's hashes are cast to match, so no search casts the file's
+    lib_h = (packed >> _TIME_BITS).astype(np.int32)
+    lib_t = (packed & ((1 << _TIME_BITS) - 1)).astype(np.int32)
+    del packed
     span = (int(lib_t.min()), int(lib_t.max()))  # the file's landmark span (frames)
     for scale in SCALES:
-        qi, li = hash_join(lib_h, query.hashes(scale))
+        qi, li = hash_join(lib_h, query.hashes(scale).astype(np.int32))
         if not len(li):
             continue
         offsets = lib_t[li] - query.t1[qi] * scale  # frames
