@@ -76,6 +76,11 @@ class Query:
     pairs: Any = None  # the sound's landmarks (signals.audio.Pairs)
     samples: np.ndarray | None = None  # the sound itself, 32 kHz mono (spectral placement)
 
+    def ranks_by_sound(self, target: Kind) -> bool:
+        """Whether ``target``'s results are ranked by the query's sound: the sounds, and the videos'
+        soundtracks unless pictures rank the videos (an image or a video query)."""
+        return self.sound is not None and (target == "audio" or (target == "video" and self.image is None and self.frames is None))
+
 
 def search(
     path: str | Path,
@@ -104,8 +109,8 @@ def search(
     q = _embed_query(lib, real, kind, targets, progress, copy_signals)
     if not copy_signals:
         q.picture, q.pairs, q.samples = None, None, None
-    sources = [t for t in targets if t == "audio" or (t == "video" and q.image is None and q.frames is None)]
-    if q.sound is not None:  # ranked against both the sounds and the soundtracks: their rows in one read
+    sources = [t for t in targets if q.ranks_by_sound(t)]
+    if sources:  # ranked against both the sounds and the soundtracks: their rows in one read
         read_sounds(lib, q.sound, q.pairs, q.content_hash, sources, k)
     results = copyrank.merge([_rank(lib, q, target, k) for target in targets])
     if q.samples is not None and lib.lengths:  # the sound search's first results, placed in time
@@ -192,6 +197,8 @@ def _query_sound(lib: Ctx, q: Query, path: str, declared: float | None, progress
 
 def _rank(lib: Ctx, q: Query, target: Kind, k: int) -> list[Match]:
     store = lib.store
+    if q.ranks_by_sound(target):  # a sound finds the sounds, and the videos whose soundtrack it is in
+        return rank_sounds(lib, q.sound, k, q.content_hash, source=target, pairs=q.pairs)
     if target == "image":
         vecs = q.image.vectors if q.image is not None else q.frames.vectors if q.frames is not None else None
         if vecs is None or not store.has("image"):
@@ -206,11 +213,6 @@ def _rank(lib: Ctx, q: Query, target: Kind, k: int) -> list[Match]:
             return _best_per_file(lib, "video", q.image.vectors, k, q.content_hash, result_kind="video", picture=q.picture)
         if q.frames is not None:
             return _rank_sequences(lib, q, k)
-        if q.sound is not None:  # a sound finds the videos whose soundtrack it is in
-            return rank_sounds(lib, q.sound, k, q.content_hash, source="video", pairs=q.pairs)
-        return []
-    if target == "audio" and q.sound is not None:
-        return rank_sounds(lib, q.sound, k, q.content_hash, source="audio", pairs=q.pairs)
     return []
 
 

@@ -211,10 +211,11 @@ def pack(p: Pairs) -> np.ndarray:
     return (p.hashes() << _TIME_BITS) | np.minimum(p.t1, (1 << _TIME_BITS) - 1)
 
 
-def unpack(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(hashes, anchor frames) of packed values."""
+def unpack(packed: np.ndarray, dtype: type = np.int64) -> tuple[np.ndarray, np.ndarray]:
+    """(hashes, anchor frames) of packed values; ``dtype=np.int32`` holds both (23-bit hashes,
+    31-bit frames) in half the memory."""
     v = np.asarray(packed, dtype=np.int64)
-    return v >> _TIME_BITS, v & ((1 << _TIME_BITS) - 1)
+    return (v >> _TIME_BITS).astype(dtype, copy=False), (v & ((1 << _TIME_BITS) - 1)).astype(dtype, copy=False)
 
 
 def split_by_time(packed: np.ndarray, starts: Sequence[float], *, cap: int = 4096) -> list[np.ndarray]:
@@ -244,12 +245,10 @@ def _match_file(query: Pairs, packed: np.ndarray, q_slots: np.ndarray) -> AudioM
     best = AudioMatch(0, 0.0, 1.0, 0)
     if not len(packed):
         return best
-    packed = np.sort(packed)  # by hash, then time: the order ``hash_join`` thins in
-    # 23-bit hashes and 31-bit frames as int32: half the memory of int64 (a 16-hour file holds 10 M
-    # landmarks), and the query's hashes are cast to match, so no search casts the file's
-    lib_h = (packed >> _TIME_BITS).astype(np.int32)
-    lib_t = (packed & ((1 << _TIME_BITS) - 1)).astype(np.int32)
-    del packed
+    # by hash, then time: the order ``hash_join`` thins in; as int32, half the memory of int64 (a
+    # 16-hour file holds 10 M landmarks), and the query's hashes are cast to match, so no search
+    # casts the file's
+    lib_h, lib_t = unpack(np.sort(packed), np.int32)
     span = (int(lib_t.min()), int(lib_t.max()))  # the file's landmark span (frames)
     for scale in SCALES:
         qi, li = hash_join(lib_h, query.hashes(scale).astype(np.int32))
@@ -331,9 +330,9 @@ def _cap(n: np.ndarray, budget: int) -> int:
 
 def _peak(bins: np.ndarray, t: np.ndarray) -> tuple[int, int, int, int]:
     """Votes at the best offset (two adjacent bins), that bin, the best votes more than two bins
-    away, and how many bins hold at least half the best bin's votes. A vote is a distinct ``TILE``-frame slot of query time with a hit at that offset:
-    the many pairs of one held note that happens to match count once, a real copy matches
-    throughout."""
+    away, and how many bins hold at least half the best bin's votes. A vote is a distinct
+    ``TILE``-frame slot of query time with a hit at that offset: the many pairs of one held note
+    that happens to match count once, a real copy matches throughout."""
     tiles = t // TILE
     span = int(tiles.max()) + 1
     slots = np.unique((bins - bins.min()) * span + tiles)  # distinct (bin, slot), as one sortable key

@@ -3,12 +3,12 @@
 The stored SIFT features (``signals.image.pack_features`` text, about 30 KB a row) are most of an
 image collection's bytes, and Milvus Lite reads every collection's whole Parquet segments into
 memory the first time a process touches the file: with 10k images and 10k sound windows the
-first call of a process took 0.5-0.9 s and 680 MB of memory, 465 MB of them the image
-collection. A query needs the features of the few candidates it verifies, by row id, and
+first call of a process took 0.5-0.9 s and 680 MB of memory, and the image collection was 465
+of the 619 MB on disk, about 300 MB of it local features. A query needs the features of the few candidates it verifies, by row id, and
 ``duplicates`` reads them all once; neither needs them inside Milvus.
 
-So a Lite store keeps them here (``MilvusStore`` decides, per collection: a Lite collection made
-without the ``local`` field). A server keeps them in its collection: the data lives with the
+So a Lite store keeps them here (``Placement`` below decides, per collection: a Lite collection
+made without the ``local`` field). A server keeps them in its collection: the data lives with the
 server, for every machine that queries or indexes it (Ray workers included). A Lite collection
 made by an older media_search, with the field, keeps using it.
 

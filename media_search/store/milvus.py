@@ -345,7 +345,7 @@ class MilvusStore:
                 part = ids[start : start + ALL_PART]
                 rows += [row(r) for r in self.conn.query_all(name, filters.is_in("id", part), fields, limit=len(part))]
         if "local" in signals and self.local.beside(kind):
-            kept = dict(self.local.file.all(self.name(kind)))
+            kept = dict(self.local.file.all(name))
             rows = [dataclasses.replace(r, local=kept.get(r.id)) for r in rows]
         return rows
 
