@@ -216,6 +216,7 @@ def quality(out: Path, per_family: int | None, peers_python: str, reuse_index: b
         if rep["failed"]:
             print("failed to index:", rep["failed"], file=sys.stderr)
     index_s = time.monotonic() - t
+    Path(str(db) + ".duplicates.sqlite").unlink(missing_ok=True)  # no verdicts kept from an earlier run
     t = time.monotonic()
     p = cli(["duplicates", "--json"], env)
     dup_s = time.monotonic() - t

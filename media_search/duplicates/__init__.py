@@ -53,7 +53,8 @@ def find_duplicates(
     from . import gather as g
     from . import pictures, sounds
     from .verdicts import Verdicts, verdicts_path
-    from .verify import Verifier, one_thread
+    from .match import one_thread
+    from .verify import Verifier
 
     start = time.perf_counter()
     wanted = tuple(kinds) if kinds else KINDS
@@ -97,7 +98,10 @@ def find_duplicates(
     t0 = time.perf_counter()
     if {"image", "video"} & set(wanted):
         with one_thread():
-            _pictures(store, stored, links, verifier, wanted, nb, include_similar, stage, advance)
+            try:
+                _pictures(store, stored, links, verifier, wanted, nb, include_similar, stage, advance)
+            finally:
+                verifier.close()  # its screening threads
     timings["pictures"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     shared = 0
@@ -118,6 +122,8 @@ def find_duplicates(
         "verify_s": round(verifier.seconds, 3),
         "stored_feature_checks": verifier.quick_checks,
         "stored_feature_s": round(verifier.quick_seconds, 3),
+        "pixel_confirmations": verifier.confirmed,
+        "pixel_confirmation_s": round(verifier.confirm_seconds, 3),
         "verdicts_reused": verifier.verdicts.hits,
         "verdicts_new": saved,
         "decoded": verifier.reads,

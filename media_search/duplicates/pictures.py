@@ -11,11 +11,13 @@ Candidates come from what is stored, in bulk:
 * **visual words** of the stored local features (``words``): rotations and
   crops, which pHash cannot see and random-weight embeddings do not propose.
 
-Embedding, word and mirrored-hash proposals are screened by the stored local
-features (``verify.Verifier.quick``: no decoding); what passes, and every
-pHash-close pair, is decoded and verified (``verify.Verifier.verify``: SIFT +
-RANSAC, mirrored too, and the pixels must agree). No cosine or word similarity
-ever makes a copy. A pair whose two files are already linked by other evidence
+Every proposal short of a pHash copy is screened by the stored local features
+(``verify.Verifier.quick``: no decoding). Where they make a copy, the pixels
+must agree (``verify.Verifier.confirm``: both pictures read small, lined up by
+the stored transform); where they find something short of a copy, or a picture
+sits in a frame, both are decoded and verified (``verify.Verifier.verify``:
+SIFT + RANSAC, mirrored too, and the pixels must agree). No cosine or word
+similarity ever makes a copy. A pair whose two files are already linked by other evidence
 is not verified again (grouping needs one path, not every edge), and every
 verdict is kept for the next run (``verdicts``).
 """
@@ -49,9 +51,11 @@ NEIGHBOURS = 4
 SEARCH_BATCH = 256
 #: Cosine from which an unverified, pHash-close embedding neighbour is "similar" (a burst, a re-shoot).
 SIMILAR_COSINE = 0.5
-#: Inliers of the stored local features above which a proposed pair is decoded and verified
-#: (``signals.image.decide`` counts nothing up to 4: what unrelated pictures reach).
+#: Inliers of the stored local features above which a proposed pair is checked further, by its
+#: pixels or decoded (``signals.image.decide`` counts nothing up to 4: what unrelated pictures reach).
 QUICK_MIN = 4
+#: Pairs screened at once, ahead of the checks (``_prescreen``).
+SCREEN_CHUNK = 256
 _BLOCK = 1024
 
 Progress = Callable[[str, int], None]
@@ -126,7 +130,11 @@ def image_pairs(store: Any, stored: Stored, links: Links, verifier: Verifier, *,
     order = sorted(cand, key=lambda k: (min(cand[k].get("d", 64), cand[k].get("m", 64)), -cand[k].get("cos", -1.0)))
     if progress is not None:
         progress("stage:checking picture pairs", len(order))
-    for a, b in order:
+    for n, (a, b) in enumerate(order):
+        if n % SCREEN_CHUNK == 0:
+            _frames_ahead(verifier, rows, files, order[n : n + SCREEN_CHUNK])
+            if rows.local:
+                _prescreen(verifier, _image_items(rows, files, links, order[n : n + SCREEN_CHUNK]))
         if progress is not None:
             progress("pair", 1)
         c = cand[(a, b)]
@@ -134,19 +142,27 @@ def image_pairs(store: Any, stored: Stored, links: Links, verifier: Verifier, *,
         if fa is None or fb is None or fa.content_hash == fb.content_hash:
             continue  # exact copies are linked by their hash
         dist = _dist(rows, a, b)
+        close = dist is not None and dist <= HASH_CHECK
         # Two screenshots share their window chrome, hence their pHash: framed pictures are
         # compared by their inner pictures' local features only.
-        both_framed = dist is not None and dist <= HASH_CHECK and verifier.framed(fa.path, None, fa.content_hash) and verifier.framed(fb.path, None, fb.content_hash)
-        if dist is not None and dist <= HASH_COPY and not both_framed:
+        framed_a = close and verifier.framed(fa.path, None, fa.content_hash)
+        both_framed = framed_a and verifier.framed(fb.path, None, fb.content_hash)
+        if close and dist <= HASH_COPY and not both_framed:
             ev = fi.decide(None, dist)
             links.add(Pair(fa.path, fb.path, "copy", "phash", phash_distance=dist, confidence=ev.confidence))
             continue
         if links.linked(fa.path, fb.path):
             continue
-        # pHash already says "close" (a check is due whatever the stored features say: they are
-        # of the whole picture, frame included); other proposals are screened by the stored features
-        if (dist is not None and dist <= HASH_CHECK) or _related(verifier, fa.content_hash, rows, a, fb.content_hash, rows, b):
-            v = verifier.verify(fa.path, None, fb.path, None, (fa.content_hash, fb.content_hash))
+        # Every proposal is screened by the stored features first, pHash-close ones too: in a
+        # library of many crops of a few photos, most close pairs are crops that do not overlap,
+        # and a decoded check each was most of the time. What the screen passes is decoded and
+        # verified, or, where the stored features already make a copy, checked by its pixels only
+        # (``Verifier.confirm``). A framed picture (a screenshot) is always decoded: its stored
+        # features are of the whole picture, frame included; a screen that finds nothing leaves
+        # its inner picture to ``framed_pairs``.
+        q = _screen(verifier, fa.content_hash, rows, a, fb.content_hash, rows, b)
+        if q is None or q.inliers > QUICK_MIN:
+            v = _check(verifier, fa, fb, None, q, dist)
             ev = fi.decide(v, None if both_framed else dist)
             if ev.copy:
                 links.add(Pair(fa.path, fb.path, "copy", "local_features", phash_distance=dist, inliers=ev.inliers,
@@ -156,13 +172,81 @@ def image_pairs(store: Any, stored: Stored, links: Links, verifier: Verifier, *,
             links.add(Pair(fa.path, fb.path, "similar", "phash+embedding", phash_distance=dist, cosine=round(c["cos"], 4)))
 
 
-def _related(verifier: Verifier, ha: str, ra: Rows, a: int, hb: str, rb: Rows, b: int, b_ts: float | None = None) -> bool:
-    """Whether the stored local features of image row ``a`` (content ``ha``) and row ``b`` (content
-    ``hb``, keyframe time ``b_ts``) show anything in common (more inliers than chance, mirrored
-    too): only then is the pair decoded and verified. Rows stored without features (an older
-    index) are always verified."""
-    q = verifier.quick((ha, None), ra.local[a] if ra.local else None, (hb, b_ts), rb.local[b] if rb.local else None)
-    return q is None or q.inliers > QUICK_MIN
+#: A pair to work ahead (``_prescreen``): (image file, other file, the other's keyframe time or
+#: None, pHash distance or None, the two rows' stored features, checked whatever its screen says).
+Item = tuple[Any, Any, "float | None", "int | None", "str | None", "str | None", bool]
+
+
+def _image_items(rows: Rows, files: dict[str, Any], links: Links, pairs: list[tuple[int, int]]) -> list[Item]:
+    """The image ``pairs`` that will be screened: not linked yet, not copies by their pHash alone."""
+    out = []
+    for a, b in pairs:
+        fa, fb = files.get(rows.file_ids[a]), files.get(rows.file_ids[b])
+        if fa is None or fb is None or fa.content_hash == fb.content_hash or links.linked(fa.path, fb.path):
+            continue
+        dist = _dist(rows, a, b)
+        if dist is None or dist > HASH_COPY:
+            out.append((fa, fb, None, dist, rows.local[a], rows.local[b], False))
+    return out
+
+
+def _prescreen(verifier: Verifier, items: list[Item]) -> None:
+    """Work the next pairs will ask for, done ahead on the verifier's threads: their stored-feature
+    screens (``Verifier.quick_many``), then the pictures the screens send on (``Verifier.prefetch``:
+    small for a pixel check, decoded for a full one, as ``_check`` will ask) of the pairs this
+    run screens. A pair linked on the way wastes its share; chunks of ``SCREEN_CHUNK`` keep that
+    small. The checks themselves run in order, as before."""
+    fresh = verifier.quick_many([((fa.content_hash, None), ta, (fb.content_hash, ts), tb) for fa, fb, ts, _, ta, tb, _ in items])
+    passed = []
+    for (fa, fb, ts, dist, ta, tb, must), new in zip(items, fresh):
+        if not new or ("v", fa.content_hash, None, fb.content_hash, ts) in verifier.verdicts:
+            continue  # screened by an earlier run: so was the rest, or the pair was linked on the way
+        q = verifier.quick((fa.content_hash, None), ta, (fb.content_hash, ts), tb)
+        if q is None or q.inliers > QUICK_MIN or must:
+            passed.append((fa, fb, ts, dist, q))
+    # whether they sit in a frame decides between the pixel check and the decoded one (``_by_pixels``)
+    verifier.framed_many([p for fa, fb, ts, dist, q in passed if q is not None and fi.decide(q, dist).copy
+                          for p in ((fa.path, None, fa.content_hash), (fb.path, ts, fb.content_hash))])  # fmt: skip
+    seen, small = [], []
+    for fa, fb, ts, dist, q in passed:
+        (small if _by_pixels(verifier, fa, fb, ts, q, dist) else seen).extend([(fa.path, None), (fb.path, ts)])
+    verifier.prefetch(seen, small)
+
+
+def _frames_ahead(verifier: Verifier, rows: Rows, files: dict[str, Any], pairs: list[tuple[int, int]]) -> None:
+    """Whether the pictures of the pHash-close ``pairs`` sit in a frame (their pHash alone makes
+    a copy unless both do), read on the verifier's threads (``Verifier.framed_many``)."""
+    want = []
+    for a, b in pairs:
+        dist = _dist(rows, a, b)
+        if dist is not None and dist <= HASH_CHECK:
+            want += [(files[rows.file_ids[i]].path, None, files[rows.file_ids[i]].content_hash) for i in (a, b) if rows.file_ids[i] in files]
+    verifier.framed_many(want)
+
+
+def _by_pixels(verifier: Verifier, fa: Any, fb: Any, b_ts: float | None, q: Any, dist: int | None) -> bool:
+    """Whether a screened pair needs its pixels checked only: the stored features make a copy, and
+    neither picture sits in a frame (a framed picture's stored features include its frame)."""
+    return (q is not None and fi.decide(q, dist).copy and not verifier.framed(fa.path, None, fa.content_hash)
+            and not verifier.framed(fb.path, b_ts, fb.content_hash))  # fmt: skip
+
+
+def _check(verifier: Verifier, fa: Any, fb: Any, b_ts: float | None, q: Any, dist: int | None) -> Any:
+    """A pair its screen passed (``q``; None without stored features): its pixels checked where the
+    stored features make a copy (``Verifier.confirm``), else decoded and verified (``Verifier.verify``)."""
+    v = None
+    if _by_pixels(verifier, fa, fb, b_ts, q, dist):
+        v = verifier.confirm(fa.path, (fa.content_hash, None), fb.path, (fb.content_hash, b_ts))
+    if v is None:
+        v = verifier.verify(fa.path, None, fb.path, b_ts, (fa.content_hash, fb.content_hash))
+    return v
+
+
+def _screen(verifier: Verifier, ha: str, ra: Rows, a: int, hb: str, rb: Rows, b: int, b_ts: float | None = None) -> Any:
+    """The stored local features of image row ``a`` (content ``ha``) against row ``b``'s (content
+    ``hb``, keyframe time ``b_ts``), mirrored too (``Verifier.quick``); None for a row stored
+    without features (an older index)."""
+    return verifier.quick((ha, None), ra.local[a] if ra.local else None, (hb, b_ts), rb.local[b] if rb.local else None)
 
 
 def framed_pairs(stored: Stored, links: Links, verifier: Verifier) -> None:
@@ -228,7 +312,10 @@ def image_video_pairs(store: Any, stored: Stored, links: Links, verifier: Verifi
                     best[key] = (r, _cross(img, a, vid, r), float(h.score))
     if progress is not None:
         progress("stage:checking pictures in videos", len(best))
-    for (a, vf), (r, dist, cos) in sorted(best.items(), key=lambda kv: (kv[1][1] if kv[1][1] is not None else 64)):
+    order = sorted(best.items(), key=lambda kv: (kv[1][1] if kv[1][1] is not None else 64))
+    for n, ((a, vf), (r, dist, cos)) in enumerate(order):
+        if n % SCREEN_CHUNK == 0 and img.local and vid.local:
+            _prescreen(verifier, _frame_items(img, vid, files, links, order[n : n + SCREEN_CHUNK]))
         if progress is not None:
             progress("pair", 1)
         fa, fv = files.get(img.file_ids[a]), files.get(vf)
@@ -241,13 +328,28 @@ def image_video_pairs(store: Any, stored: Stored, links: Links, verifier: Verifi
             continue
         if links.linked(fa.path, fv.path):
             continue
-        if (dist is None or dist > HASH_CHECK) and not _related(verifier, fa.content_hash, img, a, fv.content_hash, vid, r, ts):
+        # A keyframe close by pHash is checked whatever the stored features say (a photo shown in a
+        # video can lose its strongest keypoints to the frame around it); the screen still decides
+        # whether its pixels are enough (``_check``).
+        q = _screen(verifier, fa.content_hash, img, a, fv.content_hash, vid, r, ts)
+        if q is not None and q.inliers <= QUICK_MIN and (dist is None or dist > HASH_CHECK):
             continue
-        v = verifier.verify(fa.path, None, fv.path, ts, (fa.content_hash, fv.content_hash))
+        v = _check(verifier, fa, fv, ts, q, dist)
         ev = fi.decide(v, dist)
         if ev.copy:
             links.add(Pair(fa.path, fv.path, "copy", "local_features", phash_distance=dist, inliers=ev.inliers,
                            mirrored=bool(v and v.mirrored), confidence=ev.confidence, b_time=ts))  # fmt: skip
+
+
+def _frame_items(img: Rows, vid: Rows, files: dict[str, Any], links: Links, pairs: list[Any]) -> list[Item]:
+    """The image-keyframe ``pairs`` that will be screened: not linked yet, not copies by their pHash alone."""
+    out = []
+    for (a, vf), (r, dist, _) in pairs:
+        fa, fv = files.get(img.file_ids[a]), files.get(vf)
+        if fa is None or fv is None or (dist is not None and dist <= HASH_COPY) or links.linked(fa.path, fv.path):
+            continue
+        out.append((fa, fv, round(float(vid.timestamps[r]), 3), dist, img.local[a], vid.local[r], dist is not None and dist <= HASH_CHECK))
+    return out
 
 
 def _cross(img: Rows, a: int, vid: Rows, r: int) -> int | None:

@@ -34,9 +34,9 @@ log = logging.getLogger(__name__)
 
 def _version() -> str:
     from .pictures import QUICK_MIN
-    from .verify import NCC_MIN, VERIFY_SIDE
+    from .verify import CONFIRM_SIDE, NCC_MIN, VERIFY_SIDE
 
-    return f"{fi.LOCAL_VERSION}|{fi.PHASH_VERSION}|side{VERIFY_SIDE}|ncc{NCC_MIN}|quick{QUICK_MIN}|v1"
+    return f"{fi.LOCAL_VERSION}|{fi.PHASH_VERSION}|side{VERIFY_SIDE}|ncc{NCC_MIN}|quick{QUICK_MIN}|confirm{CONFIRM_SIDE}|v2"
 
 Key = tuple[str, str, float | None, str, float | None]  # (stage, hash a, time a, hash b, time b)
 Verdict = tuple[int, int, bool]  # (inliers, matches, mirrored)
@@ -81,6 +81,10 @@ class Verdicts:
 
     def __len__(self) -> int:
         return len(self._old) + len(self._new)
+
+    def __contains__(self, key: Key) -> bool:
+        k = _text(key)
+        return k in self._old or k in self._new
 
     def get(self, key: Key) -> Verdict | None:
         k = _text(key)

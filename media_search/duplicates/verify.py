@@ -8,12 +8,19 @@ Two steps, the cheap one first:
   RANSAC similarity), and against their mirror image, derived from the stored
   values (``signals.image.mirror_features``: SIFT's descriptor bins permuted, nothing
   decoded). A few milliseconds per pair: every proposal gets it.
-* **the pixels** (``Verifier.verify``): only a pair the stored features find
-  related is decoded (each file once per run, features cached), matched again
-  and the transform must line the pixels up (``NCC_MIN``): a shared caption or
-  logo on two different photos gives inliers on a small part only. Pictures in
-  a frame (screenshots: ``signals.image.content_box``) are compared by their
-  inner picture only.
+* **the pixels**: where the stored features already make a copy, the two
+  pictures are read small (a JPEG in draft mode) and the transform the stored
+  features found must line their pixels up (``Verifier.confirm``, ``NCC_MIN``):
+  a shared caption or logo on two different photos gives inliers on a small
+  part only. Where they find something short of a copy, or a picture sits in a
+  frame (screenshots: ``signals.image.content_box``, compared by their inner
+  picture only), both are decoded, their features computed again at
+  ``VERIFY_SIDE`` and matched, and the pixels checked the same way
+  (``Verifier.verify``; each file once per run, features cached).
+
+Screens, and the pictures they send on, are worked ahead on ``SCREEN_THREADS``
+threads (``quick_many``, ``prefetch``); the checks themselves run in order. The
+matching itself is ``match``'s; this module keeps what is read, and the verdicts.
 
 A pHash can be mirrored too (``mirror_hash``): the DCT coefficients of odd
 horizontal frequency change sign under a horizontal flip, so their bits flip
@@ -22,10 +29,9 @@ horizontal frequency change sign under a horizontal flip, so their bits flip
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import os
 import time
-from collections.abc import Iterator
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,15 +39,21 @@ from typing import Any
 import numpy as np
 
 from ..signals import image as fi
+from .match import NCC_MIN, Prepared, Seen, decoded_check, ncc, prepare, stored_check
 from .verdicts import Verdicts
 
-__all__ = ["MIRROR_MASK", "NCC_MIN", "VERIFY_SIDE", "Verifier", "mirror_hash", "one_thread"]
+__all__ = ["MIRROR_MASK", "NCC_MIN", "VERIFY_SIDE", "Verifier", "mirror_hash"]
 
 log = logging.getLogger(__name__)
 
 Side = tuple[str, "float | None"]  # (content hash, keyframe time or None): one picture
 _FEATURE_CACHE = 1024
-_STORED_CACHE = 4096
+_STORED_CACHE = 1024  # a miss costs an unpack (about 0.3 ms); an entry 256 KB
+_FRAME_SIDE = 256
+#: Longer side (px) of the pictures ``Verifier.confirm`` correlates (``match.ncc`` compares them at 64).
+CONFIRM_SIDE = 256
+#: Threads of ``Verifier.quick_many``.
+SCREEN_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 def _mirror_mask() -> int:
@@ -61,24 +73,9 @@ def mirror_hash(hashes: np.ndarray) -> np.ndarray:
     return np.asarray(hashes, dtype=np.uint64) ^ np.uint64(MIRROR_MASK)
 
 
-#: Normalised correlation, after the RANSAC transform lines them up, from which two pictures
-#: are one picture. Shared overlays (the same caption or logo on two photos) give many inliers
-#: on a small part; the rest of the picture then disagrees.
-NCC_MIN = 0.5
 #: Longer side (px) of the pictures verified here: half the query path's ``MAX_SIDE``, about a
 #: quarter of the features to match, enough inliers for the copies of scripts/bench_duplicates.py.
 VERIFY_SIDE = 320
-
-
-@dataclass
-class _Seen:
-    """One library picture as verification sees it: gray at features scale, its features, and
-    whether it sits in a frame (a screenshot: ``signals.image.content_box``), in which case
-    both are of the inner picture only -- window chrome is shared by every screenshot."""
-
-    gray: np.ndarray
-    features: fi.Features
-    framed: bool
 
 
 @dataclass
@@ -96,13 +93,19 @@ class Verifier:
     seconds: float = 0.0
     quick_checks: int = 0
     quick_seconds: float = 0.0
+    models: dict = field(default_factory=dict)  # quick key -> (transform, a's shape, b's shape)
+    smalls: OrderedDict = field(default_factory=OrderedDict)
+    confirmed: int = 0
+    confirm_seconds: float = 0.0
+    pool: Any = None
 
-    def _unpacked(self, key: Any, text: str | None) -> _Prepared | None:
+    def _unpacked(self, key: Any, text: str | None) -> Prepared | None:
         if key in self.stored:
             self.stored.move_to_end(key)
             return self.stored[key]
-        f = fi.unpack_features(text)
-        got = None if f is None or len(f) < 3 else _Prepared.of(f)
+        return self._keep_prepared(key, prepare(text))
+
+    def _keep_prepared(self, key: Any, got: Prepared | None) -> Prepared | None:
         self.stored[key] = got
         while len(self.stored) > _STORED_CACHE:
             self.stored.popitem(last=False)
@@ -120,45 +123,181 @@ class Verifier:
             if fa is None or fb is None:
                 return None
             self.quick_checks += 1
-            v = _stored_check(fa, fb)
+            v, model = stored_check(fa, fb)
+            if model is not None:
+                self.models[key] = (model, fa.features.shape, fb.features.shape)
             self.verdicts.put(key, v)
             return v
         finally:
             self.quick_seconds += time.perf_counter() - start
 
-    def _read(self, path: str, ts: float | None) -> np.ndarray | None:
-        self.reads += 1
+    def quick_many(self, pairs: list[tuple[Side, str | None, Side, str | None]]) -> list[bool]:
+        """``quick`` for many pairs at once, on ``SCREEN_THREADS`` threads (the products and RANSAC
+        release the GIL); the verdicts are kept, so that ``quick`` then finds them. Returns, per
+        pair, whether it was screened now (not kept from an earlier run)."""
+        missing: dict[Any, str | None] = {}  # stored features to unpack, on the threads too
+        for a_key, a_text, b_key, b_text in pairs:
+            if ("q", *a_key, *b_key) not in self.verdicts:
+                missing.update({k: t for k, t in ((a_key, a_text), (b_key, b_text)) if k not in self.stored})
+        if len(missing) > 1:
+            for k, got in zip(missing, self._pool().map(prepare, missing.values())):
+                self._keep_prepared(k, got)
+        todo = []
+        for a_key, a_text, b_key, b_text in pairs:
+            key = ("q", *a_key, *b_key)
+            if self.verdicts.get(key) is not None:
+                continue
+            fa, fb = self._unpacked(a_key, a_text), self._unpacked(b_key, b_text)
+            if fa is not None and fb is not None:
+                todo.append((key, fa, fb))
+        now = {key for key, _, _ in todo}
+        fresh = [("q", *a_key, *b_key) in now for a_key, _, b_key, _ in pairs]
+        if len(todo) < 2:
+            for key, fa, fb in todo:
+                self.quick(key[1:3], None, key[3:5], None)  # unpacked already
+            return fresh
+        start = time.perf_counter()
+        for (key, fa, fb), (v, model) in zip(todo, self._pool().map(lambda t: stored_check(t[1], t[2]), todo)):
+            if model is not None:
+                self.models[key] = (model, fa.features.shape, fb.features.shape)
+            self.verdicts.put(key, v)
+        self.quick_checks += len(todo)
+        self.quick_seconds += time.perf_counter() - start
+        return fresh
+
+    def _pool(self) -> Any:
+        if self.pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(SCREEN_THREADS, thread_name_prefix="media-search-screen")
+        return self.pool
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+
+    def confirm(self, a: str, a_key: Side, b: str, b_key: Side) -> fi.Verification | None:
+        """A pair whose stored features (``quick``) make a copy, checked by its pixels alone: both
+        pictures read small (a JPEG in draft mode), ``b`` brought onto ``a`` by the transform the
+        stored features found, and correlated (``NCC_MIN``); no decoding at full size, no SIFT.
+        The stored verification when the pixels agree, no inliers when they do not; None when the
+        transform is not known here (a screen kept from an earlier run) or a picture cannot be
+        read: ``verify`` it then. Kept with the verdicts as ``verify``'s are."""
+        key = ("v", a_key[0], a_key[1], b_key[0], b_key[1])
+        if (got := self.verdicts.get(key)) is not None:
+            return fi.Verification(*got)
+        q = self.verdicts.get(("q", *a_key, *b_key))
+        fit = self.models.get(("q", *a_key, *b_key))
+        if q is None or fit is None:
+            return None
+        v = fi.Verification(*q)
+        start = time.perf_counter()
         try:
-            return fi._read_picture(path) if ts is None else fi._read_frame(path, ts)
+            ga, gb = self._small(a, a_key[1]), self._small(b, b_key[1])
+            if ga is None or gb is None:
+                return None
+            self.confirmed += 1
+            model, shape_a, shape_b = fit
+            if v.mirrored:
+                ga = np.ascontiguousarray(ga[:, ::-1])
+            # the stored features' coordinates (their pictures' ``local_picture`` size) -> these sizes
+            sa = np.diag([ga.shape[1] / shape_a[1], ga.shape[0] / shape_a[0], 1.0])
+            sb = np.diag([gb.shape[1] / shape_b[1], gb.shape[0] / shape_b[0], 1.0])
+            m = (sb @ np.vstack([model, [0.0, 0.0, 1.0]]) @ np.linalg.inv(sa))[:2]
+            if ncc(ga, gb, m) < NCC_MIN:
+                v = fi.Verification(0, v.matches, v.mirrored)
+        finally:
+            self.confirm_seconds += time.perf_counter() - start
+        self.verdicts.put(key, v)
+        return v
+
+    def _small(self, path: str, ts: float | None) -> np.ndarray | None:
+        """The picture in gray, its longer side at most ``CONFIRM_SIDE`` (cached)."""
+        key = (path, ts)
+        if key in self.smalls:
+            self.smalls.move_to_end(key)
+            return self.smalls[key]
+        return self._keep_small(key, self._load_small(path, ts))
+
+    def _keep_small(self, key: tuple[str, float | None], gray: np.ndarray | None) -> np.ndarray | None:
+        self.reads += 1
+        self.smalls[key] = gray
+        while len(self.smalls) > _STORED_CACHE:
+            self.smalls.popitem(last=False)
+        return gray
+
+    def _load_small(self, path: str, ts: float | None) -> np.ndarray | None:
+        pic = self._read(path, ts, CONFIRM_SIDE)
+        if pic is None:
+            return None
+        import cv2
+
+        gray = fi._gray(pic)
+        h, w = gray.shape
+        s = CONFIRM_SIDE / max(h, w)
+        if s < 1:
+            gray = cv2.resize(gray, (max(8, round(w * s)), max(8, round(h * s))), interpolation=cv2.INTER_AREA)
+        return gray
+
+    def _read(self, path: str, ts: float | None, min_side: int = fi.MAX_SIDE) -> np.ndarray | None:
+        try:
+            return fi._read_picture(path, min_side) if ts is None else fi._read_frame(path, ts)
         except Exception as e:  # noqa: BLE001 - a moved or damaged file is just not verified
             log.debug("cannot read %s for verification: %s", path, e)
             return None
 
-    def _get(self, path: str, ts: float | None, mirrored: bool) -> _Seen | None:
-        key = (path, ts, mirrored)
+    def _get(self, path: str, ts: float | None, mirrored: bool) -> Seen | None:
+        """The picture as verification sees it; ``mirrored``: its mirror image, derived from the
+        direct one (``signals.image.mirror_features``, the gray flipped): no second decode or SIFT."""
+        key = (path, ts)
         if key in self.cache:
             self.cache.move_to_end(key)
-            return self.cache[key]
-        pic = self._read(path, ts)
-        seen = None
-        if pic is not None:
-            box = fi.content_box(pic)
-            self._frame(path, ts, box is not None)
-            if box is not None:
-                top, bottom, left, right = box
-                pic = pic[top:bottom, left:right]
-            if mirrored:
-                pic = pic[:, ::-1]
-            pic = np.ascontiguousarray(pic)
-            feats = fi.features(pic, max_side=VERIFY_SIDE)
-            import cv2
+            seen = self.cache[key]
+        else:
+            seen = self._keep_seen(key, self._load(path, ts))
+        if seen is None or not mirrored:
+            return seen
+        return Seen(np.ascontiguousarray(seen.gray[:, ::-1]), fi.mirror_features(seen.features), seen.framed)
 
-            gray = cv2.resize(fi._gray(pic), (feats.shape[1], feats.shape[0]), interpolation=cv2.INTER_AREA)
-            seen = _Seen(gray, feats, box is not None)
+    def _keep_seen(self, key: tuple[str, float | None], seen: Seen | None) -> Seen | None:
+        self.reads += 1
+        if seen is not None:
+            self._frame(*key, seen.framed)
         self.cache[key] = seen
         while len(self.cache) > _FEATURE_CACHE:
             self.cache.popitem(last=False)
         return seen
+
+    def _load(self, path: str, ts: float | None) -> Seen | None:
+        """Read and prepare one picture (no state changed: it runs on the screening threads too)."""
+        pic = self._read(path, ts)
+        if pic is None:
+            return None
+        box = fi.content_box(pic)
+        if box is not None:
+            top, bottom, left, right = box
+            pic = pic[top:bottom, left:right]
+        pic = np.ascontiguousarray(pic)
+        feats = fi.features(pic, max_side=VERIFY_SIDE)
+        import cv2
+
+        gray = cv2.resize(fi._gray(pic), (feats.shape[1], feats.shape[0]), interpolation=cv2.INTER_AREA)
+        return Seen(gray, feats, box is not None)
+
+    def prefetch(self, seen: list[tuple[str, float | None]], small: list[tuple[str, float | None]]) -> None:
+        """Read ahead, on the screening threads, the pictures that the next checks will ask for:
+        decoded with their features (``verify``) or small (``confirm``)."""
+        jobs = [(k, False) for k in dict.fromkeys(seen) if k not in self.cache]
+        jobs += [(k, True) for k in dict.fromkeys(small) if k not in self.smalls]
+        if len(jobs) < 2:
+            return
+        got = list(self._pool().map(lambda j: self._load_small(*j[0]) if j[1] else self._load(*j[0]), jobs))
+        for (key, is_small), value in zip(jobs, got):
+            if is_small:
+                self._keep_small(key, value)
+            else:
+                self._keep_seen(key, value)
 
     def _frame(self, path: str, ts: float | None, framed: bool) -> None:
         self.frames[(path, ts)] = framed
@@ -175,9 +314,32 @@ class Verifier:
             if got is not None:
                 self.frames[(path, ts)] = bool(got[0])
             else:
-                pic = self._read(path, ts)
-                self._frame(path, ts, pic is not None and fi.content_box(pic) is not None)
+                self.reads += 1
+                self._frame(path, ts, self._is_framed(path, ts))
         return self.frames[(path, ts)]
+
+    def framed_many(self, pictures: list[tuple[str, float | None, str]]) -> None:
+        """``framed`` for many (path, time, content) at once, those not known read on the
+        verifier's threads."""
+        todo = []
+        for path, ts, content in dict.fromkeys(pictures):
+            if (path, ts) in self.frames:
+                continue
+            self.contents[(path, ts)] = content
+            got = self.verdicts.get(("f", content, ts, "", None))
+            if got is not None:
+                self.frames[(path, ts)] = bool(got[0])
+            else:
+                todo.append((path, ts))
+        if len(todo) < 2:
+            return  # ``framed`` reads it when asked
+        for (path, ts), flag in zip(todo, self._pool().map(lambda k: self._is_framed(*k), todo)):
+            self.reads += 1
+            self._frame(path, ts, flag)
+
+    def _is_framed(self, path: str, ts: float | None) -> bool:
+        pic = self._read(path, ts, _FRAME_SIDE)  # content_box looks at 256 px: a JPEG decodes in draft mode
+        return pic is not None and fi.content_box(pic) is not None
 
     def inner_hashes(self, path: str, content: str) -> np.ndarray | None:
         """pHashes (uint64) of a framed picture's inner picture and of its mirror (decoded once,
@@ -220,127 +382,12 @@ class Verifier:
         if sa is None or sb is None:
             return None
         self.checks += 1
-        v = _check(sa, sb)
+        v = decoded_check(sa, sb)
         if fi.decide(v, None).confidence >= 1.0:
             return v  # certain already: the mirror cannot add anything
         sm = self._get(a, a_ts, True)
         if sm is not None:
-            w = _check(sm, sb)
+            w = decoded_check(sm, sb)
             if w.inliers > v.inliers:
                 return fi.Verification(w.inliers, w.matches, True)
         return v
-
-
-#: Ratio-test matches at or under which a stored-feature check stops: RANSAC cannot find more
-#: inliers than matches, and ``pictures.QUICK_MIN`` inliers or fewer count as nothing in common.
-_QUICK_MATCHES = 4
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """One row's stored features, its mirror's, and what the products need, computed once."""
-
-    features: fi.Features
-    mirror: fi.Features
-    both: Any  # torch (2n, 128): the descriptors, then the mirror's
-    both_sq: np.ndarray
-    desc: Any  # torch (n, 128)
-    desc_sq: np.ndarray
-
-    @classmethod
-    def of(cls, f: fi.Features) -> _Prepared:
-        import torch
-
-        m = fi.mirror_features(f)
-        both = np.ascontiguousarray(np.concatenate([f.descriptors, m.descriptors]), dtype=np.float32)
-        desc = np.ascontiguousarray(f.descriptors, dtype=np.float32)
-        return cls(f, m, torch.from_numpy(both), (both * both).sum(1), torch.from_numpy(desc), (desc * desc).sum(1))
-
-
-def _stored_check(a: _Prepared, b: _Prepared) -> fi.Verification:
-    """``signals.image.verify_mirrored`` of stored features, with one matrix product for both
-    orientations and no RANSAC where the ratio test leaves too few matches (most pairs)."""
-    counts = _ratio_counts(a, b)
-    if max(counts) <= _QUICK_MATCHES:
-        return fi.Verification(0, max(counts))
-    direct = fi.verify(a.features, b.features) if counts[0] > _QUICK_MATCHES else fi.Verification(0, counts[0])
-    mirror = fi.verify(a.mirror, b.features) if counts[1] > _QUICK_MATCHES else fi.Verification(0, counts[1])
-    return fi.Verification(mirror.inliers, mirror.matches, True) if mirror.inliers > direct.inliers else direct
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Torch on one thread while pairs are checked (thousands of small products), restored after."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _ratio_counts(a: _Prepared, b: _Prepared) -> tuple[int, int]:
-    """How many matches ``signals.image._ratio_matches`` keeps from ``a`` and from its mirror to
-    ``b`` (Lowe's ratio test, one match per keypoint of ``b``), from one matrix product (torch's,
-    on one thread: ``one_thread``; numpy's threaded BLAS is several times slower on products this
-    small when the cores are busy)."""
-    if len(b.features) < 2:
-        return 0, 0
-    d2 = a.both_sq[:, None] + b.desc_sq[None, :] - 2.0 * (a.both @ b.desc.T).numpy()
-    nearest, d1, dn = fi.two_nearest(d2)
-    ok = np.sqrt(np.maximum(d1, 0)) < fi.RATIO * np.sqrt(np.maximum(dn, 0))
-    n = len(a.features)
-    return len(np.unique(nearest[:n][ok[:n]])), len(np.unique(nearest[n:][ok[n:]]))
-
-
-def _check(a: _Seen, b: _Seen) -> fi.Verification:
-    """``signals.image.verify`` plus a pixel check: b warped onto a must correlate."""
-    import cv2
-
-    q, c = a.features, b.features
-    if len(q) < 3 or len(c) < 3:
-        return fi.Verification(0, 0)
-    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(q.descriptors, c.descriptors, k=2)
-    good = [m for m, *rest in (p for p in pairs if len(p) == 2) if m.distance < fi.RATIO * rest[0].distance]
-    best: dict[int, Any] = {}
-    for m in good:
-        if m.trainIdx not in best or m.distance < best[m.trainIdx].distance:
-            best[m.trainIdx] = m
-    good = list(best.values())
-    if len(good) < 3:
-        return fi.Verification(0, len(good))
-    src = q.points[[m.queryIdx for m in good]]
-    dst = c.points[[m.trainIdx for m in good]]
-    model, mask = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=fi.RANSAC_PX, maxIters=2000, confidence=0.995)
-    if model is None or mask is None or not 0.05 <= float(np.hypot(model[0, 0], model[1, 0])) <= 20:
-        return fi.Verification(0, len(good))
-    keep = mask.ravel().astype(bool)
-    inliers = min(len({(int(x) // 4, int(y) // 4) for x, y in src[keep]}), len({(int(x) // 4, int(y) // 4) for x, y in dst[keep]}))
-    if inliers > 4 and _ncc(a.gray, b.gray, model) < NCC_MIN:
-        return fi.Verification(0, len(good))
-    return fi.Verification(inliers, len(good))
-
-
-def _ncc(a: np.ndarray, b: np.ndarray, model: np.ndarray) -> float:
-    """Correlation of ``a`` with ``b`` brought into a's frame by ``model`` (a -> b), where both exist."""
-    import cv2
-
-    h, w = a.shape
-    warped = cv2.warpAffine(b.astype(np.float32), model, (w, h), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR, borderValue=-1.0)
-    valid = cv2.warpAffine(np.ones(b.shape, np.float32), model, (w, h), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_NEAREST, borderValue=0.0) > 0.5
-    if valid.sum() < 0.05 * h * w:
-        return 0.0
-    s = 64 / max(h, w)
-    size = (max(8, round(w * s)), max(8, round(h * s)))
-    x = cv2.resize(cv2.GaussianBlur(a.astype(np.float32), (0, 0), 2), size, interpolation=cv2.INTER_AREA)
-    y = cv2.resize(cv2.GaussianBlur(np.where(valid, warped, 0).astype(np.float32), (0, 0), 2), size, interpolation=cv2.INTER_AREA)
-    m = cv2.resize(valid.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.99
-    if m.sum() < 16:
-        return 0.0
-    x, y = x[m] - x[m].mean(), y[m] - y[m].mean()
-    den = float(np.sqrt((x * x).sum() * (y * y).sum()))
-    return float((x * y).sum() / den) if den > 0 else 0.0
-
-

@@ -54,7 +54,8 @@ def _project(x: np.ndarray, mean: np.ndarray, basis: np.ndarray) -> np.ndarray:
     out = np.empty((len(x), basis.shape[1]), dtype=np.float32)
     b, m = torch.from_numpy(basis), torch.from_numpy(mean.astype(np.float32))
     for start in range(0, len(x), _CHUNK):
-        out[start : start + _CHUNK] = ((torch.from_numpy(x[start : start + _CHUNK]) - m) @ b).numpy()
+        part = np.ascontiguousarray(x[start : start + _CHUNK], dtype=np.float32)
+        out[start : start + _CHUNK] = ((torch.from_numpy(part) - m) @ b).numpy()
     return out
 
 
@@ -79,25 +80,26 @@ def word_vectors(local: Sequence[str | None], *, seed: int = 0) -> tuple[np.ndar
     for i, text in enumerate(local):
         f = fi.unpack_features(text)
         if f is not None and len(f) >= 3:
-            descs.append(f.descriptors)
+            descs.append(f.descriptors.astype(np.uint8))  # whole numbers 0-255: a quarter of the memory
             owners.append(np.full(len(f), i, dtype=np.int64))
     n = len(local)
     ok = np.zeros(n, dtype=bool)
     if not descs:
         return np.zeros((n, VOCAB), np.float32), ok
-    x = np.ascontiguousarray(np.concatenate(descs), dtype=np.float32)
+    x = np.concatenate(descs)  # uint8, made float32 a chunk at a time
+    del descs
     owner = np.concatenate(owners)
     ok[np.unique(owner)] = True
     rng = np.random.default_rng(seed)
     k = min(VOCAB, max(2, len(x) // 8))
-    sample = x[rng.choice(len(x), size=min(len(x), _SAMPLE), replace=False)]
+    sample = x[rng.choice(len(x), size=min(len(x), _SAMPLE), replace=False)].astype(np.float32)
     # SIFT's first ``_DIMS`` principal components (of the sample): a quarter of the products
     mean = sample.mean(0)
     centred = sample - mean
     _, vecs = np.linalg.eigh(centred.T @ centred)  # ascending eigenvalues
     basis = np.ascontiguousarray(vecs[:, ::-1][:, :_DIMS], dtype=np.float32)
-    x = _project(x, mean, basis)
-    words = _nearest(x, _kmeans(_project(sample, mean, basis), k, rng))
+    centres = _kmeans(_project(sample, mean, basis), k, rng)
+    words = np.concatenate([_nearest(_project(x[s : s + _CHUNK], mean, basis), centres) for s in range(0, len(x), _CHUNK)])
     counts = np.bincount(owner * VOCAB + words, minlength=n * VOCAB).reshape(n, VOCAB).astype(np.float32)
     df = (counts > 0).sum(0)
     idf = np.log((ok.sum() + 1) / (df + 1)).astype(np.float32)

@@ -51,6 +51,7 @@ __all__ = [
     "pack_features",
     "unpack_features",
     "verify",
+    "verify_model",
     "verify_mirrored",
     "mirror_features",
     "two_nearest",
@@ -312,10 +313,10 @@ def _file_features(path: str, size: int, mtime_ns: int, timestamp: float | None)
     return None if picture is None else features(picture)
 
 
-def _read_picture(path: str) -> np.ndarray:
+def _read_picture(path: str, min_side: int = MAX_SIDE) -> np.ndarray:
     from ..decode.image import open_image
 
-    return np.asarray(open_image(path, min_side=MAX_SIDE))
+    return np.asarray(open_image(path, min_side=min_side))
 
 
 def _read_frame(path: str, timestamp: float) -> np.ndarray | None:
@@ -334,26 +335,31 @@ def _read_frame(path: str, timestamp: float) -> np.ndarray | None:
 
 def verify(q: Features, c: Features) -> Verification:
     """Ratio-test matches from ``q`` to ``c`` and the inliers of a RANSAC similarity transform."""
+    return verify_model(q, c)[0]
+
+
+def verify_model(q: Features, c: Features) -> tuple[Verification, np.ndarray | None]:
+    """``verify`` and the transform it found (2x3, ``q``'s points to ``c``'s), None without one."""
     import cv2
 
     if len(q) < 3 or len(c) < 3:
-        return Verification(0, 0)
+        return Verification(0, 0), None
     qi, ci = _ratio_matches(q.descriptors, c.descriptors)
     if len(qi) < 3:
-        return Verification(0, len(qi))
+        return Verification(0, len(qi)), None
     src = q.points[qi]
     dst = c.points[ci]
     model, mask = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=2000, confidence=0.995)
     if model is None or mask is None:
-        return Verification(0, len(qi))
+        return Verification(0, len(qi)), None
     scale = float(np.hypot(model[0, 0], model[1, 0]))
     if not 0.05 <= scale <= 20:
-        return Verification(0, len(qi))
+        return Verification(0, len(qi)), None
     # Many matches on one spot are one match: count inliers on a coarse grid.
     keep = mask.ravel().astype(bool)
     cells_q = {(int(x) // 4, int(y) // 4) for x, y in src[keep]}
     cells_c = {(int(x) // 4, int(y) // 4) for x, y in dst[keep]}
-    return Verification(min(len(cells_q), len(cells_c)), len(qi))
+    return Verification(min(len(cells_q), len(cells_c)), len(qi)), model
 
 
 def two_nearest(d2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,0 +1,152 @@
+"""Match: is a pair of pictures one picture? The checks themselves, on what ``verify.Verifier`` hands them.
+
+* ``stored_check``: the stored local features of two rows (``Prepared``: a
+  row's descriptors and its mirror image's, computed once), Lowe's ratio test
+  for both orientations in one matrix product, RANSAC only where enough
+  matches survive; the transform comes back with the verdict.
+* ``decoded_check``: features computed again from decoded pictures (``Seen``),
+  matched and fitted the same way, and the pixels must agree (``ncc``).
+* ``ncc``: the correlation of two pictures once a transform lines them up; a
+  shared caption or logo on two different photos gives many inliers on a
+  small part only, and the rest of the picture disagrees.
+
+Nothing here keeps state: ``verify.Verifier`` runs these on its threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from ..signals import image as fi
+
+__all__ = ["NCC_MIN", "Prepared", "Seen", "decoded_check", "ncc", "one_thread", "prepare", "stored_check"]
+
+#: Normalised correlation, after the RANSAC transform lines them up, from which two pictures
+#: are one picture. Shared overlays (the same caption or logo on two photos) give many inliers
+#: on a small part; the rest of the picture then disagrees.
+NCC_MIN = 0.5
+
+
+@dataclass
+class Seen:
+    """One library picture as verification sees it: gray at features scale, its features, and
+    whether it sits in a frame (a screenshot: ``signals.image.content_box``), in which case
+    both are of the inner picture only -- window chrome is shared by every screenshot."""
+
+    gray: np.ndarray
+    features: fi.Features
+    framed: bool
+
+
+#: Ratio-test matches at or under which a stored-feature check stops: RANSAC cannot find more
+#: inliers than matches, and ``pictures.QUICK_MIN`` inliers or fewer count as nothing in common.
+_QUICK_MATCHES = 4
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One row's stored features, its mirror's, and what the products need, computed once."""
+
+    features: fi.Features
+    mirror: fi.Features
+    both: Any  # torch (2n, 128): the descriptors, then the mirror's
+    both_sq: np.ndarray
+    desc: Any  # torch (n, 128)
+    desc_sq: np.ndarray
+
+    @classmethod
+    def of(cls, f: fi.Features) -> Prepared:
+        import torch
+
+        m = fi.mirror_features(f)
+        # one array for both orientations, the features' descriptors views of it: thousands are kept
+        n = len(f)
+        both = np.ascontiguousarray(np.concatenate([f.descriptors, m.descriptors]), dtype=np.float32)
+        f = replace(f, descriptors=both[:n])
+        m = replace(m, descriptors=both[n:])
+        sq = (both * both).sum(1)
+        whole = torch.from_numpy(both)
+        return cls(f, m, whole, sq, whole[:n], sq[:n])
+
+
+def stored_check(a: Prepared, b: Prepared) -> tuple[fi.Verification, np.ndarray | None]:
+    """``signals.image.verify_mirrored`` of stored features, with one matrix product for both
+    orientations and no RANSAC where the ratio test leaves too few matches (most pairs); and the
+    transform of the better orientation (``a``'s, or its mirror's, points to ``b``'s)."""
+    counts = _ratio_counts(a, b)
+    if max(counts) <= _QUICK_MATCHES:
+        return fi.Verification(0, max(counts)), None
+    direct, dm = fi.verify_model(a.features, b.features) if counts[0] > _QUICK_MATCHES else (fi.Verification(0, counts[0]), None)
+    mirror, mm = fi.verify_model(a.mirror, b.features) if counts[1] > _QUICK_MATCHES else (fi.Verification(0, counts[1]), None)
+    if mirror.inliers > direct.inliers:
+        return fi.Verification(mirror.inliers, mirror.matches, True), mm
+    return direct, dm
+
+
+def _ratio_counts(a: Prepared, b: Prepared) -> tuple[int, int]:
+    """How many matches ``signals.image._ratio_matches`` keeps from ``a`` and from its mirror to
+    ``b`` (Lowe's ratio test, one match per keypoint of ``b``), from one matrix product (torch's,
+    on one thread: ``one_thread``; numpy's threaded BLAS is several times slower on products this
+    small when the cores are busy)."""
+    if len(b.features) < 2:
+        return 0, 0
+    d2 = a.both_sq[:, None] + b.desc_sq[None, :] - 2.0 * (a.both @ b.desc.T).numpy()
+    nearest, d1, dn = fi.two_nearest(d2)
+    ok = np.sqrt(np.maximum(d1, 0)) < fi.RATIO * np.sqrt(np.maximum(dn, 0))
+    n = len(a.features)
+    return len(np.unique(nearest[:n][ok[:n]])), len(np.unique(nearest[n:][ok[n:]]))
+
+
+def decoded_check(a: Seen, b: Seen) -> fi.Verification:
+    """``signals.image.verify`` of the decoded pictures' features plus a pixel check: b brought
+    onto a by the transform found must correlate (``NCC_MIN``)."""
+    v, model = fi.verify_model(a.features, b.features)
+    if model is not None and v.inliers > 4 and ncc(a.gray, b.gray, model) < NCC_MIN:
+        return fi.Verification(0, v.matches)
+    return v
+
+
+def ncc(a: np.ndarray, b: np.ndarray, model: np.ndarray) -> float:
+    """Correlation of ``a`` with ``b`` brought into a's frame by ``model`` (a -> b), where both exist."""
+    import cv2
+
+    h, w = a.shape
+    warped = cv2.warpAffine(b.astype(np.float32), model, (w, h), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR, borderValue=-1.0)
+    valid = cv2.warpAffine(np.ones(b.shape, np.float32), model, (w, h), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_NEAREST, borderValue=0.0) > 0.5
+    if valid.sum() < 0.05 * h * w:
+        return 0.0
+    s = 64 / max(h, w)
+    size = (max(8, round(w * s)), max(8, round(h * s)))
+    x = cv2.resize(cv2.GaussianBlur(a.astype(np.float32), (0, 0), 2), size, interpolation=cv2.INTER_AREA)
+    y = cv2.resize(cv2.GaussianBlur(np.where(valid, warped, 0).astype(np.float32), (0, 0), 2), size, interpolation=cv2.INTER_AREA)
+    m = cv2.resize(valid.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.99
+    if m.sum() < 16:
+        return 0.0
+    x, y = x[m] - x[m].mean(), y[m] - y[m].mean()
+    den = float(np.sqrt((x * x).sum() * (y * y).sum()))
+    return float((x * y).sum() / den) if den > 0 else 0.0
+
+
+def prepare(text: str | None) -> Prepared | None:
+    """A row's stored features (``signals.image.pack_features`` text) ready for ``stored_check``;
+    None when it has none (or fewer than 3 keypoints)."""
+    f = fi.unpack_features(text)
+    return None if f is None or len(f) < 3 else Prepared.of(f)
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Torch on one thread while pairs are checked (thousands of small products), restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
