@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,12 +179,18 @@ class CopyEvidence:
     hash_distance: int | None = None
 
 
-@functools.lru_cache(maxsize=1)
-def _sift() -> object:
-    import cv2
+_THREAD = threading.local()
 
-    cv2.setNumThreads(1)  # many small images: threads cost more than they give
-    return cv2.SIFT_create(nfeatures=N_FEATURES, contrastThreshold=0.02)
+
+def _sift() -> object:
+    """This thread's SIFT detector (the duplicates' verifier reads pictures on several threads)."""
+    sift = getattr(_THREAD, "sift", None)
+    if sift is None:
+        import cv2
+
+        cv2.setNumThreads(1)  # many small images: threads cost more than they give
+        sift = _THREAD.sift = cv2.SIFT_create(nfeatures=N_FEATURES, contrastThreshold=0.02)
+    return sift
 
 
 def features(picture: np.ndarray, *, max_side: int = MAX_SIDE) -> Features:
