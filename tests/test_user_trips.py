@@ -127,13 +127,16 @@ def test_killed_indexer_leaves_no_worker_behind(tmp_path: Path, cli_env: dict[st
 
 
 def test_worker_watchdog_exits_when_its_parent_changes() -> None:
-    """The watchdog itself, in a grandchild whose parent is killed (no indexer, no model)."""
+    """The watchdog itself, in a grandchild whose parent is killed (no indexer, no model). The
+    grandchild reads its parent's pid before it says it is ready, as a decode worker is handed
+    the indexer's pid: read after, the parent could already be gone (a race of this test: 1 run
+    in 5 failed here)."""
     code = textwrap.dedent(
         """
         import os, subprocess, sys, time
         child = subprocess.Popen([sys.executable, "-c",
             "import os, time; from media_search.indexing.pool import _exit_with_parent; "
-            "print(os.getpid(), flush=True); _exit_with_parent(os.getppid(), every=0.05)"],
+            "ppid = os.getppid(); print(os.getpid(), flush=True); _exit_with_parent(ppid, every=0.05)"],
             stdout=subprocess.PIPE, text=True)
         print(child.stdout.readline().strip(), flush=True)
         time.sleep(60)
