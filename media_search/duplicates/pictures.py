@@ -142,7 +142,7 @@ def image_pairs(store: Any, stored: Stored, links: Links, verifier: Verifier, *,
         if fa is None or fb is None or fa.content_hash == fb.content_hash:
             continue  # exact copies are linked by their hash
         dist = _dist(rows, a, b)
-        close = dist is not None and dist <= HASH_CHECK
+        close = _close(dist)
         # Two screenshots share their window chrome, hence their pHash: framed pictures are
         # compared by their inner pictures' local features only.
         framed_a = close and verifier.framed(fa.path, None, fa.content_hash)
@@ -161,7 +161,7 @@ def image_pairs(store: Any, stored: Stored, links: Links, verifier: Verifier, *,
         # features are of the whole picture, frame included; a screen that finds nothing leaves
         # its inner picture to ``framed_pairs``.
         q = _screen(verifier, fa.content_hash, rows, a, fb.content_hash, rows, b)
-        if q is None or q.inliers > QUICK_MIN:
+        if _passes(q, False):
             v = _check(verifier, fa, fb, None, q, dist)
             ev = fi.decide(v, None if both_framed else dist)
             if ev.copy:
@@ -202,7 +202,7 @@ def _prescreen(verifier: Verifier, items: list[Item]) -> None:
         if not new or ("v", fa.content_hash, None, fb.content_hash, ts) in verifier.verdicts:
             continue  # screened by an earlier run: so was the rest, or the pair was linked on the way
         q = verifier.quick((fa.content_hash, None), ta, (fb.content_hash, ts), tb)
-        if q is None or q.inliers > QUICK_MIN or must:
+        if _passes(q, must):
             passed.append((fa, fb, ts, dist, q))
     # whether they sit in a frame decides between the pixel check and the decoded one (``_by_pixels``)
     verifier.framed_many([p for fa, fb, ts, dist, q in passed if q is not None and fi.decide(q, dist).copy
@@ -219,9 +219,20 @@ def _frames_ahead(verifier: Verifier, rows: Rows, files: dict[str, Any], pairs: 
     want = []
     for a, b in pairs:
         dist = _dist(rows, a, b)
-        if dist is not None and dist <= HASH_CHECK:
+        if _close(dist):
             want += [(files[rows.file_ids[i]].path, None, files[rows.file_ids[i]].content_hash) for i in (a, b) if rows.file_ids[i] in files]
     verifier.framed_many(want)
+
+
+def _close(dist: int | None) -> bool:
+    """Whether a pHash distance is close (``HASH_CHECK`` bits or fewer; None: a row without one)."""
+    return dist is not None and dist <= HASH_CHECK
+
+
+def _passes(q: Any, must: bool) -> bool:
+    """Whether a screened pair goes on to ``_check``: its stored features (``q``) show more than
+    chance, it has none (an older index), or it is checked whatever they say (``must``)."""
+    return q is None or q.inliers > QUICK_MIN or must
 
 
 def _by_pixels(verifier: Verifier, fa: Any, fb: Any, b_ts: float | None, q: Any, dist: int | None) -> bool:
@@ -332,7 +343,7 @@ def image_video_pairs(store: Any, stored: Stored, links: Links, verifier: Verifi
         # video can lose its strongest keypoints to the frame around it); the screen still decides
         # whether its pixels are enough (``_check``).
         q = _screen(verifier, fa.content_hash, img, a, fv.content_hash, vid, r, ts)
-        if q is not None and q.inliers <= QUICK_MIN and (dist is None or dist > HASH_CHECK):
+        if not _passes(q, _close(dist)):
             continue
         v = _check(verifier, fa, fv, ts, q, dist)
         ev = fi.decide(v, dist)
@@ -348,7 +359,7 @@ def _frame_items(img: Rows, vid: Rows, files: dict[str, Any], links: Links, pair
         fa, fv = files.get(img.file_ids[a]), files.get(vf)
         if fa is None or fv is None or (dist is not None and dist <= HASH_COPY) or links.linked(fa.path, fv.path):
             continue
-        out.append((fa, fv, round(float(vid.timestamps[r]), 3), dist, img.local[a], vid.local[r], dist is not None and dist <= HASH_CHECK))
+        out.append((fa, fv, round(float(vid.timestamps[r]), 3), dist, img.local[a], vid.local[r], _close(dist)))
     return out
 
 

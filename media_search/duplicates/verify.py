@@ -68,6 +68,14 @@ def _mirror_mask() -> int:
 MIRROR_MASK = _mirror_mask()
 
 
+def _keep(cache: OrderedDict, key: Any, value: Any, size: int) -> Any:
+    """``value`` into the least-recently-used ``cache`` of ``size`` entries; returns it."""
+    cache[key] = value
+    while len(cache) > size:
+        cache.popitem(last=False)
+    return value
+
+
 def mirror_hash(hashes: np.ndarray) -> np.ndarray:
     """The (approximate) pHashes of the mirror images of pictures with ``hashes`` (uint64)."""
     return np.asarray(hashes, dtype=np.uint64) ^ np.uint64(MIRROR_MASK)
@@ -106,10 +114,7 @@ class Verifier:
         return self._keep_prepared(key, prepare(text))
 
     def _keep_prepared(self, key: Any, got: Prepared | None) -> Prepared | None:
-        self.stored[key] = got
-        while len(self.stored) > _STORED_CACHE:
-            self.stored.popitem(last=False)
-        return got
+        return _keep(self.stored, key, got, _STORED_CACHE)
 
     def quick(self, a_key: Side, a_text: str | None, b_key: Side, b_text: str | None) -> fi.Verification | None:
         """Stored features of ``a`` (and of its mirror) against ``b``'s; None when either has none.
@@ -123,11 +128,7 @@ class Verifier:
             if fa is None or fb is None:
                 return None
             self.quick_checks += 1
-            v, model = stored_check(fa, fb)
-            if model is not None:
-                self.models[key] = (model, fa.features.shape, fb.features.shape)
-            self.verdicts.put(key, v)
-            return v
+            return self._keep_screen(key, fa, fb, *stored_check(fa, fb))
         finally:
             self.quick_seconds += time.perf_counter() - start
 
@@ -158,12 +159,17 @@ class Verifier:
             return fresh
         start = time.perf_counter()
         for (key, fa, fb), (v, model) in zip(todo, self._pool().map(lambda t: stored_check(t[1], t[2]), todo)):
-            if model is not None:
-                self.models[key] = (model, fa.features.shape, fb.features.shape)
-            self.verdicts.put(key, v)
+            self._keep_screen(key, fa, fb, v, model)
         self.quick_checks += len(todo)
         self.quick_seconds += time.perf_counter() - start
         return fresh
+
+    def _keep_screen(self, key: Any, fa: Prepared, fb: Prepared, v: fi.Verification, model: np.ndarray | None) -> fi.Verification:
+        """A screen's verdict, and its transform for ``confirm``."""
+        if model is not None:
+            self.models[key] = (model, fa.features.shape, fb.features.shape)
+        self.verdicts.put(key, v)
+        return v
 
     def _pool(self) -> Any:
         if self.pool is None:
@@ -222,10 +228,7 @@ class Verifier:
 
     def _keep_small(self, key: tuple[str, float | None], gray: np.ndarray | None) -> np.ndarray | None:
         self.reads += 1
-        self.smalls[key] = gray
-        while len(self.smalls) > _STORED_CACHE:
-            self.smalls.popitem(last=False)
-        return gray
+        return _keep(self.smalls, key, gray, _STORED_CACHE)
 
     def _load_small(self, path: str, ts: float | None) -> np.ndarray | None:
         pic = self._read(path, ts, CONFIRM_SIDE)
@@ -264,10 +267,7 @@ class Verifier:
         self.reads += 1
         if seen is not None:
             self._frame(*key, seen.framed)
-        self.cache[key] = seen
-        while len(self.cache) > _FEATURE_CACHE:
-            self.cache.popitem(last=False)
-        return seen
+        return _keep(self.cache, key, seen, _FEATURE_CACHE)
 
     def _load(self, path: str, ts: float | None) -> Seen | None:
         """Read and prepare one picture (no state changed: it runs on the screening threads too)."""
@@ -306,31 +306,27 @@ class Verifier:
 
     def framed(self, path: str, ts: float | None = None, content: str | None = None) -> bool:
         """Whether the picture sits in a frame (decodes it once; kept with the verdicts by ``content``)."""
-        if (path, ts) not in self.frames:
-            got = None
-            if content is not None:
-                self.contents[(path, ts)] = content
-                got = self.verdicts.get(("f", content, ts, "", None))
-            if got is not None:
-                self.frames[(path, ts)] = bool(got[0])
-            else:
-                self.reads += 1
-                self._frame(path, ts, self._is_framed(path, ts))
+        if not self._frame_known(path, ts, content):
+            self.reads += 1
+            self._frame(path, ts, self._is_framed(path, ts))
         return self.frames[(path, ts)]
+
+    def _frame_known(self, path: str, ts: float | None, content: str | None) -> bool:
+        """Whether the picture's frame is known, from this run or a kept verdict (then noted)."""
+        if (path, ts) in self.frames:
+            return True
+        got = None
+        if content is not None:
+            self.contents[(path, ts)] = content
+            got = self.verdicts.get(("f", content, ts, "", None))
+        if got is not None:
+            self.frames[(path, ts)] = bool(got[0])
+        return got is not None
 
     def framed_many(self, pictures: list[tuple[str, float | None, str]]) -> None:
         """``framed`` for many (path, time, content) at once, those not known read on the
         verifier's threads."""
-        todo = []
-        for path, ts, content in dict.fromkeys(pictures):
-            if (path, ts) in self.frames:
-                continue
-            self.contents[(path, ts)] = content
-            got = self.verdicts.get(("f", content, ts, "", None))
-            if got is not None:
-                self.frames[(path, ts)] = bool(got[0])
-            else:
-                todo.append((path, ts))
+        todo = [(path, ts) for path, ts, content in dict.fromkeys(pictures) if not self._frame_known(path, ts, content)]
         if len(todo) < 2:
             return  # ``framed`` reads it when asked
         for (path, ts), flag in zip(todo, self._pool().map(lambda k: self._is_framed(*k), todo)):
