@@ -159,9 +159,9 @@ class Library:
         """Groups of copies across the library (``media_search.duplicates``); nothing is changed."""
         from .duplicates import find_duplicates
 
-        for kind in ("image", "video", "audio"):  # checks the models and loads released collections
-            if self.store.has(kind):
-                self.ensure(kind)  # type: ignore[arg-type]
+        for kind in ("image", "video", "audio"):  # checks the copy signals and loads released collections;
+            if self.store.has(kind):  # grouping reads what is stored, so it needs no model (nor its weights)
+                self.store.ensure(kind, None)  # type: ignore[arg-type]
         return find_duplicates(self.store, kinds=kinds, include_similar=include_similar, progress=progress)
 
     def stats(self) -> dict[str, Any]:

@@ -197,6 +197,10 @@ def test_cli_json_and_csv(env: dict[str, str], cli_env: dict[str, str]) -> None:
     assert sum(r["original"] == "True" for r in rows) == len(by_group)
     out = subprocess.run(["media-search", "duplicates"], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0 and "5 groups of copies" in out.stdout and "likely original" in out.stdout, out.stdout
+    # grouping reads what is stored and loads no model: weights that are not at hand do not stop it
+    gone = {**env, "MEDIA_SEARCH_IMAGE_WEIGHTS": "/nonexistent/resnet50.pth", "MEDIA_SEARCH_AUDIO_WEIGHTS": "/nonexistent/cnn14.pth"}
+    out = subprocess.run(["media-search", "duplicates"], capture_output=True, text=True, env=gone, timeout=300)
+    assert out.returncode == 0 and "5 groups of copies" in out.stdout, out.stderr
 
 
 def test_a_second_run_reuses_the_verdicts_and_a_new_file_costs_its_own_checks(env: dict[str, str], media: Path, tmp_path: Path) -> None:

@@ -71,7 +71,7 @@ class MilvusStore:
         self.conn = Connection(uri, token=token)
         self.is_lite = self.conn.is_lite
         self.manifest = Manifest(self.conn, prefix + FILES)
-        self._checked: dict[str, tuple[ModelSpec, tuple[SignalSpec, ...]]] = {}
+        self._checked: dict[str, tuple[ModelSpec | None, tuple[SignalSpec, ...]]] = {}
         self.local = Placement(self)  # where each kind's local features are (``store.features``)
 
     @classmethod
@@ -126,22 +126,27 @@ class MilvusStore:
         """The copy signals stamped into ``kind``'s collection, or None (no collection, or no stamp)."""
         return _stamped_signals(self._properties(kind))
 
-    def ensure(self, kind: Kind, spec: ModelSpec, signals: Sequence[SignalSpec] | None = None) -> None:
+    def ensure(self, kind: Kind, spec: ModelSpec | None, signals: Sequence[SignalSpec] | None = None) -> None:
         """Create ``kind``'s collection for ``spec`` and ``signals`` (default: this version's copy
-        signals of the kind), or check that it was filled by them."""
+        signals of the kind), or check that it was filled by them. ``spec`` None: only read what is
+        stored (library-wide duplicates), so an existing collection's model is not checked."""
         want = tuple(sorted(SIGNALS[kind] if signals is None else signals, key=lambda s: s.name))
-        if self._checked.get(kind) == (spec, want):
+        if kind in self._checked and self._checked[kind][1] == want and spec in (None, self._checked[kind][0]):
             return
         self.manifest.ensure()
         name = self.name(kind)
         if not self.has(kind):
+            if spec is None:
+                raise ValueError(f"no {kind} collection to read")
             self._create(kind, spec, want)
         else:
             described = self.conn.describe(name)  # its fields and stamps, in one call
             self._check_signal_field(kind, described)
             properties = described.get("properties") or {}
             stamped = _stamped_model(properties)
-            if stamped != spec:
+            if spec is None:
+                spec = stamped
+            elif stamped != spec:
                 raise IndexMismatchError(
                     f"The {kind} collection {name} was built with "
                     f"{stamped.describe() if stamped else 'an unknown model'}, but this run uses "
