@@ -222,25 +222,36 @@ def test_a_second_run_reuses_the_verdicts_and_a_new_file_costs_its_own_checks(en
         assert not os.path.exists(path)
         first = find_duplicates(store)
         assert os.path.exists(path) and first.stats["verdicts_reused"] == 0 and first.stats["verdicts_new"] > 0
+        assert first.stats["sounds_matched"] == 4  # three sounds and a soundtrack
         second = find_duplicates(store)
         # every check was kept: nothing decoded or matched again, the same groups
         assert second.stats["verdicts_reused"] > 0 and second.stats["verdicts_new"] == 0
         assert second.stats["verify_attempts"] == 0 and second.stats["stored_feature_checks"] == 0 and second.stats["decoded"] == 0
+        assert second.stats["sounds_matched"] == 0 and second.stats["sound_pairs_sharing_landmarks"] == first.stats["sound_pairs_sharing_landmarks"]
         assert plain.to_dict()["groups"] == first.to_dict()["groups"] == second.to_dict()["groups"]
-        # one new file: only its own pairs are checked
+        # a new picture and a new sound: only their own pairs are checked
         extra = tmp_path / "extra"
         extra.mkdir()
         rocket = np.asarray(Image.open(PHOTOS / "rocket.jpg").convert("RGB"))
         h, w = rocket.shape[:2]
         Image.fromarray(np.ascontiguousarray(rocket[int(h * 0.2) : int(h * 0.9), int(w * 0.1) : int(w * 0.75)])).save(extra / "rocket_crop.jpg", quality=85)
+        tune, sr = sf.read(media / "tune.wav", dtype="float32")
+        sf.write(extra / "tune_end.wav", tune[int(3.0 * sr) :], sr)
         assert not lib.index([extra], workers=0).failed
         third = find_duplicates(store)
         new_checks = third.stats["stored_feature_checks"]
         assert 0 < new_checks <= third.stats["files"] - 1 and third.stats["verdicts_new"] >= new_checks
-        rocket_group = next(g for g in third.to_dict()["groups"] if any(f["path"].endswith("rocket_mirror.jpg") for f in g["files"]))
+        assert third.stats["sounds_matched"] == 1
+        groups = third.to_dict()["groups"]
+        rocket_group = next(g for g in groups if any(f["path"].endswith("rocket_mirror.jpg") for f in g["files"]))
         assert {Path(f["path"]).name for f in rocket_group["files"]} == {"rocket.jpg", "rocket_mirror.jpg", "rocket_crop.jpg"}
-        (extra / "rocket_crop.jpg").unlink()
-        lib.index([extra], workers=0)  # removes it from the index again (the module's other tests expect the library as built)
+        tune_group = next(g for g in groups if any(f["path"].endswith("tune.wav") for f in g["files"]))
+        assert {Path(f["path"]).name for f in tune_group["files"]} == {"tune.wav", "tune_snippet_noisy.wav", "band_video.mp4", "tune_end.wav"}
+        # the kept pairs are what a run that keeps nothing finds
+        assert find_duplicates(store, cache=False).to_dict()["groups"] == groups
+        for f in extra.iterdir():
+            f.unlink()
+        lib.index([extra], workers=0)  # removes them from the index again (the module's other tests expect the library as built)
         assert find_duplicates(store).to_dict()["groups"] == first.to_dict()["groups"]
     finally:
         lib.close()

@@ -208,6 +208,31 @@ def test_no_decoder_line_reaches_the_terminal(tmp_path: Path, cli_env: dict[str,
 
 
 @pytest.mark.slow
+def test_an_idle_lite_store_in_a_long_running_process_stays_quiet(tmp_path: Path) -> None:
+    """Through the Python API (no CLI quieting): a Lite store left idle past three of pymilvus's
+    10 s keepalive pings used to make gRPC print ``Received a GOAWAY ... too_many_pings``."""
+    code = textwrap.dedent(
+        f"""
+        import time
+        import numpy as np
+        from PIL import Image
+        from media_search import Library
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save({str(tmp_path / "p.png")!r})
+        lib = Library(uri={str(tmp_path / "idle.db")!r}, image_weights="random", audio_weights="random")
+        lib.index({str(tmp_path / "p.png")!r}, workers=0)
+        print(lib.stats()["rows"], flush=True)
+        time.sleep(40)
+        print(lib.stats()["rows"], flush=True)
+        lib.close()
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("'image': 1") == 2, out.stdout
+    assert not DECODER_LINE.search(out.stderr), out.stderr
+
+
+@pytest.mark.slow
 @needs_ffmpeg
 def test_query_of_a_damaged_file_is_quiet_and_verbose_is_not(tmp_path: Path, cli_env: dict[str, str]) -> None:
     bad = _damaged(tmp_path)

@@ -104,10 +104,10 @@ def find_duplicates(
                 verifier.close()  # its screening threads
     timings["pictures"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    shared = 0
+    shared = matched = 0
     if wanted != ("image",):
         stage("sound fingerprints", 0)
-        shared = sounds.sound_pairs(stored, links)
+        shared, matched = sounds.sound_pairs(stored, links, verifier.verdicts)
     timings["sounds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     stage("grouping", 0)
@@ -128,6 +128,7 @@ def find_duplicates(
         "verdicts_new": saved,
         "decoded": verifier.reads,
         "sound_pairs_sharing_landmarks": shared,
+        "sounds_matched": matched,
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }
     return DuplicateReport(groups, time.perf_counter() - start, stats)
@@ -136,7 +137,7 @@ def find_duplicates(
 def _pictures(store: Any, stored: Any, links: Links, verifier: Any, wanted: Sequence[str], nb: int, include_similar: bool,
               stage: Callable[[str, int], None], advance: Callable[[str, int], None]) -> None:  # fmt: skip
     """Pictures: image pairs, framed pictures, images in videos, videos sharing keyframes."""
-    from . import pictures
+    from . import pictures, videos
 
     if "image" in wanted:
         n = len(stored.rows.get("image") or [])
@@ -145,6 +146,6 @@ def _pictures(store: Any, stored: Any, links: Links, verifier: Any, wanted: Sequ
         pictures.framed_pairs(stored, links, verifier)
         if "video" in wanted:
             stage("images in videos", n if nb else 0)
-            pictures.image_video_pairs(store, stored, links, verifier, neighbours=nb, progress=advance)
+            videos.image_video_pairs(store, stored, links, verifier, neighbours=nb, progress=advance)
     if "video" in wanted:
-        pictures.video_pairs(stored, links)
+        videos.video_pairs(stored, links)

@@ -21,8 +21,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..signals import audio as fa
+from ..signals.image import Verification
 from .gather import Stored
 from .links import Links, Pair
+from .verdicts import Verdicts
 
 __all__ = ["BUCKET_CAP", "sound_votes", "sound_pairs"]
 
@@ -36,24 +38,33 @@ _BIN_BIAS = 1 << 25
 _SLOT_BITS = 24
 
 
-def sound_votes(prints: list[np.ndarray], *, tempo: bool = True) -> list[tuple[int, int, int, float]]:
+def sound_votes(prints: list[np.ndarray], *, tempo: bool = True, new: np.ndarray | None = None) -> list[tuple[int, int, int, float]]:
     """(file a, file b, votes, offset s) for every pair of files (a < b) that share landmarks;
     ``offset``: where a's time 0 falls in b (b time = a time + offset).
 
     ``tempo``: also match every file's landmarks re-timed under the tempo hypotheses
     ``signals.audio.SCALES`` against everyone's stored ones (a copy played 2.5 to 5 %
     faster or slower); the best hypothesis counts for each pair.
+
+    ``new``: one flag per file; only pairs with a new file are counted (the others are known
+    from an earlier run), and only the landmarks whose two peaks' frequencies a new file has
+    take part (a re-timed hash keeps them), so their hashes' counts, hence the ``BUCKET_CAP``
+    rule and every vote, are those of the whole library.
     """
     sizes = [len(p) for p in prints]
     if sum(sizes) == 0:
         return []
     h, t = fa.unpack(np.concatenate([np.asarray(p, dtype=np.int64) for p in prints]))
     f = np.repeat(np.arange(len(prints), dtype=np.int64), sizes)
+    if new is not None:
+        new = np.asarray(new, dtype=bool)
+        sel = np.isin(h >> 5, np.unique((h >> 5)[new[f]]))
+        h, t, f = h[sel], t[sel], f[sel]
     best: dict[int, tuple[int, float]] = {}
     n = len(prints)
     for scale in fa.SCALES if tempo else (1.0,):
         if scale == 1.0:
-            found = _votes(h, t.astype(np.float64), f, None, n, REPORT_MIN_VOTES)
+            found = _votes(h, t.astype(np.float64), f, None, n, REPORT_MIN_VOTES, new)
         else:
             # gaps of 2*dq or 2*dq+1 frames, stretched: both quantised values are tried
             f1f2, dq = h >> 5, h & 31
@@ -66,7 +77,7 @@ def sound_votes(prints: list[np.ndarray], *, tempo: bool = True) -> list[tuple[i
             tt = np.concatenate([t.astype(np.float64), ts])
             ff = np.concatenate([f, fs])
             tag = np.concatenate([np.zeros(len(h), np.int8), np.ones(len(hs), np.int8)])
-            found = _votes(hh, tt, ff, tag, n, TEMPO_MIN_VOTES)
+            found = _votes(hh, tt, ff, tag, n, TEMPO_MIN_VOTES, new)
         for key, (votes, off) in found.items():
             if scale != 1.0 and votes < TEMPO_MIN_VOTES:
                 continue  # more hypotheses, a higher chance peak: a re-timed match must be clear
@@ -75,8 +86,10 @@ def sound_votes(prints: list[np.ndarray], *, tempo: bool = True) -> list[tuple[i
     return [(k // n, k % n, v, off) for k, (v, off) in sorted(best.items())]
 
 
-def _votes(h: np.ndarray, t: np.ndarray, f: np.ndarray, tag: np.ndarray | None, n: int, min_votes: int = 1) -> dict[int, tuple[int, float]]:
-    """Best (votes, offset s) per pair key ``a * n + b``; with ``tag``, only entries of different tags pair."""
+def _votes(h: np.ndarray, t: np.ndarray, f: np.ndarray, tag: np.ndarray | None, n: int, min_votes: int = 1,
+           new: np.ndarray | None = None) -> dict[int, tuple[int, float]]:
+    """Best (votes, offset s) per pair key ``a * n + b``; with ``tag``, only entries of different tags
+    pair; with ``new`` (a flag per file), only pairs with a new file."""
     order = np.argsort((h << 24) | f, kind="stable") if n < (1 << 24) else np.lexsort((f, h))
     h, t, f = h[order], t[order], f[order]
     tag = tag[order] if tag is not None else None
@@ -96,6 +109,8 @@ def _votes(h: np.ndarray, t: np.ndarray, f: np.ndarray, tag: np.ndarray | None, 
         if not eq.any():
             break
         same = eq & (f[:-d] != f[d:])
+        if new is not None:
+            same &= new[f[:-d]] | new[f[d:]]
         if tag is not None:
             same &= tag[:-d] != tag[d:]
         idx = np.nonzero(same)[0]
@@ -153,17 +168,42 @@ def _votes(h: np.ndarray, t: np.ndarray, f: np.ndarray, tag: np.ndarray | None, 
     return out
 
 
-def sound_pairs(stored: Stored, links: Links) -> int:
-    """Copies among sounds and soundtracks into ``links``; returns the pairs that shared landmarks."""
+def sound_version() -> str:
+    """What the kept sound pairs depend on (``verdicts``)."""
+    return f"{fa.FP_VERSION}|cap{BUCKET_CAP}|tempo{TEMPO_MIN_VOTES}|report{REPORT_MIN_VOTES}"
+
+
+def sound_pairs(stored: Stored, links: Links, verdicts: Verdicts | None = None) -> tuple[int, int]:
+    """Copies among sounds and soundtracks into ``links``; returns the pairs that shared landmarks
+    and the sounds whose pairs were counted in this run.
+    ``verdicts``: the pairs among the sounds of the last run are taken from there, only pairs with
+    a sound that run did not have are counted, and what this run found is kept.
+
+    A kept pair's votes are those of the run that first counted it; hashes that later became too
+    common (``BUCKET_CAP``) are not taken out of it."""
     rows = stored.rows.get("audio")
     if rows is None or not len(rows):
-        return 0
+        return 0, 0
     per_file: dict[str, list[np.ndarray]] = {}
     for fid, p in zip(rows.file_ids, rows.prints):
         if len(p):
             per_file.setdefault(fid, []).append(p)
     fids = [f for f in per_file if f in stored.files]
-    found = sound_votes([np.concatenate(per_file[f]) for f in fids])
+    contents = [stored.files[f].content_hash or f for f in fids]
+    run, known = verdicts.last_run() if verdicts is not None else (0, set())
+    old = np.array([c in known for c in contents], dtype=bool)
+    found = [] if old.all() else sound_votes([np.concatenate(per_file[f]) for f in fids], new=~old if old.any() else None)
+    if verdicts is not None:
+        first = {}
+        for i, c in enumerate(contents):
+            first.setdefault(c, i)
+        for a, b, votes, off in found:
+            verdicts.put(("a", contents[a], None, contents[b], None), Verification(votes, round(off * 1000)))
+        kept = [(first[ha], first[hb], v[0], v[1] / 1000) for ha, hb, v in verdicts.stage("a") if ha in first and hb in first]
+        found = found + [k for k in kept if old[k[0]] and old[k[1]]]
+        if not old.all():  # every pair among this run's sounds is known now (a run with nothing new: among the last run's)
+            for c in first:
+                verdicts.put(("r", c, None, "", None), Verification(run + 1, 0))
     for a, b, votes, off in found:
         ev = fa.decide(votes)
         if not ev.copy:
@@ -176,4 +216,4 @@ def sound_pairs(stored: Stored, links: Links) -> int:
             ra, rb, off = rb, ra, -off
         links.add(Pair(ra.path, rb.path, "copy", "audio_fingerprint", votes=votes, confidence=ev.confidence,
                        a_time=round(max(0.0, -off), 3), b_time=round(max(0.0, off), 3), offset=off))  # fmt: skip
-    return len(found)
+    return len(found), int((~old).sum())

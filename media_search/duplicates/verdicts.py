@@ -7,6 +7,11 @@ settings): re-indexing a file under another content, or a new version, simply mi
 kept per pair: the inliers, matches and mirror flag of the stored-feature check (``q``) and of
 the decoded check (``v``); the decisions are taken again from them on every run.
 
+Sounds are matched all at once (``sounds.sound_votes``), not pair by pair: what is kept is each
+pair's votes and offset in ms (``a``, in the inliers and matches columns), and which sounds the
+last run matched (``r``, the run's number in the inliers column): every pair among those is
+known, so the next run counts only the pairs with a sound it did not have (``last_run``).
+
 The file is derived data, like the fingerprint index (``store.prints``):
 
 * Milvus Lite: ``<uri>.duplicates.sqlite`` next to the ``.db``;
@@ -23,6 +28,7 @@ import logging
 import os
 import sqlite3
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 from ..signals import image as fi
@@ -34,9 +40,10 @@ log = logging.getLogger(__name__)
 
 def _version() -> str:
     from .pictures import QUICK_MIN
+    from .sounds import sound_version
     from .verify import CONFIRM_SIDE, NCC_MIN, VERIFY_SIDE
 
-    return f"{fi.LOCAL_VERSION}|{fi.PHASH_VERSION}|side{VERIFY_SIDE}|ncc{NCC_MIN}|quick{QUICK_MIN}|confirm{CONFIRM_SIDE}|v2"
+    return f"{fi.LOCAL_VERSION}|{fi.PHASH_VERSION}|side{VERIFY_SIDE}|ncc{NCC_MIN}|quick{QUICK_MIN}|confirm{CONFIRM_SIDE}|{sound_version()}|v3"
 
 Key = tuple[str, str, float | None, str, float | None]  # (stage, hash a, time a, hash b, time b)
 Verdict = tuple[int, int, bool]  # (inliers, matches, mirrored)
@@ -93,6 +100,21 @@ class Verdicts:
             self.hits += 1  # kept from an earlier run
             return got
         return self._new.get(k)
+
+    def stage(self, stage: str) -> Iterator[tuple[str, str, Verdict]]:
+        """(content a, content b, verdict) of every pair kept under ``stage`` (keys without times)."""
+        for kept in (self._old, self._new):
+            for k, v in kept.items():
+                if k.startswith(stage + "|"):
+                    _, ha, _, hb, _ = k.split("|")
+                    yield ha, hb, v
+
+    def last_run(self) -> tuple[int, set[str]]:
+        """The number of the last run that matched sounds, and the contents it matched."""
+        runs: dict[int, set[str]] = {}
+        for ha, _, v in self.stage("r"):
+            runs.setdefault(v[0], set()).add(ha)
+        return (max(runs), runs[max(runs)]) if runs else (0, set())
 
     def put(self, key: Key, verdict: fi.Verification) -> None:
         self._new[_text(key)] = (int(verdict.inliers), int(verdict.matches), bool(verdict.mirrored))

@@ -33,6 +33,11 @@ QUERY_WINDOW = 16384
 #: (pymilvus's ``strict_float32``): 422 audio rows with their vectors and fingerprints read in 124
 #: ms instead of 178 (median of 30, Milvus Lite).
 VECTORS = {"strict_float32": True}
+#: gRPC keepalive off for Milvus Lite: its server is a thread of this process, so pings find
+#: nothing, and pymilvus pings every 10 s even when idle, which Lite's gRPC server refuses after
+#: two: a long-running process (the page, a notebook) then printed ``Received a GOAWAY ...
+#: too_many_pings`` from gRPC's C core, which no Python logging setting reaches.
+LITE_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permit_without_calls": False}
 
 
 class Connection:
@@ -64,6 +69,8 @@ class Connection:
                 raise self._locked_error()
         try:
             kwargs: dict[str, Any] = {"uri": self.uri}
+            if self.is_lite:
+                kwargs["grpc_options"] = LITE_GRPC_OPTIONS
             if self.token:
                 kwargs["token"] = self.token
             client = MilvusClient(**kwargs)
