@@ -37,6 +37,8 @@ VECTORS = {"strict_float32": True}
 #: nothing, and pymilvus pings every 10 s even when idle, which Lite's gRPC server refuses after
 #: two: a long-running process (the page, a notebook) then printed ``Received a GOAWAY ...
 #: too_many_pings`` from gRPC's C core, which no Python logging setting reaches.
+#: (Lite file, collection) pairs known to exist, for every connection of this process (``Connection.has``).
+_PRESENT: set[tuple[str, str]] = set()
 LITE_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permit_without_calls": False}
 
 
@@ -103,6 +105,8 @@ class Connection:
             except Exception:  # noqa: BLE001 - closing must not mask the real outcome
                 log.debug("closing the Milvus client failed", exc_info=True)
             self._client = None
+            if self.is_lite:  # another process may hold the file next
+                _PRESENT.difference_update({k for k in _PRESENT if k[0] == os.path.abspath(self.uri)})
             if self.is_lite:
                 lite.release(os.path.abspath(self.uri))
 
@@ -116,7 +120,20 @@ class Connection:
 
     # -- collections ----------------------------------------------------------------------------
     def has(self, name: str) -> bool:
-        return bool(self.call("list collections", self.client.has_collection, name))
+        """Whether collection ``name`` exists. On Lite a yes is remembered (no other process can
+        drop it while this one holds the ``.db``; ``drop`` forgets it): a query asks several times,
+        and each ask is a round trip through Lite's server threads (1-20 ms under load)."""
+        key = (os.path.abspath(self.uri), name)
+        if key in _PRESENT:
+            return True
+        found = bool(self.call("list collections", self.client.has_collection, name))
+        if found and self.is_lite:
+            _PRESENT.add(key)
+        return found
+
+    def drop(self, name: str) -> None:
+        _PRESENT.discard((os.path.abspath(self.uri), name))
+        self.call("drop a collection", self.client.drop_collection, name)
 
     def describe(self, name: str) -> dict[str, Any]:
         return self.call("describe a collection", self.client.describe_collection, name)  # type: ignore[no-any-return]

@@ -193,7 +193,7 @@ class MilvusStore:
             self.forget_files(stale)
         if self.has(kind):
             beside = self.local.beside(kind)
-            self.conn.call("drop a collection", self.client.drop_collection, self.name(kind))
+            self.conn.drop(self.name(kind))
             if beside:
                 self.local.file.forget(self.name(kind))
         if kind == FILES:
