@@ -257,6 +257,39 @@ def test_a_second_run_reuses_the_verdicts_and_a_new_file_costs_its_own_checks(en
         lib.close()
 
 
+def test_kept_sound_pairs_follow_the_files_that_come_and_go(tmp_path: Path) -> None:
+    """The kept sound pairs stand for every pair among the sounds of the last run that had a new
+    sound: a sound removed, a copy of it indexed meanwhile, then the sound indexed again must
+    still meet its copy (it was not there when the copy was matched)."""
+    from media_search.duplicates.gather import Rows, Stored
+    from media_search.duplicates.links import Links
+    from media_search.duplicates.sounds import sound_pairs
+    from media_search.duplicates.verdicts import Verdicts
+    from media_search.signals import audio as fa
+    from media_search.store.records import FileRecord
+
+    tune = _tune(5, 8.0)
+    sounds = {"a": tune, "b": _tune(9, 8.0), "c": tune[int(2.0 * SR) : int(6.0 * SR)]}
+    prints = {n: fa.pack(fa.landmarks(x.astype(np.float32), SR)) for n, x in sounds.items()}
+
+    def run(names: list[str], verdicts: Verdicts | None) -> tuple[set[frozenset[str]], int]:
+        files = {n: FileRecord(n, f"/lib/{n}.wav", "audio", content_hash=f"h{n}") for n in names}
+        stored = Stored(files, {"audio": Rows(file_ids=list(names), prints=[prints[n] for n in names])}, {})
+        links = Links()
+        _, matched = sound_pairs(stored, links, verdicts)
+        if verdicts is not None:
+            verdicts.save()
+        return {frozenset((Path(p.a).stem, Path(p.b).stem)) for p in links.pairs}, matched
+
+    path = str(tmp_path / "verdicts.sqlite")
+    steps = [(["a", "b"], 2), (["b", "c"], 1), (["a", "b", "c"], 1), (["a", "b", "c"], 0), (["c", "a"], 0)]
+    for names, new in steps:
+        kept, matched = run(names, Verdicts(path))
+        fresh, _ = run(names, None)
+        assert kept == fresh and matched == new, (names, kept, fresh, matched)
+    assert fresh == {frozenset("ac")}
+
+
 def test_mirrored_hash_and_features_come_from_the_stored_values() -> None:
     """A mirrored copy is found without decoding: its pHash is near the mirrored stored hash, and the
     stored SIFT features, mirrored by permuting their bins, match the mirror image's features."""
