@@ -60,7 +60,7 @@ from .keyframes import (
     to_rgb_small,
 )
 
-__all__ = ["MAX_SIDE", "VideoInfo", "Keyframe", "probe_video", "iter_keyframes"]
+__all__ = ["header_seconds", "MAX_SIDE", "VideoInfo", "Keyframe", "probe_video", "iter_keyframes"]
 
 PROBE_SECONDS = 0.25
 """Spacing of the cheap probe frames used to detect cuts."""
@@ -109,6 +109,20 @@ def probe_video(path: str | Path) -> VideoInfo:
     if count <= 0:
         count, _ = _scan_packets(p, _Clock(p, 60.0))
     return VideoInfo(duration=count / fps, fps=fps, frame_count=count, width=width, height=height)
+
+
+def header_seconds(path: str | Path) -> float | None:
+    """The duration a video's header declares (frame count over frame rate), read without decoding
+    a frame or starting a process; None when it declares none or cannot be opened."""
+    try:
+        cap = _open(_check_path(path), 30.0)
+    except (DecodeError, UnsupportedMediaError):
+        return None
+    try:
+        fps, count = _sane_fps(cap), _frame_count(cap)
+    finally:
+        cap.release()
+    return count / fps if fps and count else None
 
 
 def iter_keyframes(

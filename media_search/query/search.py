@@ -151,18 +151,20 @@ def _embed_query(
         q.image = Embedded(embed_frames(lib.embedders.image, np.stack(views), lib.settings.batch_size), np.zeros(len(views)))
         return q
     if kind == "video":
-        from ..decode.file import decode_video
+        from concurrent.futures import ThreadPoolExecutor
 
-        declared = check_length(path, lib.settings, from_video=True)
-        if "video" in targets or "image" in targets:
-            d = decode_video(path, lib.settings, soundtrack=False, local=False)  # at most video_max_frames
-            frames, d.frames = np.asarray(d.frames), None
-            # The keyframes and their mirrors (a mirrored copy aligns with the mirrors), a batch at
-            # a time: the mirrors are views, never a second copy of up to 600 pictures (176 MB).
-            size = lib.settings.batch_size
-            q.frames = Embedded(embed_frames(lib.embedders.image, frames, size), d.timestamps, d.duration, d.notes)  # type: ignore[arg-type]
-            q.mirrored = Embedded(embed_frames(lib.embedders.image, frames[:, :, ::-1], size), d.timestamps, d.duration, d.notes)  # type: ignore[arg-type]
-            del frames
+        from ..decode.video import header_seconds
+
+        # ffprobe's answer (a process of its own, about 0.1 s) comes while the keyframes are
+        # decoded; it is waited for first only when the header's own figure is missing or over the
+        # limit, so that an over-long video is refused before any decoding.
+        with ThreadPoolExecutor(1) as pool:
+            probed = pool.submit(check_length, path, lib.settings, from_video=True)
+            header = header_seconds(path)
+            if header is None or header > lib.settings.max_query_seconds:
+                probed.result()
+            _embed_frames(lib, q, path, targets)
+            declared = probed.result()
         if "video" in targets or "audio" in targets:
             try:
                 _query_sound(lib, q, path, declared, progress, from_video=True)
@@ -171,6 +173,21 @@ def _embed_query(
         return q
     _query_sound(lib, q, path, check_length(path, lib.settings, from_video=False), progress, from_video=False)
     return q
+
+
+def _embed_frames(lib: Ctx, q: Query, path: str, targets: tuple[Kind, ...]) -> None:
+    """A video query's keyframes and their mirrors (when videos or images are searched)."""
+    from ..decode.file import decode_video
+
+    if "video" not in targets and "image" not in targets:
+        return
+    d = decode_video(path, lib.settings, soundtrack=False, local=False)  # at most video_max_frames
+    frames, d.frames = np.asarray(d.frames), None
+    # The keyframes and their mirrors (a mirrored copy aligns with the mirrors), a batch at
+    # a time: the mirrors are views, never a second copy of up to 600 pictures (176 MB).
+    size = lib.settings.batch_size
+    q.frames = Embedded(embed_frames(lib.embedders.image, frames, size), d.timestamps, d.duration, d.notes)  # type: ignore[arg-type]
+    q.mirrored = Embedded(embed_frames(lib.embedders.image, frames[:, :, ::-1], size), d.timestamps, d.duration, d.notes)  # type: ignore[arg-type]
 
 
 def _query_sound(lib: Ctx, q: Query, path: str, declared: float | None, progress: Progress | None, *, from_video: bool) -> None:
