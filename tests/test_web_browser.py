@@ -137,6 +137,28 @@ def test_browse_for_files_and_choose_k(served, page):
     assert page.locator("#ms-status [role='alert']").count() == 0
 
 
+def test_a_file_chosen_while_a_change_of_k_is_searched_is_searched_after_it(served, page, monkeypatch):
+    """A user sets k and drops a file at once: the file is searched when the search the change of
+    k started ends (with Gradio's default trigger mode the drop was ignored: no result, no message;
+    on a loaded machine, ``test_browse_for_files_and_choose_k`` met it). That search is made slow
+    here, so the drop always arrives while it is pending."""
+    from media_search.web import render
+
+    real = render.render_message
+
+    def slow(text, *a, **kw):  # type: ignore[no-untyped-def]
+        if text.startswith("Drop an image"):  # what the search of a change of k says with no file
+            time.sleep(3)
+        return real(text, *a, **kw)
+
+    monkeypatch.setattr(render, "render_message", slow)
+    page.locator("#ms-k input[type='number']").fill("2")
+    page.locator("#ms-k input[type='number']").blur()
+    page.set_input_files("#ms-drop input[type='file']", str(served.photos.queries / "coffee_q.jpg"))
+    page.wait_for_selector("#ms-results .ms-head:has-text('coffee_q.jpg')", timeout=30_000)
+    assert [c["rank"] for c in cards(page)] == [1, 2]
+
+
 @pytest.mark.slow
 def test_video_and_audio_results_play_from_the_match(tmp_path_factory):
     """Videos and sounds in the library: players appear and start at the matching time."""
