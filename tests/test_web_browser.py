@@ -159,6 +159,28 @@ def test_a_file_chosen_while_a_change_of_k_is_searched_is_searched_after_it(serv
     assert [c["rank"] for c in cards(page)] == [1, 2]
 
 
+def test_words_submitted_while_a_text_search_is_pending_are_searched_after_it(served, page, monkeypatch):
+    """The text box as the drop zone above: words submitted while the previous text search is
+    pending are searched when it ends, not ignored (Gradio's default trigger mode). The first
+    search (nothing typed: a hint) is made slow, so the words always arrive while it is pending."""
+    from media_search.web import render
+
+    real = render.render_message
+
+    def slow(text, *a, **kw):  # type: ignore[no-untyped-def]
+        if text.startswith("Type a few words"):  # what a text search with nothing typed says
+            time.sleep(3)
+        return real(text, *a, **kw)
+
+    monkeypatch.setattr(render, "render_message", slow)
+    page.click("#ms-text-search")
+    box = page.locator("#ms-text input, #ms-text textarea").first
+    box.fill("a cat asleep on a sofa")
+    box.press("Enter")
+    # The served library's model (resnet50) has no text tower: the words get that answer.
+    page.wait_for_selector("#ms-status:has-text('no text tower')", timeout=30_000)
+
+
 @pytest.mark.slow
 def test_video_and_audio_results_play_from_the_match(tmp_path_factory):
     """Videos and sounds in the library: players appear and start at the matching time."""

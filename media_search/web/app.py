@@ -287,9 +287,9 @@ def build_app(
         def page_search(path: str | None, k: float, kinds: list[str] | None, progress: Any = gr.Progress()) -> tuple[str, str, Any]:  # noqa: B008
             return s.page_search(path, k, kinds, progress)
 
-        # "always_last": a file dropped while the search of a change of k or of the kinds is
-        # still pending is searched after it (Gradio's default, "once", dropped it: no result, no
-        # message, seen in a browser test on a loaded machine).
+        # "always_last": a file dropped (or words submitted) while the search of a change of k or
+        # of the kinds is still pending is searched after it (Gradio's default, "once", dropped it:
+        # no result, no message, seen in a browser test on a loaded machine).
         searching = gr.on(
             [file_in.upload, go.click, k.release, kinds.input],
             page_search,
@@ -308,6 +308,7 @@ def build_app(
             api_visibility="private",
             concurrency_id="search",
             concurrency_limit=2,
+            trigger_mode="always_last",
         )
         stop.click(s.cancel, outputs=[status], cancels=[searching], api_visibility="private", queue=False)
         file_in.clear(lambda: ("", "", None), outputs=[status, results, as_json], api_visibility="private", queue=False)
