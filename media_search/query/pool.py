@@ -43,6 +43,8 @@ class Ctx:
     # the rows of all of them, read in one call.
     sound_short: dict[str, tuple[list[str], set[str]]] = dataclasses.field(default_factory=dict)
     sound_rows: list[Row] = dataclasses.field(default_factory=list)
+    # The files the fingerprint index finds for the query's sound, by source (``sounds.voted``).
+    votes: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     def ensure(self, kind: Kind) -> None:
         self.store.ensure(kind, self.embedders.spec(kind))

@@ -36,7 +36,7 @@ from . import rank as copyrank
 from .place import place_matches
 from .pool import Ctx, candidates
 from .rank import align_rows, prints_by_path, shortlist
-from .sounds import rank_sounds, read_sounds
+from .sounds import rank_sounds, read_sounds, voted
 from .stream import Progress, check_length
 
 if TYPE_CHECKING:
@@ -157,21 +157,29 @@ def _embed_query(
 
         # ffprobe's answer (a process of its own, about 0.1 s) comes while the keyframes are
         # decoded; it is waited for first only when the header's own figure is missing or over the
-        # limit, so that an over-long video is refused before any decoding.
-        with ThreadPoolExecutor(1) as pool:
+        # limit, so that an over-long video is refused before any decoding. The soundtrack (ffmpeg
+        # in its own process, Cnn14, the landmarks) is read on a thread beside the keyframes: the
+        # decoders and both models let go of the GIL.
+        def soundtrack() -> None:
+            declared = probed.result()
+            if "video" in targets or "audio" in targets:
+                try:
+                    _query_sound(lib, q, path, declared, progress, from_video=True)
+                except DecodeError:  # no soundtrack
+                    pass
+
+        with ThreadPoolExecutor(2, thread_name_prefix="media-search-query") as pool:
             probed = pool.submit(check_length, path, lib.settings, from_video=True)
             header = header_seconds(path)
             if header is None or header > lib.settings.max_query_seconds:
                 probed.result()
+            sound = pool.submit(soundtrack)
             _embed_frames(lib, q, path, targets)
-            declared = probed.result()
-        if "video" in targets or "audio" in targets:
-            try:
-                _query_sound(lib, q, path, declared, progress, from_video=True)
-            except DecodeError:  # no soundtrack
-                return q
+            sound.result()
         return q
-    _query_sound(lib, q, path, check_length(path, lib.settings, from_video=False), progress, from_video=False)
+    # The fingerprint index is voted on (for each source the sound ranks) while Cnn14 embeds it.
+    votes = [t for t in targets if t in ("audio", "video")] if copy_signals else []
+    _query_sound(lib, q, path, check_length(path, lib.settings, from_video=False), progress, from_video=False, votes=votes)
     return q
 
 
@@ -190,8 +198,16 @@ def _embed_frames(lib: Ctx, q: Query, path: str, targets: tuple[Kind, ...]) -> N
     q.mirrored = Embedded(embed_frames(lib.embedders.image, frames[:, :, ::-1], size), d.timestamps, d.duration, d.notes)  # type: ignore[arg-type]
 
 
-def _query_sound(lib: Ctx, q: Query, path: str, declared: float | None, progress: Progress | None, *, from_video: bool) -> None:
-    """The query's sound: whole when short, streamed (no samples kept) when long (``query.stream``)."""
+def _query_sound(
+    lib: Ctx, q: Query, path: str, declared: float | None, progress: Progress | None, *, from_video: bool, votes: Sequence[str] = ()
+) -> None:  # fmt: skip
+    """The query's sound: whole when short, streamed (no samples kept) when long (``query.stream``).
+
+    ``votes``: the sources whose fingerprint-index candidates (``sounds.voted``) a short sound's
+    landmarks are voted for on a thread while Cnn14 embeds it (the vote is SQLite and numpy, which
+    let go of the GIL: about 40 ms of an audio query's 500)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from ..decode.file import decode_sound
     from ..embed.audio import QUERY_HOP, SOUNDTRACK_QUERY_HOP
     from ..signals.audio import landmarks
@@ -206,8 +222,16 @@ def _query_sound(lib: Ctx, q: Query, path: str, declared: float | None, progress
     else:
         audio = decode_sound(path, lib.settings, from_video=from_video)
         hop = SOUNDTRACK_QUERY_HOP if from_video else QUERY_HOP
-        sound = embed_sound(lib.embedders.audio, audio, source, query_hop=hop)
         pairs, samples = landmarks(audio.samples, audio.sr), audio.samples
+        if votes and len(pairs) and lib.store.has("audio"):  # loaded (and its model checked) before the
+            lib.ensure("audio")  # vote reads it; a long sound's after its embedding (README, "Long media")
+        else:
+            votes = ()
+        with ThreadPoolExecutor(1, thread_name_prefix="media-search-vote") as pool:
+            voting = [pool.submit(voted, lib, pairs, q.content_hash, s) for s in votes]
+            sound = embed_sound(lib.embedders.audio, audio, source, query_hop=hop)
+        for v in voting:
+            v.result()
     if len(sound) or not from_video:
         q.sound, q.pairs, q.samples = sound, pairs, samples
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ..embed.embedders import Embedded
     from ..types import Match
 
-__all__ = ["rank_sounds", "read_sounds", "sound_shortlist", "SOUND_POOL"]
+__all__ = ["rank_sounds", "read_sounds", "sound_shortlist", "voted", "SOUND_POOL"]
 
 #: Files a sound query's embeddings put in its head, whatever ``k``: its copies come from the
 #: fingerprint index (``signals.print_index``) wherever the embeddings rank them, so the head needs
@@ -47,14 +47,23 @@ def sound_shortlist(lib: Ctx, sound: Embedded, k: int, exclude: str, source: str
     head_size = SOUND_POOL if pairs is not None else 10
     short = shortlist(candidates(lib, "audio", sound.vectors, head_size, exclude, source=source), head_size)
     if pairs is not None:
-        from ..signals.print_index import candidates as print_candidates
-
-        short += [f for f in print_candidates(lib.store, pairs, source=source, exclude=exclude) if f not in short]
+        short += [f for f in voted(lib, pairs, exclude, source) if f not in short]
     head = set(short)
     if k > len(short):  # the head comes first: a wider pool shows only past it
         wide = shortlist(candidates(lib, "audio", sound.vectors, 2 * k, exclude, source=source), 2 * k)
         short += [f for f in wide if f not in head]
     return short, head
+
+
+def voted(lib: Ctx, pairs: Any, exclude: str, source: str) -> list[str]:
+    """The files the fingerprint index finds for the query's landmarks ``pairs`` among ``source``'s
+    (``signals.print_index.candidates``), voted once per query (an audio query votes while Cnn14
+    embeds it: ``query.search._query_sound``)."""
+    if source not in lib.votes:
+        from ..signals.print_index import candidates as print_candidates
+
+        lib.votes[source] = print_candidates(lib.store, pairs, source=source, exclude=exclude)
+    return lib.votes[source]
 
 
 def rank_sounds(
