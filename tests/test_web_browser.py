@@ -137,21 +137,28 @@ def test_browse_for_files_and_choose_k(served, page):
     assert page.locator("#ms-status [role='alert']").count() == 0
 
 
-def test_a_file_chosen_while_a_change_of_k_is_searched_is_searched_after_it(served, page, monkeypatch):
-    """A user sets k and drops a file at once: the file is searched when the search the change of
-    k started ends (with Gradio's default trigger mode the drop was ignored: no result, no message;
-    on a loaded machine, ``test_browse_for_files_and_choose_k`` met it). That search is made slow
-    here, so the drop always arrives while it is pending."""
+def _slow_message(monkeypatch: pytest.MonkeyPatch, prefix: str, seconds: float = 3.0) -> None:
+    """The search that answers with the page message starting with ``prefix`` takes ``seconds``
+    longer (the served page runs in this process), so what the user does next arrives while it is
+    pending."""
     from media_search.web import render
 
     real = render.render_message
 
     def slow(text, *a, **kw):  # type: ignore[no-untyped-def]
-        if text.startswith("Drop an image"):  # what the search of a change of k says with no file
-            time.sleep(3)
+        if text.startswith(prefix):
+            time.sleep(seconds)
         return real(text, *a, **kw)
 
     monkeypatch.setattr(render, "render_message", slow)
+
+
+def test_a_file_chosen_while_a_change_of_k_is_searched_is_searched_after_it(served, page, monkeypatch):
+    """A user sets k and drops a file at once: the file is searched when the search the change of
+    k started ends (with Gradio's default trigger mode the drop was ignored: no result, no message;
+    on a loaded machine, ``test_browse_for_files_and_choose_k`` met it). That search is made slow
+    here, so the drop always arrives while it is pending."""
+    _slow_message(monkeypatch, "Drop an image")  # what the search of a change of k says with no file
     page.locator("#ms-k input[type='number']").fill("2")
     page.locator("#ms-k input[type='number']").blur()
     page.set_input_files("#ms-drop input[type='file']", str(served.photos.queries / "coffee_q.jpg"))
@@ -163,16 +170,7 @@ def test_words_submitted_while_a_text_search_is_pending_are_searched_after_it(se
     """The text box as the drop zone above: words submitted while the previous text search is
     pending are searched when it ends, not ignored (Gradio's default trigger mode). The first
     search (nothing typed: a hint) is made slow, so the words always arrive while it is pending."""
-    from media_search.web import render
-
-    real = render.render_message
-
-    def slow(text, *a, **kw):  # type: ignore[no-untyped-def]
-        if text.startswith("Type a few words"):  # what a text search with nothing typed says
-            time.sleep(3)
-        return real(text, *a, **kw)
-
-    monkeypatch.setattr(render, "render_message", slow)
+    _slow_message(monkeypatch, "Type a few words")  # what a text search with nothing typed says
     page.click("#ms-text-search")
     box = page.locator("#ms-text input, #ms-text textarea").first
     box.fill("a cat asleep on a sofa")
