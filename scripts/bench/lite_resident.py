@@ -25,8 +25,7 @@ import uuid
 
 import numpy as np
 
-ROWS_PER_BLOCK = 11_520  # 16 hours at AUDIO_HOP = 5 s
-PART = 128  # indexing.stream.PART_ROWS
+BLOCK_SECONDS = 16 * 3600
 FP_HASHES = 875
 
 
@@ -41,14 +40,18 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=4, help="blocks of 16 hours of rows")
     args = ap.parse_args()
 
-    from media_search.embed.audio import preprocess_id
+    from media_search.config import is_lite_uri
+    from media_search.embed.audio import AUDIO_HOP, preprocess_id
     from media_search.embed.spec import ModelSpec
+    from media_search.indexing.stream import PART_ROWS as PART
     from media_search.store.lite import write_buffer
     from media_search.store.milvus import MilvusStore
 
     write_buffer()
-    if not args.uri.startswith(("http://", "https://", "tcp://")):
+    lite = is_lite_uri(args.uri)
+    if lite:
         shutil.rmtree(args.uri, ignore_errors=True)
+    rows_per_block = int(BLOCK_SECONDS / AUDIO_HOP)
     spec = ModelSpec("panns-cnn14", "random:0", 2048, preprocess=preprocess_id())
     store = MilvusStore(args.uri, prefix=f"resident_{uuid.uuid4().hex[:8]}_")
     store.ensure("audio", spec)
@@ -65,21 +68,21 @@ def main() -> None:
     fid, n, t0 = uuid.uuid4().hex, 0, time.time()
     for block in range(args.blocks):
         peak[0] = 0
-        for _ in range(ROWS_PER_BLOCK // PART):
+        for _ in range(rows_per_block // PART):
             v = rng.standard_normal((PART, 2048)).astype(np.float32)
             v /= np.linalg.norm(v, axis=1, keepdims=True)
             store.upsert_rows("audio", {
                 "id": [uuid.uuid4().hex for _ in range(PART)], "vector": v, "file_id": [fid] * PART,
                 "path": ["/library/long.mp3"] * PART, "content_hash": [fid] * PART,
-                "timestamp": list(np.arange(n, n + PART) * 5.0), "duration": [5.0 * ROWS_PER_BLOCK * args.blocks] * PART,
+                "timestamp": list(np.arange(n, n + PART) * AUDIO_HOP), "duration": [float(BLOCK_SECONDS * args.blocks)] * PART,
                 "source": ["audio"] * PART, "fp": [rng.integers(0, 2**23, FP_HASHES) for _ in range(PART)],
             })  # fmt: skip
             n += PART
         store.flush()
         time.sleep(3)  # Lite's background merge of the block's last segments
-        print(f"{n} rows ({n * 5 / 3600:.0f} h): RSS {_rss() >> 20} MB, peak in the block {peak[0] >> 20} MB, "
+        print(f"{n} rows ({n * AUDIO_HOP / 3600:.0f} h): RSS {_rss() >> 20} MB, peak in the block {peak[0] >> 20} MB, "
               f"{time.time() - t0:.0f} s", flush=True)  # fmt: skip
-    if args.uri.startswith(("http://", "https://", "tcp://")):
+    if not lite:  # a server's collections outlive this run
         for kind in ("audio", "files"):
             store.drop(kind)
     store.close()
