@@ -79,8 +79,23 @@ PY
     say "cannot reach $CPU_INDEX: installing torch from your default index instead (on Linux that is the larger CUDA build; set TORCH_INDEX_URL to choose)"
     index=""
   fi
+  venv_room_for_torch "$index"
   say "installing torch and torchvision${index:+ from $index} (once; a few minutes)"
   "$py" -m pip install -q ${index:+--index-url "$index"} "$TORCH_REQ" "$TORCHVISION_REQ"
+}
+
+# venv_room_for_torch INDEX: stop before pip when the disk that holds $VENV cannot take torch.
+# Measured on Linux x86_64 with Python 3.11: torch 2.14.1 + torchvision 0.29.1 take 5,557 MB in
+# a venv as PyPI's CUDA build, under 1 GB as PyTorch's CPU build; pip fails with "No space left
+# on device" only after minutes of work.
+venv_room_for_torch() {
+  local need_mb=6000 free_kb
+  case "$1" in */cpu | */cpu/) need_mb=1500 ;; esac
+  free_kb=$(df -Pk "$VENV" 2>/dev/null | awk 'NR == 2 { print $4 }')
+  [ -n "$free_kb" ] || return 0  # df could not tell: let pip try
+  if [ "$free_kb" -lt $((need_mb * 1024)) ]; then
+    die "torch and torchvision need about $((need_mb / 1000)).$((need_mb % 1000 / 100)) GB in $VENV, and its disk has $((free_kb / 1024)) MB free: free some space, or set VENV to a folder on a larger disk, and run this again."
+  fi
 }
 
 # venv_install [EXTRAS]: pip install -e ".[EXTRAS]" unless the venv already has this checkout
