@@ -347,3 +347,29 @@ def test_an_excerpt_of_a_loop_is_a_copy_though_the_loop_holds_it_several_times()
     other = np.concatenate([pad, pad, pad]) * 0.5
     m = ca.match(ca.landmarks(pad[: 3 * SR], SR), [ca.pack(ca.landmarks(other, SR))])[0]
     assert not m.repeats and not ca.decide(m.votes, m.cover, m.runner_up, m.repeats).copy
+
+
+def test_another_take_of_the_same_stretch_is_outvoted_by_the_copy_but_a_second_copy_is_not() -> None:
+    """A second take (the same sound with a third of it changed, as a speaker saying the same
+    sentence with one word changed) passes the copy rule on its own, but matches the query's stretch
+    far worse than the copy beside it: a likeness, not a copy. A noisy second copy stays a copy,
+    and so does a sound that matches another stretch of the query (a second sound in a soundtrack)."""
+    from media_search.query.rank import rerank_sounds
+    from media_search.types import Match
+
+    src, other = _tune(41, seconds=6), _tune(42, seconds=6)
+    take = src.copy()
+    take[2 * SR : int(4.1 * SR)] = other[2 * SR : int(4.1 * SR)]
+    noisy = src + np.random.default_rng(1).normal(0, np.sqrt(np.mean(src**2) / 10), len(src))
+    tail = _tune(43, seconds=3)
+    query = np.concatenate([src[int(0.5 * SR) : int(5.5 * SR)], tail])  # 5 s of the source, then 3 s of another sound
+    pairs = ca.landmarks(query, SR)
+    lib = {"/src.wav": src, "/take.wav": take, "/noisy.wav": noisy, "/tail.wav": tail}
+    prints = {p: [ca.pack(ca.landmarks(x, SR))] for p, x in lib.items()}
+    m = ca.match(pairs, [prints["/take.wav"][0], prints["/src.wav"][0]])
+    assert ca.decide(m[0].votes, m[0].cover, m[0].runner_up).copy  # on its own, the rule takes it for a copy
+    assert ca.outvoted(m[0], m[1]) and not ca.outvoted(m[1], m[0])
+    out = {r.path: r for r in rerank_sounds(pairs, [Match(p, "audio", 0.9) for p in lib], prints)}
+    assert out["/src.wav"].copy and out["/noisy.wav"].copy and out["/tail.wav"].copy
+    assert not out["/take.wav"].copy and 0 < out["/take.wav"].copy_confidence < 0.5
+    assert abs(out["/tail.wav"].query_timestamp - 5.0) < 0.1  # found where it is in the query

@@ -46,6 +46,7 @@ __all__ = [
     "split_by_time",
     "match",
     "decide",
+    "outvoted",
     "hash_join",
     "slots",
 ]
@@ -85,6 +86,15 @@ MIN_MARGIN = 8  # or this many votes above the runner-up (music that repeats its
 #: offsets (7 to 48 such bins), or at the edge of a library file shorter than the query.
 REPEAT_COVER = 0.95
 REPEAT_PEAKS = 6
+#: A second copy of the same query stretch must match it nearly as well as the best one does.
+#: Unrelated sounds never reach ``decide``'s bar (0/100 unrelated recordings flagged), but another
+#: *take* of the same words by the same speaker can: tuxpaint's spoken descriptions, flagged next
+#: to their source (47 on the calibration half), have 0.34 to 0.74 of the best copy's votes and hit
+#: 0.35 to 0.72 of their stretch's slots. The cost: a library's second edited copy of a recording
+#: (one source's edits queried with each other, 2,760 flags) is demoted in 2.9 % of cases
+#: (``scripts/bench/flag_rules.py``, calibration half; README, "Audio copies on real recordings").
+OUTVOTED_RATIO = 0.75
+OUTVOTED_HITS = 0.65
 _VOTES_FULL = 20  # votes scale of the confidence
 COPY_THRESHOLD = 0.5
 #: What "the query" is for ``MIN_COVER`` (``AudioMatch.cover``): the query's slots from this many
@@ -122,6 +132,8 @@ class AudioMatch:
     runner_up: int = 0  # votes of the best offset away from the winner (a copy has one sharp peak)
     cover: int = 0  # the query slots a copy at this offset should match (``COVER_PAD_S``); 0: unknown
     repeats: bool = False  # the whole query, at this offset and a few others (``REPEAT_COVER``)
+    hit_share: float = 0.0  # of the ``cover`` slots, the share with a hit at this offset
+    span: tuple[float, float] = (0.0, 0.0)  # s: the query stretch from the first to the last agreeing slot
 
 
 @dataclass(frozen=True)
@@ -261,7 +273,7 @@ def _match_file(query: Pairs, packed: np.ndarray, q_slots: np.ndarray) -> AudioM
         near = np.abs(b - best_bin) <= 1
         off = float(np.median(offsets[near]))  # frames
         lo, hi = _window(t[near], off, scale, span)
-        del near, offsets
+        del offsets
         cover = int(np.searchsorted(q_slots, hi // TILE, side="right") - np.searchsorted(q_slots, lo // TILE))
         if cover < len(q_slots):  # a long query: the copy is the stretch around its hits, count there
             inside = (t >= lo) & (t <= hi)
@@ -270,7 +282,10 @@ def _match_file(query: Pairs, packed: np.ndarray, q_slots: np.ndarray) -> AudioM
         if votes > best.votes:
             whole = cover >= len(q_slots)  # the query lies inside the file at this offset
             repeats = whole and votes >= REPEAT_COVER * len(q_slots) and peaks <= REPEAT_PEAKS
-            best = AudioMatch(votes, round(off * FRAME_S, 3), scale, len(b), runner_up, cover, repeats)
+            hit = np.unique(t[near & (t >= lo) & (t <= hi)] // TILE)  # the slots that agree here
+            stretch = (round(float(hit[0]) * TILE * FRAME_S, 3), round(float(hit[-1] + 1) * TILE * FRAME_S, 3)) if len(hit) else (0.0, 0.0)
+            best = AudioMatch(votes, round(off * FRAME_S, 3), scale, len(b), runner_up, cover, repeats,
+                              round(len(hit) / max(cover, 1), 4), stretch)  # fmt: skip
     return best
 
 
@@ -354,20 +369,33 @@ def slots(query: Pairs) -> int:
     return int(len(np.unique(query.t1 // TILE))) if len(query) else 0
 
 
-def decide(votes: int, n_slots: int | None = None, runner_up: int = 0, repeats: bool = False) -> AudioEvidence:
+def decide(votes: int, n_slots: int | None = None, runner_up: int = 0, repeats: bool = False,
+           outvoted: bool = False) -> AudioEvidence:  # fmt: skip
     """A match as a copy verdict and a 0..1 confidence (0.5 and up: a copy).
 
     With ``n_slots`` (``slots(query)``), the calibrated rule above; without it, votes alone (the
-    generated-tune calibration of ``FP_VERSION`` v1, kept for callers that have no query)."""
+    generated-tune calibration of ``FP_VERSION`` v1, kept for callers that have no query).
+    ``outvoted``: another copy matches the same stretch far better (``outvoted``): not a copy."""
     if n_slots is None:
         conf = min(1.0, max(0.0, (votes - _VOTES_LO) / (_VOTES_HI - _VOTES_LO)))
         return AudioEvidence(conf >= COPY_THRESHOLD, round(conf, 4), int(votes))
     # one sharp peak; or a clear margin (music that repeats itself within 1 s); or the whole query
     # at a few places (``AudioMatch.repeats``: a loop)
     clear = runner_up <= MAX_RUNNER_UP * votes or votes - runner_up >= MIN_MARGIN or repeats
-    sharp = votes >= MIN_VOTES and votes >= MIN_COVER * max(n_slots, 1) and clear
+    sharp = votes >= MIN_VOTES and votes >= MIN_COVER * max(n_slots, 1) and clear and not outvoted
     if sharp:
         conf = 0.5 + 0.5 * (1.0 - float(np.exp(-(votes - MIN_VOTES) / _VOTES_FULL)))  # more votes, higher: ties are rare
     else:
         conf = 0.49 * min(1.0, votes / _VOTES_FULL)
     return AudioEvidence(sharp, round(conf, 4), int(votes))
+
+
+def outvoted(m: AudioMatch, stronger: AudioMatch) -> bool:
+    """Whether copy ``m`` is only a likeness of the query stretch that copy ``stronger`` matches:
+    the two stretches overlap by half the shorter, and ``m`` has under ``OUTVOTED_RATIO`` of its
+    votes and hits under ``OUTVOTED_HITS`` of its own slots. A stretch of a long query that only
+    ``m`` matches (a second sound in a soundtrack) is never outvoted."""
+    (a0, a1), (b0, b1) = m.span, stronger.span
+    overlap = min(a1, b1) - max(a0, b0)
+    same = overlap >= 0.5 * max(min(a1 - a0, b1 - b0), 0.0) and overlap > 0
+    return same and m.votes < OUTVOTED_RATIO * stronger.votes and m.hit_share < OUTVOTED_HITS

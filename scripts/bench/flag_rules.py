@@ -1,0 +1,132 @@
+"""Would a relative copy rule remove the false copy flags of ``bench_copy.py --only audio-real``
+without losing real copies? An analysis of a finished run, no index needed:
+
+    python scripts/bench/flag_rules.py [--out /tmp/bench_copy] [--sources 200] [--answers FILE]
+
+Two sets of copy flags, each with its half (calibration or report):
+
+* **false flags**: the files other than the source that a run flagged copy
+  (``--answers``, by default ``<out>/audio-real-answers-N.jsonl``) and that share none of the
+  source's samples (``real_audio.shares_audio``), matched again against their query. The rule
+  chosen here (``signals.audio.outvoted``) removes most of them from the runs after it: to see
+  them, give the answers of a run of the code before it (``git worktree add /tmp/before 08e97ef``,
+  ``bench_copy.py --only audio-real --sources 200 --out /tmp/before-out`` there);
+* **second copies**: a library holding several edited copies of one recording (each source's
+  whole-clip edits: gain, noise, mp3, resample, tempo) queried with each of its edits; every copy
+  that the calibrated rule (``signals.audio.decide``) flags is a true copy.
+
+Features of a flag: ``ratio``, its votes over the best flagged match's votes for the same query,
+and ``hits``, the share of the query's landmark slots in the matched stretch that hit at the
+match's offset (``AudioMatch.hit_share``). A rule demotes a flag (copy -> similar) when
+``ratio < R`` and ``hits < H``; the rules are ranked on the calibration half, and each is shown
+on both halves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.real_audio import make_real_audio, shares_audio  # noqa: E402
+from media_search.decode.audio import decode_audio  # noqa: E402
+from media_search.signals import audio as fa  # noqa: E402
+
+WHOLE = ("gain", "noise_10db", "mp3_low", "resample", "tempo")
+
+
+class Prints:
+    """Landmarks of each file, computed once."""
+
+    def __init__(self) -> None:
+        self._pairs: dict[str, fa.Pairs] = {}
+
+    def pairs(self, path: str) -> fa.Pairs:
+        if path not in self._pairs:
+            a = decode_audio(path)
+            self._pairs[path] = fa.landmarks(a.samples, a.sr)
+        return self._pairs[path]
+
+    def packed(self, path: str) -> np.ndarray:
+        return fa.pack(self.pairs(path))
+
+
+def false_flags(data: dict, answers: Path, prints: Prints) -> list[dict]:
+    queries = {q["query"]: q for q in data["queries"]}
+    out = []
+    for line in answers.read_text().splitlines():
+        a = json.loads(line)
+        q = queries.get(a["query"])
+        flagged = [p for p, f in a.get("flagged", []) if f]
+        if q is None or not flagged:
+            continue
+        qp = prints.pairs(q["query"])
+        ms = fa.match(qp, [prints.packed(p) for p in flagged])
+        best = max(m.votes for m in ms)
+        for p, m in zip(flagged, ms):
+            if Path(p).resolve() == Path(q["original"]).resolve() or shares_audio(q["original"], p):
+                continue
+            out.append({"half": q["half"], "ratio": m.votes / max(best, 1), "hits": m.hit_share})
+    return out
+
+
+def second_copies(data: dict, prints: Prints) -> list[dict]:
+    edits: dict[str, dict[str, str]] = defaultdict(dict)
+    half = {}
+    for q in data["queries"]:
+        edits[q["original"]][q["family"]] = q["query"]
+        half[q["original"]] = q["half"]
+    out = []
+    for src, fams in edits.items():
+        library = [fams[f] for f in WHOLE if f in fams] + [src]
+        for qpath in fams.values():
+            qp = prints.pairs(qpath)
+            lib = [p for p in library if p != qpath]
+            ms = fa.match(qp, [prints.packed(p) for p in lib])
+            flags = [(p, m) for p, m in zip(lib, ms) if fa.decide(m.votes, m.cover or fa.slots(qp), m.runner_up, m.repeats).copy]
+            best = max((m.votes for _, m in flags), default=0)
+            out += [{"half": half[src], "ratio": m.votes / max(best, 1), "hits": m.hit_share}
+                    for p, m in flags if p != src]  # fmt: skip
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default="/tmp/bench_copy")
+    ap.add_argument("--sources", type=int, default=200)
+    ap.add_argument("--answers", type=Path, default=None, help="a run's answers (default: the one in --out)")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    answers = args.answers or out / f"audio-real-answers-{args.sources}.jsonl"
+    if not answers.exists():
+        raise SystemExit(f"{answers} is missing: run scripts/bench_copy.py --only audio-real --sources {args.sources} first")
+    data = make_real_audio(out, n_sources=args.sources)
+    prints = Prints()
+    sets = {"false": false_flags(data, answers, prints), "copies": second_copies(data, prints)}
+    n = {(k, h): sum(x["half"] == h for x in v) for k, v in sets.items() for h in ("calibration", "report")}
+    rows = []
+    for r in (0.6, 0.7, 0.75, 0.8, 1.0):
+        for h in (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 1.01):
+            cell = {}
+            for half in ("calibration", "report"):
+                cell[half] = (sum(1 for x in sets["false"] if x["half"] == half and not (x["ratio"] < r and x["hits"] < h)),
+                              sum(1 for x in sets["copies"] if x["half"] == half and x["ratio"] < r and x["hits"] < h))  # fmt: skip
+            rows.append((cell["calibration"], r, h, cell["report"]))
+    print(f"false flags: {n['false', 'calibration']} calibration, {n['false', 'report']} report; second copies flagged: "
+          f"{n['copies', 'calibration']} calibration, {n['copies', 'report']} report")  # fmt: skip
+    print("| demote when ratio < | and hits < | calibration: false kept | copies demoted | report: false kept | copies demoted |")
+    print("|---|---|---|---|---|---|")
+    for (fk, cd), r, h, (fr, cr) in sorted(rows, key=lambda x: (x[0][0], x[0][1]))[:12]:
+        print(f"| {r} | {h} | {fk} | {cd} | {fr} | {cr} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
