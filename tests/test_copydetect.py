@@ -373,3 +373,8 @@ def test_another_take_of_the_same_stretch_is_outvoted_by_the_copy_but_a_second_c
     assert out["/src.wav"].copy and out["/noisy.wav"].copy and out["/tail.wav"].copy
     assert not out["/take.wav"].copy and 0 < out["/take.wav"].copy_confidence < 0.5
     assert abs(out["/tail.wav"].query_timestamp - 5.0) < 0.1  # found where it is in the query
+    # Only copies in the pool that does not depend on k (``head``) outvote: a stronger copy that only
+    # a larger k brings in leaves the head's verdicts as they were.
+    head = {"/take.wav", "/tail.wav"}
+    out = {r.path: r for r in rerank_sounds(pairs, [Match(p, "audio", 0.9) for p in lib], prints, head=head)}
+    assert out["/take.wav"].copy and out["/src.wav"].copy

@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,13 +227,17 @@ def rerank_pictures(q: PictureQuery, cands: Sequence[Candidate], stored: StoredF
     return order(out)
 
 
-def rerank_sounds(query: fa.Pairs, matches: Sequence[Match], prints: dict[str, list[np.ndarray]]) -> list[Match]:
-    """``prints``: packed landmarks of each candidate file (by path), any number of arrays each."""
+def rerank_sounds(query: fa.Pairs, matches: Sequence[Match], prints: dict[str, list[np.ndarray]],
+                  *, head: Collection[str] | None = None) -> list[Match]:  # fmt: skip
+    """``prints``: packed landmarks of each candidate file (by path), any number of arrays each.
+
+    ``head``: the paths whose copies may outvote another (``signals.audio.outvoted``), all when
+    None. The callers pass the pool that does not depend on ``k``, so neither do its verdicts."""
     files = (np.concatenate(prints[m.path]) if prints.get(m.path) else np.zeros(0, np.int64) for m in matches)
     found = fa.match(query, files)  # one file's landmarks at a time
     n_slots = fa.slots(query)
     evidence = [fa.decide(f.votes, f.cover or n_slots, f.runner_up, f.repeats) for f in found]
-    copies = [f for f, ev in zip(found, evidence) if ev.copy]
+    copies = [f for m, f, ev in zip(matches, found, evidence) if ev.copy and (head is None or m.path in head)]
     out = []
     for m, f, ev in zip(matches, found, evidence):
         if ev.copy and any(fa.outvoted(f, c) for c in copies):  # a likeness of a better copy's stretch

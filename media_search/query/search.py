@@ -342,9 +342,9 @@ def _rank_sequences(lib: Ctx, q: Query, k: int) -> list[Match]:
         if m.path in sound_scores:
             m = Match(m.path, m.kind, round(0.75 * m.score + 0.25 * sound_scores[m.path], 6), m.timestamp, m.query_timestamp)
         out.append(m)
+    in_head = {r.path for r in rows if r.file_id in head}
     if q.pairs is not None and sound_rows:  # the soundtracks' fingerprints: copies, localised in time
-        out = copyrank.rerank_sounds(q.pairs, out, prints_by_path(sound_rows, "video"))
+        out = copyrank.rerank_sounds(q.pairs, out, prints_by_path(sound_rows, "video"), head=in_head)
     else:
         out.sort(key=lambda m: (-m.score, m.path))
-    in_head = {r.path for r in rows if r.file_id in head}
     return sorted(out, key=lambda m: m.path not in in_head)[:k]  # stable: the head first, in its order

@@ -88,7 +88,7 @@ def rank_sounds(
     in_head = {r.path for r in rows if r.file_id in head}
     out = align_rows(sound.timestamps, sound.vectors, rows, tol=AUDIO_HOP, source=source)
     if pairs is not None:
-        out = copyrank.rerank_sounds(pairs, out, prints_by_path(rows, source))
+        out = copyrank.rerank_sounds(pairs, out, prints_by_path(rows, source), head=in_head)
     else:
         out = sorted(out, key=lambda m: (-m.score, m.path))
     out = sorted(out, key=lambda m: m.path not in in_head)[:k]  # stable: the head first, in its order
