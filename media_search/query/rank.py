@@ -236,12 +236,12 @@ def rerank_sounds(query: fa.Pairs, matches: Sequence[Match], prints: dict[str, l
     files = (np.concatenate(prints[m.path]) if prints.get(m.path) else np.zeros(0, np.int64) for m in matches)
     found = fa.match(query, files)  # one file's landmarks at a time
     n_slots = fa.slots(query)
-    evidence = [fa.decide(f.votes, f.cover or n_slots, f.runner_up, f.repeats) for f in found]
+    evidence = [fa.decide_match(f, n_slots) for f in found]
     copies = [f for m, f, ev in zip(matches, found, evidence) if ev.copy and (head is None or m.path in head)]
     out = []
     for m, f, ev in zip(matches, found, evidence):
         if ev.copy and any(fa.outvoted(f, c) for c in copies):  # a likeness of a better copy's stretch
-            ev = fa.decide(f.votes, f.cover or n_slots, f.runner_up, f.repeats, outvoted=True)
+            ev = fa.decide_match(f, n_slots, outvoted=True)
         if ev.copy:
             m = dataclasses.replace(m, timestamp=round(max(0.0, f.offset), 3), query_timestamp=0.0 if f.offset >= 0 else round(-f.offset / f.scale, 3))
         out.append(dataclasses.replace(m, copy=ev.copy, copy_confidence=ev.confidence))

@@ -46,6 +46,7 @@ __all__ = [
     "split_by_time",
     "match",
     "decide",
+    "decide_match",
     "outvoted",
     "hash_join",
     "slots",
@@ -388,6 +389,12 @@ def decide(votes: int, n_slots: int | None = None, runner_up: int = 0, repeats: 
     else:
         conf = 0.49 * min(1.0, votes / _VOTES_FULL)
     return AudioEvidence(sharp, round(conf, 4), int(votes))
+
+
+def decide_match(m: AudioMatch, n_slots: int, *, outvoted: bool = False) -> AudioEvidence:
+    """``decide`` on a ``match`` result: its votes on its ``cover`` (the query's ``n_slots`` when
+    the match has none), its runner-up and its repeats."""
+    return decide(m.votes, m.cover or n_slots, m.runner_up, m.repeats, outvoted)
 
 
 def outvoted(m: AudioMatch, stronger: AudioMatch) -> bool:

@@ -43,10 +43,11 @@ WHOLE = ("gain", "noise_10db", "mp3_low", "resample", "tempo")
 
 
 class Prints:
-    """Landmarks of each file, computed once."""
+    """Landmarks of each file, and their packed form, computed once."""
 
     def __init__(self) -> None:
         self._pairs: dict[str, fa.Pairs] = {}
+        self._packed: dict[str, np.ndarray] = {}
 
     def pairs(self, path: str) -> fa.Pairs:
         if path not in self._pairs:
@@ -55,7 +56,9 @@ class Prints:
         return self._pairs[path]
 
     def packed(self, path: str) -> np.ndarray:
-        return fa.pack(self.pairs(path))
+        if path not in self._packed:
+            self._packed[path] = fa.pack(self.pairs(path))
+        return self._packed[path]
 
 
 def false_flags(data: dict, answers: Path, prints: Prints) -> list[dict]:
@@ -90,7 +93,7 @@ def second_copies(data: dict, prints: Prints) -> list[dict]:
             qp = prints.pairs(qpath)
             lib = [p for p in library if p != qpath]
             ms = fa.match(qp, [prints.packed(p) for p in lib])
-            flags = [(p, m) for p, m in zip(lib, ms) if fa.decide(m.votes, m.cover or fa.slots(qp), m.runner_up, m.repeats).copy]
+            flags = [(p, m) for p, m in zip(lib, ms) if fa.decide_match(m, fa.slots(qp)).copy]
             best = max((m.votes for _, m in flags), default=0)
             out += [{"half": half[src], "ratio": m.votes / max(best, 1), "hits": m.hit_share}
                     for p, m in flags if p != src]  # fmt: skip
