@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Copy detection benchmark: is an edited copy's original ranked first?
 
-    python scripts/bench_copy.py [--out /tmp/bench_copy] [--per-family N] [--only images|audio|audio-real]
+    python scripts/bench_copy.py [--out /tmp/bench_copy] [--per-family N] [--only images|audio|videos|audio-real]
         [--sources N] [--k-check N] [--per-cell N] [--answered-only]   # the last four: audio-real
 
 ``--only audio-real`` (``scripts/bench/real_audio.py``, ``real_product.py``) uses real recordings from Debian packages
@@ -12,8 +12,9 @@ unrelated recordings, and the first result checked for k = 3, 10 and 50.
 Generates a library and edited copies (``scripts/bench/copy_media.py``: image families crop
 60-80 %, downscale, JPEG 20, rotation 8-15 deg, brightness/contrast, grayscale, mirror, text and
 logo overlay, screenshot frame, crop + JPEG 20; audio families 2-5 s snippet, 10 dB SNR noise,
-gain, 24 kbit/s mp3, resampling to 8-16 kHz, tempo +-4-5 %, 1-2 s clips), then reports recall@1
-per family for
+gain, 24 kbit/s mp3, resampling to 8-16 kHz, tempo +-4-5 %, 1-2 s clips; ``scripts/bench/copy_video.py``:
+pans over real photos, edited by re-encoding at 320x180, trimming, mirroring, speeding up, cropping,
+grayscale, overlaid boxes and 15 fps), then reports recall@1 per family for
 
 * **media_search**: the whole product path -- ``Library(image_weights="random",
   audio_weights="random")`` indexes the library (Milvus Lite), ``Library.search`` each query;
@@ -42,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench.copy_media import AUDIO_FAMILIES, IMAGE_FAMILIES, make_audio, make_images  # noqa: E402
+from bench.copy_video import VIDEO_FAMILIES, make_videos  # noqa: E402
 from bench.real_audio import make_real_audio  # noqa: E402
 from bench.real_product import load_answers, media_search_real, real_markdown, real_tables  # noqa: E402
 
@@ -206,7 +208,7 @@ def markdown(results: dict) -> str:
     lines = ["# Copy detection benchmark (recall@1)", "", f"Command: `{results['command']}`", ""]
     if "audio-real" in results:
         lines += real_markdown(results["audio-real"])
-    for kind in ("images", "audio"):
+    for kind in ("images", "audio", "videos"):
         if kind not in results:
             continue
         r = results[kind]
@@ -228,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="/tmp/bench_copy")
     ap.add_argument("--per-family", type=int, default=None, help="originals per family (default: all)")
-    ap.add_argument("--only", choices=["images", "audio", "audio-real"])
+    ap.add_argument("--only", choices=["images", "audio", "videos", "audio-real"])
     ap.add_argument("--sources", type=int, default=300, help="audio-real: recordings edited into queries")
     ap.add_argument("--per-cell", type=int, default=None, help="audio-real: queries evaluated per family and half (default: all)")
     ap.add_argument("--answered-only", action="store_true", help="audio-real: tables from the answers file of a stopped run")
@@ -238,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results: dict = {"command": "python scripts/bench_copy.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     sections = (("images", "image", make_images, imagehash_rank, IMAGE_FAMILIES),
-                ("audio", "audio", make_audio, chromaprint_rank, AUDIO_FAMILIES))  # fmt: skip
+                ("audio", "audio", make_audio, chromaprint_rank, AUDIO_FAMILIES),
+                ("videos", "video", make_videos, lambda data: {}, VIDEO_FAMILIES))  # fmt: skip
     if args.only == "audio-real":
         data = make_real_audio(out, per_family=args.per_family, n_sources=args.sources)
         if args.per_cell:  # the first N queries of each family and half

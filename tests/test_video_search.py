@@ -262,3 +262,28 @@ def test_bad_videos_are_reported_and_the_rest_indexed(tmp_path, videos, store_ur
         assert report.exit_code == 2
         top = lib.find_similar(videos["reencoded"], k=1, kinds=["video"])
         assert top and Path(top[0].path).name in ("good.mp4", "one_frame.mp4", "cut_short.mp4")
+
+
+def test_edited_copies_are_flagged_by_their_keyframes_and_unrelated_videos_are_not(indexed, videos):
+    """A video query flags the videos whose keyframes are pHash copies of its own (or of their
+    mirrors) at one time offset, the rule of ``media-search duplicates``, whatever the weights; the
+    videos' soundtracks (none here) play no part."""
+    lib, _, _ = indexed
+    sources = {"scenes.mp4", "scenes copy.mp4"}
+    for name in ("reencoded", "trimmed", "mirrored"):
+        res = lib.search(videos[name], k=4, kinds=["video"])
+        flagged = {Path(m.path).name: m.copy_confidence for m in res.results if m.copy}
+        assert set(flagged) == sources, (name, res.results)
+        assert all(c is not None and c >= 0.5 for c in flagged.values()), (name, flagged)
+        assert set(_names(res.results[:2])) == sources, (name, res.results)
+        assert res.copy_found
+    # intro_b shares its black intro with intro_a (black frames are never keyframes), and 3 s of
+    # photo 8 with other2: a shared stretch is a copy, as a sound inside a longer one is
+    shared = {Path(m.path).name: m for m in lib.search(videos["intro_b"], k=5, kinds=["video"]).results}
+    assert not shared["intro_a.mp4"].copy and not shared["scenes.mp4"].copy, shared
+    assert shared["other2.mp4"].copy, shared
+    from media_search.query.search import search
+
+    unflagged = search(videos["reencoded"], store=lib.store, embedders=lib.embedders, settings=lib.settings, k=5,
+                       kinds=["video"], copy_signals=False)  # fmt: skip
+    assert not unflagged.copy_found  # the embeddings alone (``media-search evaluate``) flag nothing

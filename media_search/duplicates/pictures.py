@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 #: pHash distances (bits): at most ``HASH_COPY`` is a copy on its own (``fi.decide``); up to
 #: ``HASH_CHECK`` a pair is verified with local features; ``HASH_SIMILAR`` bounds the similar tier.
-HASH_COPY = 10
+HASH_COPY = fi.HASH_COPY
 HASH_CHECK = 16
 HASH_SIMILAR = 18
 #: Nearest rows per image proposed by the embeddings (verified, never trusted).

@@ -13,13 +13,14 @@ from typing import Any
 import numpy as np
 
 from ..signals import image as fi
+from ..signals.frames import agreement
 from .gather import Rows, Stored
 from .links import Links, Pair
 from .pictures import (HASH_CHECK, HASH_COPY, NEIGHBOURS, SCREEN_CHUNK, Item, Progress, _check, _close, _dist, _neighbours,
                        _passes, _prescreen, _screen, hamming_pairs)  # fmt: skip
 from .verify import Verifier
 
-__all__ = ["MIN_FRAMES", "MIN_FRAME_SHARE", "image_video_pairs", "video_pairs"]
+__all__ = ["image_video_pairs", "video_pairs"]
 
 
 def image_video_pairs(store: Any, stored: Stored, links: Links, verifier: Verifier, *, neighbours: int = NEIGHBOURS,
@@ -90,11 +91,6 @@ def _frame_items(img: Rows, vid: Rows, files: dict[str, Any], links: Links, pair
     return out
 
 
-#: Keyframes of the shorter video that must match (pHash within ``HASH_COPY``, one time offset).
-MIN_FRAMES = 3
-MIN_FRAME_SHARE = 0.5
-
-
 def video_pairs(stored: Stored, links: Links) -> None:
     """Videos that share their pictures: keyframes close by pHash at one consistent time offset."""
     vid = stored.rows.get("video")
@@ -120,14 +116,7 @@ def video_pairs(stored: Stored, links: Links) -> None:
         ra, rb = files.get(fa), files.get(fb)
         if ra is None or rb is None or ra.content_hash == rb.content_hash:
             continue
-        offsets = np.array([vid.timestamps[b] - vid.timestamps[a] for a, b in matches])
-        centre = float(np.median(offsets))
-        tol = max(1.5, 0.05 * abs(centre))
-        agree = [(a, b) for (a, b), o in zip(matches, offsets.tolist()) if abs(o - centre) <= tol]
-        frames = len({a for a, _ in agree})
-        need = min(MIN_FRAMES, max(1, int(np.ceil(MIN_FRAME_SHARE * min(nframes[fa], nframes[fb])))))
-        if frames >= need:
-            a0 = min(agree, key=lambda ab: vid.timestamps[ab[0]])
-            links.add(Pair(ra.path, rb.path, "copy", "keyframes", matched_frames=frames,
-                           a_time=round(float(vid.timestamps[a0[0]]), 3), b_time=round(float(vid.timestamps[a0[1]]), 3),
-                           offset=round(centre, 3), confidence=round(min(1.0, frames / max(need, 1)), 4)))  # fmt: skip
+        found = agreement([(a, float(vid.timestamps[a]), float(vid.timestamps[b])) for a, b in matches], nframes[fa], nframes[fb])
+        if found is not None and found.copy:
+            links.add(Pair(ra.path, rb.path, "copy", "keyframes", matched_frames=found.frames, a_time=found.a_time,
+                           b_time=found.b_time, offset=found.offset, confidence=found.confidence))  # fmt: skip

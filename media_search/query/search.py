@@ -17,6 +17,7 @@ score; ``SearchResult.copy_found`` is False when nothing passed.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from ..detect import detect_kind
 from ..embed.embedders import Embedded, embed_frames, embed_sound
 from ..errors import ConfigError, DecodeError
 from ..identity import content_hash, resolve_path
-from ..signals.image import MAX_SIDE
+from ..signals.image import MAX_SIDE, phash_pair
 from ..types import KINDS, Kind, Match, SearchResult
 from . import rank as copyrank
 from .place import place_matches
@@ -71,6 +72,7 @@ class Query:
     image: Embedded | None = None  # image query: one vector
     frames: Embedded | None = None  # video query: keyframes
     mirrored: Embedded | None = None  # video query: its keyframes mirrored (a flipped copy is as near)
+    frame_hashes: tuple[np.ndarray, np.ndarray] | None = None  # video query: its keyframes' pHashes, and their mirrors'
     sound: Embedded | None = None  # audio query, or a video's soundtrack
     picture: copyrank.PictureQuery | None = None  # image query: pHashes and local features
     pairs: Any = None  # the sound's landmarks (signals.audio.Pairs)
@@ -108,7 +110,7 @@ def search(
     targets = _targets(kind, kinds)
     q = _embed_query(lib, real, kind, targets, progress, copy_signals)
     if not copy_signals:
-        q.picture, q.pairs, q.samples = None, None, None
+        q.picture, q.pairs, q.samples, q.frame_hashes = None, None, None, None
     sources = [t for t in targets if q.ranks_by_sound(t)]
     if sources:  # ranked against both the sounds and the soundtracks: their rows in one read
         read_sounds(lib, q.sound, q.pairs, q.content_hash, sources, k)
@@ -196,6 +198,33 @@ def _embed_frames(lib: Ctx, q: Query, path: str, targets: tuple[Kind, ...]) -> N
     size = lib.settings.batch_size
     q.frames = Embedded(embed_frames(lib.embedders.image, frames, size), d.timestamps, d.duration, d.notes)  # type: ignore[arg-type]
     q.mirrored = Embedded(embed_frames(lib.embedders.image, frames[:, :, ::-1], size), d.timestamps, d.duration, d.notes)  # type: ignore[arg-type]
+    pairs = np.array([phash_pair(f) for f in frames], dtype=np.uint64).reshape(-1, 2)  # the stored pHash's picture
+    q.frame_hashes = (pairs[:, 0], pairs[:, 1])
+
+
+def _keyframe_copies(q: Query, matches: list[Match], rows: Sequence[Row]) -> list[Match]:
+    """Matches whose keyframes are pHash copies of the query's (or of its mirror's) at one time offset
+    (``signals.frames``, the rule of ``media-search duplicates``) flagged as copies, first; the rest
+    keep their order."""
+    from ..signals.frames import agreement, hash_matches
+
+    assert q.frames is not None and q.frame_hashes is not None
+    per_path: dict[str, list[Row]] = {}
+    for r in rows:
+        if r.phash:
+            per_path.setdefault(r.path, []).append(r)
+    out = []
+    for m in matches:
+        mine = per_path.get(m.path, [])
+        hashes = np.array([int(r.phash, 16) for r in mine], dtype=np.uint64)  # type: ignore[arg-type]
+        times = np.array([r.timestamp or 0.0 for r in mine])
+        verdicts = [agreement(hash_matches(view, q.frames.timestamps, hashes, times), len(view), len(mine))
+                    for view in q.frame_hashes]  # fmt: skip
+        best = max((v for v in verdicts if v is not None and v.copy), key=lambda v: v.frames, default=None)
+        if best is not None:
+            m = dataclasses.replace(m, copy=True, copy_confidence=max(best.confidence, m.copy_confidence or 0.0) if m.copy else best.confidence)
+        out.append(m)
+    return sorted(out, key=lambda m: (not m.copy, -(m.copy_confidence or 0.0) if m.copy else 0.0))  # stable
 
 
 def _query_sound(
@@ -323,7 +352,7 @@ def _rank_sequences(lib: Ctx, q: Query, k: int) -> list[Match]:
     head = set(short)
     if k > len(short):  # the head comes first: a wider pool shows only past it
         short += [f for f in pooled(2 * k) if f not in head]
-    rows = store.fetch_rows("video", short)
+    rows = store.fetch_rows("video", short, copy_fields=("phash",) if q.frame_hashes is not None else False)
     tol = max(lib.settings.video_interval * 1.5, 0.5)
     sound_scores: dict[str, float] = {}
     sound_rows: list[Row] = []
@@ -347,4 +376,6 @@ def _rank_sequences(lib: Ctx, q: Query, k: int) -> list[Match]:
         out = copyrank.rerank_sounds(q.pairs, out, prints_by_path(sound_rows, "video"), head=in_head)
     else:
         out.sort(key=lambda m: (-m.score, m.path))
+    if q.frame_hashes is not None:  # the keyframes' pHashes: copies by their pictures, whatever the sound
+        out = _keyframe_copies(q, out, rows)
     return sorted(out, key=lambda m: m.path not in in_head)[:k]  # stable: the head first, in its order

@@ -38,6 +38,7 @@ __all__ = [
     "MAX_SIDE",
     "N_STORED",
     "COPY_THRESHOLD",
+    "HASH_COPY",
     "phash",
     "phash_hex",
     "phash_pair",
@@ -79,6 +80,9 @@ _INLIERS_LO, _INLIERS_HI = 4, 10
 _HASH_LO, _HASH_HI = 6, 14
 #: A pHash this near, or this many inliers, alone gives full confidence: nothing more to check.
 HASH_SURE, INLIERS_SURE = _HASH_LO, _INLIERS_HI
+#: A pHash distance (bits) that is a copy on its own (``decide``'s confidence reaches 0.5 there): what
+#: the library-wide report links pictures by, and video keyframes by (``signals.frames``).
+HASH_COPY = 10
 
 
 # -- perceptual hash ---------------------------------------------------------------------------

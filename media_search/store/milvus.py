@@ -281,8 +281,11 @@ class MilvusStore:
             out.extend([hit(h) for h in hits] for hits in result)
         return out
 
-    def fetch_rows(self, kind: Kind, file_ids: Sequence[str], *, vectors: bool = True, copy_fields: bool = False) -> list[Row]:
-        """Every row of the given files (with vectors, and the copy-signal field, if asked).
+    def fetch_rows(
+        self, kind: Kind, file_ids: Sequence[str], *, vectors: bool = True, copy_fields: bool | Sequence[str] = False
+    ) -> list[Row]:
+        """Every row of the given files (with vectors, and the copy-signal fields if asked: all of them,
+        or the ones named, for example ``("phash",)``).
 
         Vectors and fingerprints are read ``FETCH_PART`` rows at a time, each part made into arrays
         before the next is read: pymilvus returns them as Python lists, about ten times their size,
@@ -305,7 +308,8 @@ class MilvusStore:
             for at in range(0, len(rest), part):
                 ids = filters.is_in("id", rest[at : at + part])
                 out.extend(row(r) for r in self.conn.query_all(name, ids, fields, SESSION, limit=part))
-        if copy_fields and self.local.beside(kind):
+        wants_local = copy_fields is True or "local" in (copy_fields or ())
+        if wants_local and self.local.beside(kind):
             kept = self.local.file.get(name, [r.id for r in out])
             out = [dataclasses.replace(r, local=kept.get(r.id)) for r in out]
         return out
@@ -354,8 +358,11 @@ class MilvusStore:
             rows = [dataclasses.replace(r, local=kept.get(r.id)) for r in rows]
         return rows
 
-    def _fetch_fields(self, kind: Kind, *, vectors: bool, signals: bool) -> list[str]:
-        names = TABLES[kind].fetch_fields(vectors=vectors, signals=signals)
+    def _fetch_fields(self, kind: Kind, *, vectors: bool, signals: bool | Sequence[str]) -> list[str]:
+        names = TABLES[kind].fetch_fields(vectors=vectors, signals=bool(signals))
+        if signals is not True:  # the named ones
+            signal = {f.name for f in TABLES[kind].signal_fields}
+            names = [n for n in names if n not in signal or n in signals]  # type: ignore[operator]
         return [n for n in names if n != "local"] if signals and self.local.mode(kind) != "collection" else names
 
     def count(self, kind: str) -> int:
