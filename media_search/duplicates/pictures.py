@@ -31,12 +31,13 @@ from typing import Any
 import numpy as np
 
 from ..signals import image as fi
+from ..signals.image import hamming_pairs
 from .gather import Rows, Stored
 from .links import Links, Pair
 from . import words
 from .verify import Verifier, mirror_hash
 
-__all__ = ["framed_pairs", "HASH_COPY", "HASH_CHECK", "HASH_SIMILAR", "NEIGHBOURS", "hamming_pairs", "image_pairs"]
+__all__ = ["framed_pairs", "HASH_COPY", "HASH_CHECK", "HASH_SIMILAR", "NEIGHBOURS", "image_pairs"]
 
 log = logging.getLogger(__name__)
 
@@ -56,30 +57,8 @@ SIMILAR_COSINE = 0.5
 QUICK_MIN = 4
 #: Pairs screened at once, ahead of the checks (``_prescreen``).
 SCREEN_CHUNK = 256
-_BLOCK = 1024
 
 Progress = Callable[[str, int], None]
-
-
-def hamming_pairs(a: np.ndarray, b: np.ndarray | None, max_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(i, j, distance) of hashes within ``max_bits``: ``a`` against itself (i < j) or against ``b``."""
-    same = b is None
-    b = a if b is None else b
-    out_i, out_j, out_d = [], [], []
-    for start in range(0, len(a), _BLOCK):
-        blk = a[start : start + _BLOCK]
-        d = np.bitwise_count(blk[:, None] ^ b[None, :])
-        i, j = np.nonzero(d <= max_bits)
-        i = i + start
-        if same:
-            keep = j > i
-            i, j = i[keep], j[keep]
-        out_i.append(i)
-        out_j.append(j)
-        out_d.append(d[i - start, j].astype(np.int64))
-    if not out_i:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_d)
 
 
 def _neighbours(store: Any, kind: str, rows: Rows, limit: int, progress: Progress | None) -> list[list[Any]]:

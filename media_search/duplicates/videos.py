@@ -14,10 +14,11 @@ import numpy as np
 
 from ..signals import image as fi
 from ..signals.frames import agreement
+from ..signals.image import hamming_pairs
 from .gather import Rows, Stored
 from .links import Links, Pair
 from .pictures import (HASH_CHECK, HASH_COPY, NEIGHBOURS, SCREEN_CHUNK, Item, Progress, _check, _close, _dist, _neighbours,
-                       _passes, _prescreen, _screen, hamming_pairs)  # fmt: skip
+                       _passes, _prescreen, _screen)  # fmt: skip
 from .verify import Verifier
 
 __all__ = ["image_video_pairs", "video_pairs"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .image import HASH_COPY
+from .image import HASH_COPY, hamming_pairs
 
 __all__ = ["MIN_FRAMES", "MIN_FRAME_SHARE", "FrameAgreement", "agreement", "hash_matches"]
 
@@ -65,6 +65,5 @@ def agreement(matches: Sequence[tuple[int, float, float]], n_a: int, n_b: int) -
 
 def hash_matches(a: np.ndarray, a_times: np.ndarray, b: np.ndarray, b_times: np.ndarray) -> list[tuple[int, float, float]]:
     """``agreement``'s matches between two keyframe sequences: their pHashes (uint64) and times (s)."""
-    a, b = np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64)
-    i, j = np.nonzero(np.bitwise_count(a[:, None] ^ b[None, :]) <= HASH_COPY)
+    i, j, _ = hamming_pairs(np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64), HASH_COPY)
     return [(int(x), float(a_times[x]), float(b_times[y])) for x, y in zip(i.tolist(), j.tolist())]

@@ -43,6 +43,7 @@ __all__ = [
     "phash_hex",
     "phash_pair",
     "hamming",
+    "hamming_pairs",
     "content_box",
     "Features",
     "Verification",
@@ -119,6 +120,31 @@ def hamming(a: int | str, b: int | str) -> int:
     x = int(a, 16) if isinstance(a, str) else a
     y = int(b, 16) if isinstance(b, str) else b
     return (x ^ y).bit_count()
+
+
+#: Hashes of ``a`` compared at once by ``hamming_pairs`` (a block against all of ``b``).
+_HAMMING_BLOCK = 1024
+
+
+def hamming_pairs(a: np.ndarray, b: np.ndarray | None, max_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, distance) of hashes within ``max_bits``: ``a`` against itself (i < j) or against ``b``."""
+    same = b is None
+    b = a if b is None else b
+    out_i, out_j, out_d = [], [], []
+    for start in range(0, len(a), _HAMMING_BLOCK):
+        blk = a[start : start + _HAMMING_BLOCK]
+        d = np.bitwise_count(blk[:, None] ^ b[None, :])
+        i, j = np.nonzero(d <= max_bits)
+        i = i + start
+        if same:
+            keep = j > i
+            i, j = i[keep], j[keep]
+        out_i.append(i)
+        out_j.append(j)
+        out_d.append(d[i - start, j].astype(np.int64))
+    if not out_i:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_d)
 
 
 def content_box(picture: np.ndarray) -> tuple[int, int, int, int] | None:

@@ -360,7 +360,7 @@ class MilvusStore:
 
     def _fetch_fields(self, kind: Kind, *, vectors: bool, signals: bool | Sequence[str]) -> list[str]:
         names = TABLES[kind].fetch_fields(vectors=vectors, signals=bool(signals))
-        if signals is not True:  # the named ones
+        if signals and signals is not True:  # the named ones
             signal = {f.name for f in TABLES[kind].signal_fields}
             names = [n for n in names if n not in signal or n in signals]  # type: ignore[operator]
         return [n for n in names if n != "local"] if signals and self.local.mode(kind) != "collection" else names
