@@ -3,12 +3,13 @@
 **Fingerprint.** Mono audio resampled to 8 kHz; STFT of 512 samples, hop 128
 (16 ms frames, 15.6 Hz bins); peaks are local maxima of the log spectrum in a
 15-frame x 15-bin neighbourhood, at most ``PEAKS_PER_S`` per second (the
-strongest in each 1 s block, so loud and quiet passages both get peaks). Each
-anchor peak is paired with up to ``FAN_OUT`` later peaks at most 1 s ahead and
-at most 64 bins away; a pair ``(f1, f2, dt)`` is a 23-bit hash. Stored form:
-``hash << 31 | anchor_frame`` in one int64 (``pack``), so a row carries hashes
-with their times in one ARRAY<INT64> field that both Milvus Lite and Milvus
-2.3 store.
+strongest in each 1 s block, so loud and quiet passages both get peaks), and
+since v2 the moments a glide crosses every 6th bin (``sweeps.crossings``). Each
+anchor is paired with up to ``FAN_OUT`` later points of its sort (peaks with
+peaks, crossings with crossings) at most 1 s ahead and at most 64 bins away; a
+pair ``(f1, f2, dt)`` is a 23-bit hash. Stored form: ``hash << 31 |
+anchor_frame`` in one int64 (``pack``), so a row carries hashes with their
+times in one ARRAY<INT64> field that both Milvus Lite and Milvus 2.3 store.
 
 **Matching** (``match``): query hashes are looked up in a candidate's
 (numpy, sorted), each hit votes for the time offset ``t_lib - t_query``, and a
@@ -34,6 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .sweeps import SWEEP_PER_S, crossings
+
 __all__ = [
     "FP_VERSION",
     "FP_RATE",
@@ -52,7 +55,7 @@ __all__ = [
     "slots",
 ]
 
-FP_VERSION = "landmark-8k-512-128-v1"
+FP_VERSION = "landmark-8k-512-128-v2"
 FP_RATE = 8000
 N_FFT = 512
 HOP = 128
@@ -64,6 +67,10 @@ MAX_DT = 62  # frames (~1 s)
 MAX_DF = 63  # bins
 F_LO, F_HI = 4, 250  # bins kept: ~60 Hz .. 3.9 kHz
 SCALES = (1.0, 0.975, 1.025, 0.95, 1.05)
+#: Added to a crossing's bin in ``_peaks``' output: ``_pairs`` pairs peaks with peaks (the v1 pairs,
+#: unchanged) and crossings with crossings, never one with the other.
+CROSSING = 1 << 9
+REACH = 2 * (PEAKS_PER_S + SWEEP_PER_S)  # points within 1 s of one: at most two 1 s blocks' worth
 _TIME_BITS = 31
 
 # Calibrated on real recordings (``scripts/bench_copy.py --only audio-real``, calibration half: 50
@@ -182,18 +189,26 @@ def _peaks(spec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     tmax = np.repeat(tiles, TILE, axis=1)[:, :n]
     window = maximum_filter1d(fmax, size=2 * TILE + 1, axis=1, mode="constant", cval=-np.inf)
     local = (s == fmax) & ((s == tmax) | (s == window)) & (s > np.log(1e-3))
-    f, t = np.nonzero(local)
+    floor = np.median(s, axis=0)
+    pf, pt = _strongest(s, floor, *np.nonzero(local), PEAKS_PER_S)
+    cf, ct = _strongest(s, floor, *np.nonzero(crossings(s, fmax, F_LO)), SWEEP_PER_S)
+    t, f = np.concatenate([pt, ct]), np.concatenate([pf + F_LO, cf + (F_LO + CROSSING)])
+    order = np.argsort(t, kind="stable")  # time order; within a frame, peaks by strength, then crossings
+    return t[order], f[order]
+
+
+def _strongest(s: np.ndarray, floor: np.ndarray, f: np.ndarray, t: np.ndarray, per_s: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``per_s`` strongest of the points ``(f, t)`` in each 1 s block; strength is relative to
+    the frame's median (``floor``): a steady noise floor raises every bin, not the peaks' rank."""
     if len(t) == 0:
-        return t, f
-    # Relative to the frame's median: a steady noise floor raises every bin, not the peaks' rank.
-    strength = s[f, t] - np.median(s, axis=0)[t]
+        return f, t
+    strength = s[f, t] - floor[t]
     block = (t * FRAME_S).astype(np.int64)  # 1 s blocks
     order = np.lexsort((-strength, block))
     b_sorted = block[order]
     rank = np.arange(len(order)) - np.searchsorted(b_sorted, b_sorted, side="left")
-    keep = order[rank < PEAKS_PER_S]
-    keep = keep[np.argsort(t[keep], kind="stable")]
-    return t[keep], f[keep] + F_LO
+    keep = order[rank < per_s]
+    return f[keep], t[keep]
 
 
 def landmarks(samples: np.ndarray, sr: int) -> Pairs:
@@ -204,15 +219,19 @@ def landmarks(samples: np.ndarray, sr: int) -> Pairs:
 
 
 def _pairs(t: np.ndarray, f: np.ndarray) -> Pairs:
-    """Pairs of peaks (frames ``t``, bins ``f``, in time order): each with its first ``FAN_OUT`` targets."""
+    """Pairs of points (frames ``t``, bins ``f`` from ``_peaks``, in time order): each with its first
+    ``FAN_OUT`` targets of its own sort (peaks with peaks, crossings with crossings)."""
     n = len(t)
-    reach = np.arange(1, 2 * PEAKS_PER_S + 1)  # peaks within 1 s: at most two 1 s blocks' worth
+    kind = np.asarray(f) >= CROSSING
+    f = np.asarray(f) % CROSSING
+    reach = np.arange(1, REACH + 1)
     j = np.arange(n)[:, None] + reach[None, :]
     inside = j < n
     jc = np.minimum(j, max(n - 1, 0))
     dt = t[jc] - t[:, None] if n else np.zeros((0, len(reach)), dtype=np.int64)
     df = np.abs(f[jc].astype(np.int64) - f[:, None].astype(np.int64)) if n else dt
     ok = inside & (dt >= 1) & (dt <= MAX_DT) & (df >= 2) & (df <= MAX_DF)
+    ok &= kind[jc] == kind[:, None] if n else ok
     ok &= np.cumsum(ok, axis=1) <= FAN_OUT  # the first FAN_OUT targets in time
     a, col = np.nonzero(ok)
     b = a + reach[col]

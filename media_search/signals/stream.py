@@ -29,7 +29,7 @@ from .audio import (
     HOP,
     MAX_DT,
     N_FFT,
-    PEAKS_PER_S,
+    REACH,
     Pairs,
     _pairs,
     _peaks,
@@ -157,7 +157,7 @@ class Landmarker:
         self.final_below = np.iinfo(np.int64).max if below is None else max(self.final_below, below)
         if a1 == 0:
             return
-        reach = a1 + 2 * PEAKS_PER_S + 1
+        reach = a1 + REACH + 1
         p = _pairs(t[:reach], f[:reach])
         keep = p.t1 < (t[a1] if a1 < len(t) else np.iinfo(np.int64).max)  # anchors before index a1
         self._out.append(Pairs(p.f1[keep], p.f2[keep], p.dt[keep], p.t1[keep]))
