@@ -171,7 +171,8 @@ def _spectrogram(x: np.ndarray) -> np.ndarray:
 
 
 def _peaks(spec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(frames, bins) of the kept peaks, sorted by time.
+    """(frames, bins) of the kept peaks and sweep crossings (``sweeps.crossings``; their bins plus
+    ``CROSSING``), sorted by time.
 
     A peak is a maximum over 15 bins in frequency and, in time, over a
     sliding window of ``2 * TILE + 1`` frames or over its tile of ``TILE``
@@ -231,7 +232,7 @@ def _pairs(t: np.ndarray, f: np.ndarray) -> Pairs:
     dt = t[jc] - t[:, None] if n else np.zeros((0, len(reach)), dtype=np.int64)
     df = np.abs(f[jc].astype(np.int64) - f[:, None].astype(np.int64)) if n else dt
     ok = inside & (dt >= 1) & (dt <= MAX_DT) & (df >= 2) & (df <= MAX_DF)
-    ok &= kind[jc] == kind[:, None] if n else ok
+    ok &= kind[jc] == kind[:, None]
     ok &= np.cumsum(ok, axis=1) <= FAN_OUT  # the first FAN_OUT targets in time
     a, col = np.nonzero(ok)
     b = a + reach[col]
