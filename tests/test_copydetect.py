@@ -426,3 +426,38 @@ def test_another_take_of_the_same_stretch_is_outvoted_by_the_copy_but_a_second_c
     head = {"/take.wav", "/tail.wav"}
     out = {r.path: r for r in rerank_sounds(pairs, [Match(p, "audio", 0.9) for p in lib], prints, head=head)}
     assert out["/take.wav"].copy and out["/src.wav"].copy
+
+
+def _phrase(take: int, jitter: float = 0.0, syllables: int = 14) -> np.ndarray:
+    """A spoken-like phrase: syllables of a harmonic voice shaped by two formants, each with a
+    falling pitch, at set onsets. ``take`` > 0 with ``jitter``: another take of the same words, each
+    syllable's pitch and formants moved by up to ``jitter`` (a speaker saying it again)."""
+    words, r = np.random.default_rng(0), np.random.default_rng(take)
+    f0s, durs, gaps = words.uniform(110, 190, syllables), words.uniform(0.12, 0.25, syllables), words.uniform(0.03, 0.09, syllables)
+    formants = words.uniform(400, 2600, (syllables, 2))
+    out, start = np.zeros(int(SR * (durs.sum() + gaps.sum() + 0.6))), 0.2
+    for f0, d, g, (f1, f2) in zip(f0s, durs, gaps, formants):
+        f0, f1, f2 = (x * (1 + r.uniform(-jitter, jitter)) for x in (f0, f1, f2))
+        t = np.arange(int(d * SR)) / SR
+        phase = 2 * np.pi * np.cumsum(f0 * (1 - 0.15 * t / d)) / SR
+        voice = sum((np.exp(-(((k * f0 - f1) / 300) ** 2)) + np.exp(-(((k * f0 - f2) / 400) ** 2)) + 0.05 / k) * np.sin(k * phase)
+                    for k in range(1, 25))  # fmt: skip
+        i = int(start * SR)
+        out[i : i + len(t)] += np.sin(np.pi * t / d) ** 0.5 * voice
+        start += d + g
+    return (0.5 * out / np.abs(out).max()).astype(np.float32)
+
+
+def test_another_take_of_the_same_words_is_refused_by_its_pair_share_but_a_noisy_copy_is_not() -> None:
+    """Another take agrees with the query on most 96 ms slots (the rhythm of the words), so votes,
+    cover and runner-up call it a copy; but few of its landmark pairs are the query's, where a copy
+    under 10 dB of noise still repeats a third of them. With no copy beside it to outvote it, the
+    pair share is what refuses it (tuxpaint's spoken descriptions: ``MIN_PAIR_SHARE``)."""
+    query = _phrase(1)
+    pairs, n = ca.landmarks(query, SR), ca.slots(ca.landmarks(query, SR))
+    noisy = query + np.random.default_rng(5).normal(0, np.sqrt(np.mean(query**2) / 10), len(query)).astype(np.float32)
+    copy, take = ca.match(pairs, [ca.pack(ca.landmarks(x, SR)) for x in (noisy, _phrase(2, jitter=0.1))])
+    assert ca.decide_match(copy, n).copy and copy.pair_share > 3 * ca.MIN_PAIR_SHARE
+    assert ca.decide(take.votes, take.cover, take.runner_up).copy  # votes, cover and runner-up alone: a copy
+    assert take.pair_share < ca.MIN_PAIR_SHARE and not ca.decide_match(take, n).copy
+    assert 0 < ca.decide_match(take, n).confidence < 0.5

@@ -103,6 +103,14 @@ REPEAT_PEAKS = 6
 #: (``scripts/bench/flag_rules.py``, calibration half; README, "Audio copies on real recordings").
 OUTVOTED_RATIO = 0.75
 OUTVOTED_HITS = 0.65
+#: A copy repeats the query's landmarks, not only its rhythm: at least this share of the query's
+#: landmark pairs in the matched stretch hit at the winning offset (``AudioMatch.pair_share``).
+#: Another take of the same words by the same speaker agrees on the slots (one shared pair in 96 ms
+#: is a vote) but on few of their pairs. Calibration half (``scripts/bench/flag_rules.py``): the
+#: flagged other takes hit 0.032 to 0.162 of their pairs (16 of 31 under 0.08, among them the one
+#: that ``outvoted`` leaves); the sources, every edit family, 0.098 to 1.0 (noise at 10 dB SNR
+#: lowest; short clips 0.104, tempo 0.115, mp3 0.108).
+MIN_PAIR_SHARE = 0.08
 _VOTES_FULL = 20  # votes scale of the confidence
 COPY_THRESHOLD = 0.5
 #: What "the query" is for ``MIN_COVER`` (``AudioMatch.cover``): the query's slots from this many
@@ -142,6 +150,7 @@ class AudioMatch:
     repeats: bool = False  # the whole query, at this offset and a few others (``REPEAT_COVER``)
     hit_share: float = 0.0  # of the ``cover`` slots, the share with a hit at this offset
     span: tuple[float, float] = (0.0, 0.0)  # s: the query stretch from the first to the last agreeing slot
+    pair_share: float = 1.0  # of the query's landmark pairs in the ``cover`` stretch, the share that hit at this offset
 
 
 @dataclass(frozen=True)
@@ -289,7 +298,7 @@ def _match_file(query: Pairs, packed: np.ndarray, q_slots: np.ndarray) -> AudioM
             continue
         offsets = lib_t[li] - query.t1[qi] * scale  # frames
         b, t = np.floor(offsets / 2.0).astype(np.int64), query.t1[qi]
-        del li, qi
+        del li
         votes, best_bin, runner_up, peaks = _peak(b, t)
         near = np.abs(b - best_bin) <= 1
         off = float(np.median(offsets[near]))  # frames
@@ -303,10 +312,14 @@ def _match_file(query: Pairs, packed: np.ndarray, q_slots: np.ndarray) -> AudioM
         if votes > best.votes:
             whole = cover >= len(q_slots)  # the query lies inside the file at this offset
             repeats = whole and votes >= REPEAT_COVER * len(q_slots) and peaks <= REPEAT_PEAKS
-            hit = np.unique(t[near & (t >= lo) & (t <= hi)] // TILE)  # the slots that agree here
+            agree = near & (t >= lo) & (t <= hi)
+            hit = np.unique(t[agree] // TILE)  # the slots that agree here
             stretch = (round(float(hit[0]) * TILE * FRAME_S, 3), round(float(hit[-1] + 1) * TILE * FRAME_S, 3)) if len(hit) else (0.0, 0.0)
+            n_pairs = int(np.count_nonzero((query.t1 >= lo) & (query.t1 <= hi)))
             best = AudioMatch(votes, round(off * FRAME_S, 3), scale, len(b), runner_up, cover, repeats,
-                              round(len(hit) / max(cover, 1), 4), stretch)  # fmt: skip
+                              round(len(hit) / max(cover, 1), 4), stretch,
+                              round(len(np.unique(qi[agree])) / max(n_pairs, 1), 4))  # fmt: skip
+        del qi
     return best
 
 
@@ -391,19 +404,21 @@ def slots(query: Pairs) -> int:
 
 
 def decide(votes: int, n_slots: int | None = None, runner_up: int = 0, repeats: bool = False,
-           outvoted: bool = False) -> AudioEvidence:  # fmt: skip
+           outvoted: bool = False, pair_share: float = 1.0) -> AudioEvidence:  # fmt: skip
     """A match as a copy verdict and a 0..1 confidence (0.5 and up: a copy).
 
     With ``n_slots`` (``slots(query)``), the calibrated rule above; without it, votes alone (the
     generated-tune calibration of ``FP_VERSION`` v1, kept for callers that have no query).
-    ``outvoted``: another copy matches the same stretch far better (``outvoted``): not a copy."""
+    ``outvoted``: another copy matches the same stretch far better (``outvoted``): not a copy.
+    ``pair_share``: ``AudioMatch.pair_share``; under ``MIN_PAIR_SHARE``, not a copy."""
     if n_slots is None:
         conf = min(1.0, max(0.0, (votes - _VOTES_LO) / (_VOTES_HI - _VOTES_LO)))
         return AudioEvidence(conf >= COPY_THRESHOLD, round(conf, 4), int(votes))
     # one sharp peak; or a clear margin (music that repeats itself within 1 s); or the whole query
     # at a few places (``AudioMatch.repeats``: a loop)
     clear = runner_up <= MAX_RUNNER_UP * votes or votes - runner_up >= MIN_MARGIN or repeats
-    sharp = votes >= MIN_VOTES and votes >= MIN_COVER * max(n_slots, 1) and clear and not outvoted
+    sharp = (votes >= MIN_VOTES and votes >= MIN_COVER * max(n_slots, 1) and clear and not outvoted
+             and pair_share >= MIN_PAIR_SHARE)  # fmt: skip
     if sharp:
         conf = 0.5 + 0.5 * (1.0 - float(np.exp(-(votes - MIN_VOTES) / _VOTES_FULL)))  # more votes, higher: ties are rare
     else:
@@ -413,8 +428,8 @@ def decide(votes: int, n_slots: int | None = None, runner_up: int = 0, repeats: 
 
 def decide_match(m: AudioMatch, n_slots: int, *, outvoted: bool = False) -> AudioEvidence:
     """``decide`` on a ``match`` result: its votes on its ``cover`` (the query's ``n_slots`` when
-    the match has none), its runner-up and its repeats."""
-    return decide(m.votes, m.cover or n_slots, m.runner_up, m.repeats, outvoted)
+    the match has none), its runner-up, its repeats and its pair share."""
+    return decide(m.votes, m.cover or n_slots, m.runner_up, m.repeats, outvoted, m.pair_share)
 
 
 def outvoted(m: AudioMatch, stronger: AudioMatch) -> bool:

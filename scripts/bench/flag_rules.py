@@ -15,6 +15,11 @@ Two sets of copy flags, each with its half (calibration or report):
   whole-clip edits: gain, noise, mp3, resample, tempo) queried with each of its edits; every copy
   that the calibrated rule (``signals.audio.decide``) flags is a true copy.
 
+And, for ``signals.audio.MIN_PAIR_SHARE`` (``--pair-share``), every copy that the rule without it
+flags for each query of a half among the 25 library files sharing the most hashes with it: the
+sources' ``AudioMatch.pair_share`` per edit family against the other files' (none sharing the
+source's samples: other takes of the same words).
+
 Features of a flag: ``ratio``, its votes over the best flagged match's votes for the same query,
 and ``hits``, the share of the query's landmark slots in the matched stretch that hit at the
 match's offset (``AudioMatch.hit_share``). A rule demotes a flag (copy -> similar) when
@@ -100,11 +105,42 @@ def second_copies(data: dict, prints: Prints) -> list[dict]:
     return out
 
 
+def pair_shares(data: dict, prints: Prints, half: str) -> tuple[dict[str, list[float]], list[float]]:
+    """The pair shares of the sources flagged by the rule without ``MIN_PAIR_SHARE`` (per family),
+    and of the other files it flags that share none of the source's samples."""
+    library = list(data["library"])
+    hashes = [fa.unpack(prints.packed(p))[0] for p in library]
+    allh = np.concatenate(hashes)
+    owner = np.concatenate([np.full(len(h), i) for i, h in enumerate(hashes)])
+    o = np.argsort(allh, kind="stable")
+    allh, owner = allh[o], owner[o]
+    sources: dict[str, list[float]] = defaultdict(list)
+    others: list[float] = []
+    for q in data["queries"]:
+        if q["half"] != half:
+            continue
+        qp = prints.pairs(q["query"])
+        h = np.unique(qp.hashes())
+        lo, hi = np.searchsorted(allh, h), np.searchsorted(allh, h, side="right")
+        count = np.bincount(np.concatenate([owner[a:b] for a, b in zip(lo, hi)] or [np.zeros(0, int)]), minlength=len(library))
+        cand = sorted(set(np.argsort(-count)[:25].tolist()) | {library.index(q["original"])})
+        for i, m in zip(cand, fa.match(qp, [prints.packed(library[i]) for i in cand])):
+            if not fa.decide(m.votes, m.cover or fa.slots(qp), m.runner_up, m.repeats).copy:
+                continue
+            if library[i] == q["original"]:
+                sources[q["family"]].append(m.pair_share)
+            elif not shares_audio(q["original"], library[i]):
+                others.append(m.pair_share)
+    return sources, others
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="/tmp/bench_copy")
     ap.add_argument("--sources", type=int, default=200)
     ap.add_argument("--answers", type=Path, default=None, help="a run's answers (default: the one in --out)")
+    ap.add_argument("--pair-share", choices=("calibration", "report"), default=None,
+                    help="show the pair shares of one half's flags instead (signals.audio.MIN_PAIR_SHARE)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     answers = args.answers or out / f"audio-real-answers-{args.sources}.jsonl"
@@ -112,6 +148,14 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{answers} is missing: run scripts/bench_copy.py --only audio-real --sources {args.sources} first")
     data = make_real_audio(out, n_sources=args.sources)
     prints = Prints()
+    if args.pair_share:
+        sources, others = pair_shares(data, prints, args.pair_share)
+        print(f"{args.pair_share} half, pair share of each flag (MIN_PAIR_SHARE = {fa.MIN_PAIR_SHARE}):")
+        for fam, v in sorted(sources.items()):
+            print(f"  source, {fam}: {len(v)} flags, lowest {sorted(round(x, 3) for x in v)[:3]}, median {np.median(v):.3f}")
+        below = sum(x < fa.MIN_PAIR_SHARE for x in others)
+        print(f"  other takes: {len(others)} flags, {min(others, default=0):.3f} to {max(others, default=0):.3f}, {below} under the bar")
+        return 0
     sets = {"false": false_flags(data, answers, prints), "copies": second_copies(data, prints)}
     n = {(k, h): sum(x["half"] == h for x in v) for k, v in sets.items() for h in ("calibration", "report")}
     rows = []
