@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     out = Path(args.out)
     answers = args.answers or out / f"audio-real-answers-{args.sources}.jsonl"
-    if not answers.exists():
+    if not answers.exists() and not args.pair_share:
         raise SystemExit(f"{answers} is missing: run scripts/bench_copy.py --only audio-real --sources {args.sources} first")
     data = make_real_audio(out, n_sources=args.sources)
     prints = Prints()
