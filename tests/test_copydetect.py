@@ -454,7 +454,8 @@ def test_another_take_of_the_same_words_is_refused_by_its_pair_share_but_a_noisy
     under 10 dB of noise still repeats a third of them. With no copy beside it to outvote it, the
     pair share is what refuses it (tuxpaint's spoken descriptions: ``MIN_PAIR_SHARE``)."""
     query = _phrase(1)
-    pairs, n = ca.landmarks(query, SR), ca.slots(ca.landmarks(query, SR))
+    pairs = ca.landmarks(query, SR)
+    n = ca.slots(pairs)
     noisy = query + np.random.default_rng(5).normal(0, np.sqrt(np.mean(query**2) / 10), len(query)).astype(np.float32)
     copy, take = ca.match(pairs, [ca.pack(ca.landmarks(x, SR)) for x in (noisy, _phrase(2, jitter=0.1))])
     assert ca.decide_match(copy, n).copy and copy.pair_share > 3 * ca.MIN_PAIR_SHARE

@@ -120,12 +120,13 @@ def pair_shares(data: dict, prints: Prints, half: str) -> tuple[dict[str, list[f
         if q["half"] != half:
             continue
         qp = prints.pairs(q["query"])
+        n_slots = fa.slots(qp)
         h = np.unique(qp.hashes())
         lo, hi = np.searchsorted(allh, h), np.searchsorted(allh, h, side="right")
         count = np.bincount(np.concatenate([owner[a:b] for a, b in zip(lo, hi)] or [np.zeros(0, int)]), minlength=len(library))
         cand = sorted(set(np.argsort(-count)[:25].tolist()) | {library.index(q["original"])})
         for i, m in zip(cand, fa.match(qp, [prints.packed(library[i]) for i in cand])):
-            if not fa.decide(m.votes, m.cover or fa.slots(qp), m.runner_up, m.repeats).copy:
+            if not fa.decide(m.votes, m.cover or n_slots, m.runner_up, m.repeats).copy:
                 continue
             if library[i] == q["original"]:
                 sources[q["family"]].append(m.pair_share)
