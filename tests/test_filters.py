@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from media_search.store.filters import eq, hex_literal, is_in, ne, quote
+from media_search.store.filters import eq, hex_literal, is_in, ne, not_in, quote
 
 HASH = "0123456789abcdef" * 4
 
@@ -51,6 +51,7 @@ def test_eq_ne_is_in_build_expressions() -> None:
     assert ne("content_hash", HASH) == f'content_hash != "{HASH}"'
     assert is_in("file_id", ["ab", "cd"]) == 'file_id in ["ab", "cd"]'
     assert is_in("file_id", []) == "file_id in []"
+    assert not_in("file_id", ["ab", "cd"]) == 'file_id not in ["ab", "cd"]'
 
 
 def test_eq_ne_is_in_refuse_user_text_and_bad_fields() -> None:
@@ -60,6 +61,8 @@ def test_eq_ne_is_in_refuse_user_text_and_bad_fields() -> None:
         ne("content_hash", 'x" or "1" == "1')
     with pytest.raises(ValueError):
         is_in("file_id", ["ab", "not hex"])
+    with pytest.raises(ValueError):
+        not_in("file_id", ['ab" or "1" == "1'])
     for field in ["path or 1", "a-b", "1abc", "", "id == 1"]:
         with pytest.raises(ValueError, match="bad field name"):
             eq(field, "ab")

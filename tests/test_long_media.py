@@ -431,7 +431,8 @@ def test_a_long_query_is_not_widened_past_the_hit_budget(tmp_path: Path, monkeyp
     """A query of many windows against a library of one long recording: each widening of the
     search multiplies its hits by the query's windows (120 windows x 16,384 rows was 2 million
     hits, 41 s and 700 MB, to learn that the library holds one file). Past ``HIT_BUDGET`` hits it
-    stops, with the file found; a query of one window widens as before."""
+    stops, with the file found; a query of one window widens, and a widened search leaves out the
+    file it found, so it learns at once that there is no other."""
     from media_search.embed.spec import ModelSpec
     from media_search.identity import file_id, row_id
     from media_search.query import pool
@@ -466,6 +467,6 @@ def test_a_long_query_is_not_widened_past_the_hit_budget(tmp_path: Path, monkeyp
         assert limits == [64]  # 40 x 256 hits would pass the budget
         limits.clear()
         assert list(pool.candidates(lib, "audio", vecs[:1], 16, "f" * 64)) == [fid]
-        assert limits == [64, 256, 1024]  # one window: widened until every row came back
+        assert limits == [64, 256]  # one window: widened once, past the file it found: no other file
     finally:
         store.close()

@@ -258,6 +258,22 @@ def test_search_excludes_a_hash_and_ranks_by_cosine(store: MilvusStore) -> None:
     assert store.search("video", base[None, :], 3) == [[]]  # a kind never indexed: no hits
 
 
+def test_search_leaves_out_the_files_it_is_told(store: MilvusStore) -> None:
+    """A widened search (``query.pool.candidates``) looks past the files it found: their rows are not
+    returned, the others' are, nearest first."""
+    store.ensure("video", SPEC)
+    vecs = unit(6, 12)
+    store.upsert_rows("video", frame_rows("/lib/a.mp4", vecs[:3], hexhash(1)))
+    store.upsert_rows("video", frame_rows("/lib/b.mp4", vecs[3:5], hexhash(2)))
+    store.upsert_rows("video", frame_rows("/lib/c.mp4", vecs[5:], hexhash(3)))
+    (hits,) = store.search("video", vecs[:1], 10, exclude_files=[file_id("/lib/a.mp4")])
+    assert sorted(h.path for h in hits) == ["/lib/b.mp4", "/lib/b.mp4", "/lib/c.mp4"]
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    (hits,) = store.search("video", vecs[:1], 10, exclude_hash=hexhash(3),
+                           exclude_files=[file_id("/lib/a.mp4"), file_id("/lib/b.mp4")])  # fmt: skip
+    assert hits == []
+
+
 def test_search_with_more_query_vectors_than_one_call_carries(store: MilvusStore) -> None:
     """A long query's keyframes are searched a batch of vectors per call: one list per vector, in order."""
     store.ensure("image", SPEC)

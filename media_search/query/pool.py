@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +37,9 @@ class Ctx:
     embedders: Embedders
     settings: Settings
     lengths: dict[str, float] = dataclasses.field(default_factory=dict)  # sound seconds per result path, from its rows
-    # Searches that returned every row the filter lets through (``candidates``), by kind, source,
-    # exclusion and query vectors: (their groups, the rows per query vector, the files).
+    # Searches that found every file the filter lets through (``candidates``), by kind, source,
+    # exclusion and query vectors: (their groups, the rows per query vector, or ``sys.maxsize``
+    # when a widened search left some rows out, the files).
     complete: dict[tuple[Any, ...], tuple[dict[str, list[Hit]], int, int]] = dataclasses.field(default_factory=dict)
     # A sound ranked against both sources (``sounds.read_sounds``): each source's shortlist and head, and
     # the rows of all of them, read in one call.
@@ -55,29 +57,38 @@ def candidates(
 ) -> dict[str, list[Hit]]:
     """Hits grouped per file, widening the search until ``want`` distinct files (or all) are found.
 
-    A search that came back with fewer hits than its limit for every vector returned every row
-    there is: a later call of the same query (a larger ``k``'s wider pool) that would end with
-    all of them too, because it starts past that many rows or wants more files than there are,
-    takes them from it instead of searching again (the same groups: a video query against a
-    few videos searched each view four times, 0.2 s at 10k files). A search is not widened past
-    ``HIT_BUDGET`` hits (a long query has many vectors)."""
+    A widened search leaves out the files already found (``exclude_files``): it looks for more
+    files, and the rows it would return again cost their time (Milvus Lite reads each hit's whole
+    row, vector included: a 10 s video query against 4 videos of 30 s widened from 40 to 160 rows a
+    keyframe, 0.14 s of its 1.6, to learn that there is no fifth video). So the files found first
+    keep the rows of the first search (their nearest ``limit`` a vector), the later ones those of
+    the search that found them.
+
+    A search that came back with fewer hits than its limit for every vector found every file
+    there is: a later call of the same query (a larger ``k``'s wider pool) that wants more files
+    than there are, or (when nothing was widened) starts past that many rows, takes them from it
+    instead of searching again (the same groups: a video query against a few videos searched each
+    view four times, 0.2 s at 10k files). A search is not widened past ``HIT_BUDGET`` hits (a long
+    query has many vectors)."""
     key = (kind, source, exclude, hashlib.blake2b(np.ascontiguousarray(vecs, np.float32).tobytes(), digest_size=16).digest())
     limit = max(want * 4, 16)
     if key in lib.complete:
-        groups, rows, files = lib.complete[key]
+        known, rows, files = lib.complete[key]
         if limit >= rows or want > files:
-            return groups
+            return known
+    groups: dict[str, list[Hit]] = {}
+    widened = False
     while True:
-        per_query = lib.store.search(kind, vecs, limit, exclude_hash=exclude, source=source)
-        groups = {}
+        per_query = lib.store.search(kind, vecs, limit, exclude_hash=exclude, source=source, exclude_files=list(groups))
         saturated = False
         for hits in per_query:
             saturated |= len(hits) >= limit
             for h in hits:
                 groups.setdefault(h.file_id, []).append(h)
-        if not saturated:
-            lib.complete[key] = (groups, max((len(h) for h in per_query), default=0), len(groups))
+        if not saturated:  # every file; every row too, unless widened (then a larger limit reads again)
+            rows = sys.maxsize if widened else max((len(h) for h in per_query), default=0)
+            lib.complete[key] = (groups, rows, len(groups))
         wider = min(limit * 4, 16384)
         if len(groups) >= want or not saturated or limit >= 16384 or wider * len(vecs) > HIT_BUDGET:
             return groups
-        limit = wider
+        limit, widened = wider, True

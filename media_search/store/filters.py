@@ -4,8 +4,8 @@ Filters carry only values the engine itself generates (hex ids and hashes),
 never a path or other user text. ``quote`` implements the escape rule verified
 to round-trip on Milvus Lite 3.2 and Milvus 2.3 (templated filters need Milvus
 2.5+): wrap in double quotes, escape ``\\`` then ``"``, write newline, CR and
-tab as ``\\n``, ``\\r``, ``\\t``, reject other control characters. ``eq`` and
-``is_in`` additionally insist on lowercase hex.
+tab as ``\\n``, ``\\r``, ``\\t``, reject other control characters. ``eq``,
+``is_in`` and ``not_in`` additionally insist on lowercase hex.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["quote", "hex_literal", "eq", "ne", "is_in"]
+__all__ = ["quote", "hex_literal", "eq", "ne", "is_in", "not_in"]
 
 _HEX = re.compile(r"[0-9a-f]{1,128}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -58,3 +58,8 @@ def ne(field: str, value: str) -> str:
 def is_in(field: str, values: Iterable[str]) -> str:
     items = ", ".join(hex_literal(v) for v in values)
     return f"{_field(field)} in [{items}]"
+
+
+def not_in(field: str, values: Iterable[str]) -> str:
+    items = ", ".join(hex_literal(v) for v in values)
+    return f"{_field(field)} not in [{items}]"

@@ -252,14 +252,18 @@ class MilvusStore:
         return len(file_ids)
 
     def search(
-        self, kind: Kind, vectors: np.ndarray, limit: int, *, exclude_hash: str | None = None, source: str | None = None
+        self, kind: Kind, vectors: np.ndarray, limit: int, *, exclude_hash: str | None = None, source: str | None = None,
+        exclude_files: Sequence[str] = (),
     ) -> list[list[Hit]]:
-        """Nearest rows for each query vector (cosine, best first), the query's content excluded."""
+        """Nearest rows for each query vector (cosine, best first), the query's content excluded, and
+        the rows of ``exclude_files`` (file ids: a widened search looks past the files it found)."""
         if not self.has(kind) or len(vectors) == 0:
             return [[] for _ in range(len(vectors))]
         clauses = []
         if exclude_hash:
             clauses.append(filters.ne("content_hash", exclude_hash))
+        if exclude_files:
+            clauses.append(filters.not_in("file_id", exclude_files))
         if source is not None:
             clauses.append(f"source == {filters.quote(source)}")
         data = np.asarray(vectors, dtype=np.float32)
