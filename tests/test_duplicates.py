@@ -307,6 +307,31 @@ def test_mirrored_hash_and_features_come_from_the_stored_values() -> None:
         assert fi.verify(mirror_features(stored), seen).inliers > 10 * max(1, fi.verify(stored, seen).inliers)
 
 
+def test_the_screen_counts_what_the_reference_matcher_counts_on_uint8_features() -> None:
+    """``match.stored_check`` keeps thousands of rows' features (``Prepared``) as stored, in uint8,
+    and widens them in its one matrix product for both orientations: the ratio-test matches it
+    counts are those of ``signals.image._ratio_matches`` on the float32 descriptors, for the
+    picture and for its mirror, and the screen's verdict is ``verify_model``'s."""
+    from media_search.duplicates.match import _ratio_counts, prepare, stored_check
+    from media_search.signals import image as fi
+
+    rocket = np.asarray(Image.open(PHOTOS / "rocket.jpg").convert("RGB"))
+    h, w = rocket.shape[:2]
+    pictures = [rocket, rocket[: h * 3 // 4, w // 5 :][:, ::-1], _photo("coffee.jpg")]
+    texts = [_stored(p) for p in pictures]
+    for ta in texts:
+        for tb in texts:
+            a, b = prepare(ta), prepare(tb)
+            assert a is not None and b is not None and a.both.dtype == np.uint8
+            fa, fb = fi.unpack_features(ta), fi.unpack_features(tb)
+            assert fa is not None and fb is not None
+            sides = (fa, fi.mirror_features(fa))
+            want = tuple(len(fi._ratio_matches(f.descriptors, fb.descriptors)[0]) for f in sides)
+            assert _ratio_counts(a, b) == want
+            fitted = [fi.verify(f, fb).inliers for f, n in zip(sides, want) if n > 4]  # what the screen fits
+            assert stored_check(a, b)[0].inliers == max(fitted, default=0)
+
+
 def _stored(picture: np.ndarray) -> str:
     from media_search.signals import image as fi
 
@@ -335,8 +360,12 @@ def test_a_copy_from_the_stored_features_is_confirmed_by_its_pixels_and_a_shared
     v = Verifier()
     q = v.quick(("rocket", None), _stored(rocket), ("copy", None), _stored(copy))
     assert q is not None and q.mirrored and fi.decide(q, None).copy, q
+    # whether they sit in a frame is asked first (``pictures._prescreen``): that one read of each
+    # picture also gives confirm its small picture, so confirm reads nothing more
+    v.framed_many([(str(files["rocket"]), None, "rocket"), (str(files["copy"]), None, "copy")])
+    assert v.reads == 2 and not v.framed(str(files["rocket"])) and not v.framed(str(files["copy"]))
     got = v.confirm(str(files["rocket"]), ("rocket", None), str(files["copy"]), ("copy", None))
-    assert got is not None and got.inliers == q.inliers and v.confirmed == 1
+    assert got is not None and got.inliers == q.inliers and v.confirmed == 1 and v.reads == 2
     q = v.quick(("a", None), _stored(a), ("b", None), _stored(b))
     assert q is not None and fi.decide(q, None).copy, q  # the logo alone makes many inliers
     got = v.confirm(str(files["a"]), ("a", None), str(files["b"]), ("b", None))

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 
@@ -50,28 +49,23 @@ _QUICK_MATCHES = 4
 
 @dataclass(frozen=True)
 class Prepared:
-    """One row's stored features, its mirror's, and what the products need, computed once."""
+    """One row's stored features, its mirror's, and their squared norms, computed once. Thousands
+    are kept (``verify``), so the descriptors stay uint8, as stored (70 KB a row, not 260 KB in
+    float32): the products widen them as they go."""
 
     features: fi.Features
     mirror: fi.Features
-    both: Any  # torch (2n, 128): the descriptors, then the mirror's
-    both_sq: np.ndarray
-    desc: Any  # torch (n, 128)
-    desc_sq: np.ndarray
+    both: np.ndarray  # uint8 (2n, 128): the descriptors, then the mirror's
+    both_sq: np.ndarray  # float32 (2n,)
 
     @classmethod
     def of(cls, f: fi.Features) -> Prepared:
-        import torch
-
         m = fi.mirror_features(f)
-        # one array for both orientations, the features' descriptors views of it: thousands are kept
+        # one array for both orientations, the features' descriptors views of it
         n = len(f)
-        both = np.ascontiguousarray(np.concatenate([f.descriptors, m.descriptors]), dtype=np.float32)
-        f = replace(f, descriptors=both[:n])
-        m = replace(m, descriptors=both[n:])
-        sq = (both * both).sum(1)
-        whole = torch.from_numpy(both)
-        return cls(f, m, whole, sq, whole[:n], sq[:n])
+        both = np.ascontiguousarray(np.concatenate([f.descriptors, m.descriptors]), dtype=np.uint8)
+        wide = both.astype(np.float32)
+        return cls(replace(f, descriptors=both[:n]), replace(m, descriptors=both[n:]), both, (wide * wide).sum(1))
 
 
 def stored_check(a: Prepared, b: Prepared) -> tuple[fi.Verification, np.ndarray | None]:
@@ -93,9 +87,13 @@ def _ratio_counts(a: Prepared, b: Prepared) -> tuple[int, int]:
     ``b`` (Lowe's ratio test, one match per keypoint of ``b``), from one matrix product (torch's,
     on one thread: ``one_thread``; numpy's threaded BLAS is several times slower on products this
     small when the cores are busy)."""
-    if len(b.features) < 2:
+    import torch
+
+    nb = len(b.features)
+    if nb < 2:
         return 0, 0
-    d2 = a.both_sq[:, None] + b.desc_sq[None, :] - 2.0 * (a.both @ b.desc.T).numpy()
+    prod = torch.from_numpy(a.both).float() @ torch.from_numpy(b.both[:nb]).float().T
+    d2 = a.both_sq[:, None] + b.both_sq[None, :nb] - 2.0 * prod.numpy()
     nearest, d1, dn = fi.two_nearest(d2)
     ok = np.sqrt(np.maximum(d1, 0)) < fi.RATIO * np.sqrt(np.maximum(dn, 0))
     n = len(a.features)

@@ -33,7 +33,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -47,9 +47,15 @@ __all__ = ["MIRROR_MASK", "NCC_MIN", "VERIFY_SIDE", "Verifier", "mirror_hash"]
 log = logging.getLogger(__name__)
 
 Side = tuple[str, "float | None"]  # (content hash, keyframe time or None): one picture
-_FEATURE_CACHE = 1024
-_STORED_CACHE = 1024  # a miss costs an unpack (about 0.3 ms); an entry 256 KB
-_FRAME_SIDE = 256
+#: Decoded pictures kept (``Seen``: gray and descriptors in uint8, about 190 KB at ``VERIFY_SIDE``):
+#: a miss decodes again and runs SIFT (about 35 ms). At 10k images a first run decoded 4,719
+#: pictures; with 1,024 kept (in float32, 700 KB each) it decoded them 8,464 times.
+_FEATURE_CACHE = 4096
+#: Rows' stored features kept (``match.Prepared``, about 70 KB each): a miss costs an unpack
+#: (about 0.7 ms). At 10k images a first run screens 80,000 pairs of them.
+_STORED_CACHE = 8192
+#: Pictures read small for ``confirm`` (uint8, at most 64 KB each); a miss costs a read (about 3 ms).
+_SMALL_CACHE = 8192
 #: Longer side (px) of the pictures ``Verifier.confirm`` correlates (``match.ncc`` compares them at 64).
 CONFIRM_SIDE = 256
 #: Threads of ``Verifier.quick_many``.
@@ -74,6 +80,23 @@ def _keep(cache: OrderedDict, key: Any, value: Any, size: int) -> Any:
     while len(cache) > size:
         cache.popitem(last=False)
     return value
+
+
+def _u8(gray: np.ndarray) -> np.ndarray:
+    """A float gray picture (0 to 255) kept in a quarter of the memory."""
+    return np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+
+
+def _small(pic: np.ndarray) -> np.ndarray:
+    """``pic`` in gray, its longer side at most ``CONFIRM_SIDE``, uint8 (``Verifier.confirm``'s)."""
+    import cv2
+
+    gray = fi._gray(pic)
+    h, w = gray.shape
+    s = CONFIRM_SIDE / max(h, w)
+    if s < 1:
+        gray = cv2.resize(gray, (max(8, round(w * s)), max(8, round(h * s))), interpolation=cv2.INTER_AREA)
+    return _u8(gray)
 
 
 def mirror_hash(hashes: np.ndarray) -> np.ndarray:
@@ -228,20 +251,11 @@ class Verifier:
 
     def _keep_small(self, key: tuple[str, float | None], gray: np.ndarray | None) -> np.ndarray | None:
         self.reads += 1
-        return _keep(self.smalls, key, gray, _STORED_CACHE)
+        return _keep(self.smalls, key, gray, _SMALL_CACHE)
 
     def _load_small(self, path: str, ts: float | None) -> np.ndarray | None:
         pic = self._read(path, ts, CONFIRM_SIDE)
-        if pic is None:
-            return None
-        import cv2
-
-        gray = fi._gray(pic)
-        h, w = gray.shape
-        s = CONFIRM_SIDE / max(h, w)
-        if s < 1:
-            gray = cv2.resize(gray, (max(8, round(w * s)), max(8, round(h * s))), interpolation=cv2.INTER_AREA)
-        return gray
+        return None if pic is None else _small(pic)
 
     def _read(self, path: str, ts: float | None, min_side: int = fi.MAX_SIDE) -> np.ndarray | None:
         try:
@@ -280,10 +294,11 @@ class Verifier:
             pic = pic[top:bottom, left:right]
         pic = np.ascontiguousarray(pic)
         feats = fi.features(pic, max_side=VERIFY_SIDE)
+        feats = replace(feats, descriptors=feats.descriptors.astype(np.uint8))  # OpenCV's SIFT values are whole, 0 to 255
         import cv2
 
         gray = cv2.resize(fi._gray(pic), (feats.shape[1], feats.shape[0]), interpolation=cv2.INTER_AREA)
-        return Seen(gray, feats, box is not None)
+        return Seen(_u8(gray), feats, box is not None)
 
     def prefetch(self, seen: list[tuple[str, float | None]], small: list[tuple[str, float | None]]) -> None:
         """Read ahead, on the screening threads, the pictures that the next checks will ask for:
@@ -307,8 +322,7 @@ class Verifier:
     def framed(self, path: str, ts: float | None = None, content: str | None = None) -> bool:
         """Whether the picture sits in a frame (decodes it once; kept with the verdicts by ``content``)."""
         if not self._frame_known(path, ts, content):
-            self.reads += 1
-            self._frame(path, ts, self._is_framed(path, ts))
+            self._looked((path, ts), self._look(path, ts))
         return self.frames[(path, ts)]
 
     def _frame_known(self, path: str, ts: float | None, content: str | None) -> bool:
@@ -329,13 +343,23 @@ class Verifier:
         todo = [(path, ts) for path, ts, content in dict.fromkeys(pictures) if not self._frame_known(path, ts, content)]
         if len(todo) < 2:
             return  # ``framed`` reads it when asked
-        for (path, ts), flag in zip(todo, self._pool().map(lambda k: self._is_framed(*k), todo)):
-            self.reads += 1
-            self._frame(path, ts, flag)
+        for key, got in zip(todo, self._pool().map(lambda k: self._look(*k), todo)):
+            self._looked(key, got)
 
-    def _is_framed(self, path: str, ts: float | None) -> bool:
-        pic = self._read(path, ts, _FRAME_SIDE)  # content_box looks at 256 px: a JPEG decodes in draft mode
-        return pic is not None and fi.content_box(pic) is not None
+    def _look(self, path: str, ts: float | None) -> tuple[bool, np.ndarray | None]:
+        """Whether the picture sits in a frame, and the picture small for ``confirm``, from one read
+        (``content_box`` looks at 256 px: a JPEG decodes in draft mode). The pairs asked about are
+        the ones ``confirm`` then checks (``pictures._prescreen``)."""
+        pic = self._read(path, ts, CONFIRM_SIDE)
+        if pic is None:
+            return False, None
+        return fi.content_box(pic) is not None, _small(pic)
+
+    def _looked(self, key: tuple[str, float | None], got: tuple[bool, np.ndarray | None]) -> None:
+        self.reads += 1
+        self._frame(*key, got[0])
+        if got[1] is not None and key not in self.smalls:
+            _keep(self.smalls, key, got[1], _SMALL_CACHE)
 
     def inner_hashes(self, path: str, content: str) -> np.ndarray | None:
         """pHashes (uint64) of a framed picture's inner picture and of its mirror (decoded once,
