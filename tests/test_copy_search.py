@@ -120,6 +120,30 @@ def test_merge_keeps_each_kind_in_its_own_order() -> None:
     assert [m.path for m in merge([images, videos])] == ["v.mp4", "w.mp4", "a.jpg", "c.jpg"]
 
 
+def test_candidates_of_equal_score_are_checked_in_the_same_order_whatever_order_they_come_in() -> None:
+    """The store returns rows of equal score in no fixed order: two processes checked different
+    candidates of one query (``VERIFY_TOP`` of them), and flagged different files. Ties go by path."""
+    from media_search.query.rank import VERIFY_TOP, Candidate, PictureQuery, rerank_pictures
+    from media_search.signals import image as fi
+    from media_search.types import Match
+
+    rng = np.random.default_rng(3)
+    picture = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    query = PictureQuery(None, picture, picture)
+    packed = fi.pack_features(fi.features(picture))
+    cands = [Candidate(Match(f"lib/{i:02d}.jpg", "image", 0.5), None, f"r{i}") for i in range(VERIFY_TOP + 4)]
+    checked: list[list[str]] = []
+
+    def stored(chosen: list[Candidate]) -> list[str]:
+        checked.append([c.match.path for c in chosen])
+        return [packed] * len(chosen)
+
+    first = rerank_pictures(query, cands, stored)
+    again = rerank_pictures(query, [cands[i] for i in rng.permutation(len(cands))], stored)
+    assert checked[0] == checked[1] == [f"lib/{i:02d}.jpg" for i in range(VERIFY_TOP)]
+    assert first == again
+
+
 def test_cli_json_carries_copy_fields(indexed: Library, backend: dict[str, str], media: dict[str, Path], cli_env: dict[str, str]) -> None:
     indexed.close()  # Lite: one process per .db (the library reopens its store when next used)
     out = subprocess.run(

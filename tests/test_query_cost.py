@@ -96,6 +96,49 @@ def test_a_query_verifies_a_copy_from_stored_features_without_reading_the_file(i
         lib.close()
 
 
+def test_an_image_query_searches_every_kind_before_it_waits_for_its_local_features(indexed: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The query's own local features (``PictureQuery.prefetch``, about 0.1 s of SIFT on a core of
+    its own) are waited for by the copy checks only: both kinds' vector searches and the read of
+    the exact copies come first, in that time, instead of after it."""
+    from media_search.query.rank import PictureQuery
+    from media_search.store.milvus import MilvusStore
+
+    size = (160, 120)
+    slides = cv2.VideoWriter(str(indexed["lib"] / "slides.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 2, size)
+    for p in PHOTOS[:3]:
+        for _ in range(4):
+            slides.write(cv2.resize(cv2.imread(str(p)), size))
+    slides.release()
+    lib = Library(uri=str(indexed["db"]))
+    try:
+        assert lib.index(indexed["lib"]).indexed == 7
+        events: list[str] = []
+        search, iter_files, direct = MilvusStore.search, MilvusStore.iter_files, PictureQuery.direct
+
+        def searched(self: MilvusStore, kind: str, *a: object, **kw: object) -> object:
+            events.append(f"search {kind}")
+            return search(self, kind, *a, **kw)  # type: ignore[arg-type]
+
+        def copies(self: MilvusStore, **kw: object) -> object:
+            events.append("exact copies")
+            return iter_files(self, **kw)  # type: ignore[arg-type]
+
+        def waited(self: PictureQuery) -> object:
+            events.append("local features")
+            return direct(self)
+
+        monkeypatch.setattr(MilvusStore, "search", searched)
+        monkeypatch.setattr(MilvusStore, "iter_files", copies)
+        monkeypatch.setattr(PictureQuery, "direct", waited)
+        res = lib.search(indexed["query"], k=3)
+        assert Path(res.results[0].path).name == PHOTOS[2].name and res.results[0].copy, res.results
+        assert "local features" in events, events
+        before = events[: events.index("local features")]
+        assert {"search image", "search video", "exact copies"} <= set(before), events
+    finally:
+        lib.close()
+
+
 def test_stored_features_of_another_version_are_refused_with_a_rebuild_hint(indexed: dict[str, Path]) -> None:
     lib = Library(uri=str(indexed["db"]))
     try:

@@ -545,3 +545,31 @@ def test_a_second_process(store: MilvusStore, store_uri: str, backend: str, cli_
     assert holder.returncode == 0
     if backend == "lite":  # the lock goes with the process that held it
         assert store.count("image") == 0
+
+
+def test_threads_that_open_the_store_at_once_share_one_connection(store_uri: str) -> None:
+    """The first calls of a query's threads (a page serving two people) may open the store at the
+    same moment: one opens it, the others use it. On Lite, a second open in this process found the
+    file locked (3 of 4 threads got ``StoreLockedError`` before ``Connection`` took a lock)."""
+    import threading
+
+    s = MilvusStore.from_settings(Settings.from_env())
+    start, errors, clients = threading.Barrier(4), [], []
+
+    def first_call() -> None:
+        start.wait()
+        try:
+            clients.append(s.client)
+            s.has("image")
+        except Exception as e:  # noqa: BLE001 - collected for the assertion
+            errors.append(e)
+
+    threads = [threading.Thread(target=first_call) for _ in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert errors == [] and len({id(c) for c in clients}) == 1
+    finally:
+        s.close()

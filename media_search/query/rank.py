@@ -198,13 +198,15 @@ def rerank_pictures(q: PictureQuery, cands: Sequence[Candidate], stored: StoredF
     for a row stored without any, the library file is read (``file_features``).
     """
     dist = [q.hash_distance(c.phash) for c in cands]
-    by_score = sorted(range(len(cands)), key=lambda i: -cands[i].match.score)
+    # Ties by path: the store returns rows of equal score in no fixed order (two processes chose
+    # different files to check, and so flagged different ones, for the same query).
+    by_score = sorted(range(len(cands)), key=lambda i: (-cands[i].match.score, cands[i].match.path))
     chosen = list(by_score[:VERIFY_TOP])
-    near = sorted((i for i, d in enumerate(dist) if d is not None and d <= HASH_SHORTLIST and i not in chosen), key=lambda i: dist[i])  # type: ignore[arg-type,return-value]
+    near = sorted((i for i, d in enumerate(dist) if d is not None and d <= HASH_SHORTLIST and i not in chosen), key=lambda i: (dist[i], cands[i].match.path))  # type: ignore[arg-type,return-value]
     chosen = (chosen + near)[:MAX_VERIFY]
     sure = {i for i in chosen if dist[i] is not None and dist[i] <= fi.HASH_SURE}  # type: ignore[operator]
     # The most promising first (nearest by pHash, then by embedding): the copy is usually settled early.
-    todo = sorted((i for i in chosen if i not in sure), key=lambda i: (64 if dist[i] is None else dist[i], -cands[i].match.score))
+    todo = sorted((i for i in chosen if i not in sure), key=lambda i: (64 if dist[i] is None else dist[i], -cands[i].match.score, cands[i].match.path))
     texts = list(stored([cands[i] for i in todo])) if (stored is not None and todo) else [None] * len(todo)
     settled = bool(sure)
     verified: dict[int, fi.Verification] = {}

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -114,12 +114,16 @@ def search(
     sources = [t for t in targets if q.ranks_by_sound(t)]
     if sources:  # ranked against both the sounds and the soundtracks: their rows in one read
         read_sounds(lib, q.sound, q.pairs, q.content_hash, sources, k)
-    results = copyrank.merge([_rank(lib, q, target, k) for target in targets])
-    if q.samples is not None and lib.lengths:  # the sound search's first results, placed in time
-        results = place_matches(lib.settings, q.samples, results, lib.lengths)
+    # Every kind's vector search and the exact copies first, then the checks: an image query's
+    # checks wait for its local features (``PictureQuery.prefetch``, about 0.1 s of SIFT on a core
+    # of its own), and the searches that come before them take that wait instead of adding to it.
+    ranked = [_rank(lib, q, target, k) for target in targets]
     copies = sorted(
         {rec.path for rec in lib.store.iter_files(content_hash=q.content_hash, strong=False) if rec.path != real}
     ) if lib.store.has("files") else []
+    results = copyrank.merge([checked() for checked in ranked])
+    if q.samples is not None and lib.lengths:  # the sound search's first results, placed in time
+        results = place_matches(lib.settings, q.samples, results, lib.lengths)
     return SearchResult(query=str(path), kind=kind, results=results[:k], exact_copies=copies)
 
 
@@ -267,29 +271,32 @@ def _query_sound(
         q.sound, q.pairs, q.samples = sound, pairs, samples
 
 
-def _rank(lib: Ctx, q: Query, target: Kind, k: int) -> list[Match]:
+def _rank(lib: Ctx, q: Query, target: Kind, k: int) -> Callable[[], list[Match]]:
+    """``target``'s results, in two steps: what is searched now, and the copy checks that an image
+    query's candidates still need, done when the returned function is called."""
     store = lib.store
+    done: list[Match] = []
     if q.ranks_by_sound(target):  # a sound finds the sounds, and the videos whose soundtrack it is in
-        return rank_sounds(lib, q.sound, k, q.content_hash, source=target, pairs=q.pairs)
-    if target == "image":
+        done = rank_sounds(lib, q.sound, k, q.content_hash, source=target, pairs=q.pairs)
+    elif target == "image":
         vecs = q.image.vectors if q.image is not None else q.frames.vectors if q.frames is not None else None
-        if vecs is None or not store.has("image"):
-            return []
-        lib.ensure("image")
-        return _best_per_file(lib, "image", vecs, k, q.content_hash, result_kind="image", picture=q.picture)
-    if target == "video":
-        if q.image is not None:
-            if not store.has("video"):
-                return []
+        if vecs is not None and store.has("image"):
+            lib.ensure("image")
+            return _best_per_file(lib, "image", vecs, k, q.content_hash, result_kind="image", picture=q.picture)
+    elif target == "video":
+        if q.image is not None and store.has("video"):
             lib.ensure("video")
             return _best_per_file(lib, "video", q.image.vectors, k, q.content_hash, result_kind="video", picture=q.picture)
-        if q.frames is not None:
-            return _rank_sequences(lib, q, k)
-    return []
+        if q.image is None and q.frames is not None:
+            done = _rank_sequences(lib, q, k)
+    return lambda: done
 
 
 #: Files gathered by the embeddings before copy detection re-ranks them: wider than ``k`` so that an
-#: edited copy the embeddings rank low (random weights, a screenshot) is still checked.
+#: edited copy the embeddings rank low (random weights, a screenshot) is still checked. A search
+#: asks for 4 rows a file (``query.pool.candidates``) and a picture is one row, so an image query's
+#: head holds up to 128 pictures a view, all compared by pHash: held to 32, ``bench_copy.py --only
+#: images`` lost 2 of its 20 brightness and contrast edits (1.00 -> 0.90).
 COPY_POOL = 32
 #: A video query embeds the mirror of every ``MIRROR_EVERY``-th keyframe (of every keyframe in a
 #: clip of fewer than ``3 * MIRROR_EVERY``): the mirror view proposes mirrored copies and aligns
@@ -303,7 +310,8 @@ SEQUENCE_POOL = 10
 def _best_per_file(
     lib: Ctx, kind: Kind, vecs: np.ndarray, k: int, exclude: str, *, result_kind: Kind,
     picture: copyrank.PictureQuery | None = None,
-) -> list[Match]:  # fmt: skip
+) -> Callable[[], list[Match]]:  # fmt: skip
+    """The best row per file, searched now; the function returned ranks them (copy checks first)."""
     # With copy detection: the head, the files a search for COPY_POOL of them finds whatever ``k``,
     # re-ranked by the copy checks; a larger ``k`` adds the next files by score after it.
     groups = candidates(lib, kind, vecs, COPY_POOL if picture else k, exclude)
@@ -322,14 +330,15 @@ def _best_per_file(
         ts = None if kind == "image" else row.timestamp
         cands.append(copyrank.Candidate(Match(best.path, result_kind, round(best.score, 6), ts, None), row.phash, row.id, f in head))
     if picture is None:
-        return sorted((c.match for c in cands), key=lambda m: -m.score)[:k]
+        ranked = sorted((c.match for c in cands), key=lambda m: (-m.score, m.path))[:k]
+        return lambda: ranked
 
     def stored(chosen: Sequence[copyrank.Candidate]) -> list[str | None]:
         found = lib.store.local_features(kind, [c.row_id for c in chosen if c.row_id])
         return [found.get(c.row_id or "") for c in chosen]
 
     rest = sorted((c.match for c in cands if not c.head), key=lambda m: (-m.score, m.path))
-    return (copyrank.rerank_pictures(picture, [c for c in cands if c.head], stored) + rest)[:k]
+    return lambda: (copyrank.rerank_pictures(picture, [c for c in cands if c.head], stored) + rest)[:k]
 
 
 def _dist(picture: copyrank.PictureQuery, phash: str | None) -> int:

@@ -57,6 +57,6 @@ def search_text(
         if not store.has(target):
             continue
         ctx.ensure(target)
-        results.extend(_best_per_file(ctx, target, vector, k, "", result_kind=target))
+        results.extend(_best_per_file(ctx, target, vector, k, "", result_kind=target)())
     results.sort(key=lambda m: -m.score)
     return SearchResult(query=words, kind="text", results=results[:k], exact_copies=[])  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any
 
 from ..config import is_lite_uri
@@ -50,11 +51,16 @@ class Connection:
         self.token = token
         self.is_lite = is_lite_uri(uri)
         self._client: Any = None
+        # Threads (the page's workers, a query's own) may ask for the client first at once: one
+        # opens it (a second open of a Lite file in this process found the file locked).
+        self._opening = threading.Lock()
 
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = self._connect()
+            with self._opening:
+                if self._client is None:
+                    self._client = self._connect()
         return self._client
 
     def _connect(self) -> Any:
