@@ -1,6 +1,6 @@
 """Rank: rows grouped per file and aligned in time, copy evidence fused in, copies first.
 
-``shortlist``, ``align_rows`` and ``prints_by_path`` turn the store's hits and
+``shortlist`` and ``align_rows`` turn the store's hits and
 rows into per-file candidates (``query.align`` scores a sequence against a
 file's rows). The rest fuses copy evidence into a ranking: verified copies
 first, then the rest by embedding score.
@@ -52,7 +52,6 @@ __all__ = [
     "Candidate",
     "shortlist",
     "align_rows",
-    "prints_by_path",
     "rerank_pictures",
     "rerank_sounds",
     "order",
@@ -176,15 +175,6 @@ def align_rows(
         kind: Kind = "video" if (source == "video" or items[0].source is None) else "audio"
         out.append(Match(items[0].path, kind, round(a.score, 6), round(a.timestamp, 3), round(a.query_timestamp, 3)))
     return out
-
-
-def prints_by_path(rows: Sequence[Row], source: str) -> dict[str, list[np.ndarray]]:
-    """The stored fingerprints of ``source`` rows, per file path."""
-    prints: dict[str, list[np.ndarray]] = {}
-    for r in rows:
-        if (r.source or source) == source and r.fp is not None and len(r.fp):
-            prints.setdefault(r.path, []).append(np.asarray(r.fp, dtype=np.int64))
-    return prints
 
 
 #: Reads the stored local features of candidates (``pack_features`` text or None, in order).

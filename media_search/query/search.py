@@ -36,8 +36,8 @@ from ..types import KINDS, Kind, Match, SearchResult
 from . import rank as copyrank
 from .place import place_matches
 from .pool import Ctx, candidates
-from .rank import align_rows, prints_by_path, shortlist
-from .sounds import rank_sounds, read_sounds, voted
+from .rank import align_rows, shortlist
+from .sounds import rank_sounds, read_sounds, stored_prints, voted
 from .stream import Progress, check_length
 
 if TYPE_CHECKING:
@@ -374,7 +374,7 @@ def _rank_sequences(lib: Ctx, q: Query, k: int) -> list[Match]:
     sound_rows: list[Row] = []
     if q.sound is not None and store.has("audio"):
         lib.ensure("audio")
-        sound_rows = store.fetch_rows("audio", short, copy_fields=q.pairs is not None)
+        sound_rows = store.fetch_rows("audio", short)
         for m in align_rows(q.sound.timestamps, q.sound.vectors, sound_rows, tol=2.5, source="video"):
             sound_scores[m.path] = m.score
     best: dict[str, Match] = {}
@@ -389,7 +389,7 @@ def _rank_sequences(lib: Ctx, q: Query, k: int) -> list[Match]:
         out.append(m)
     in_head = {r.path for r in rows if r.file_id in head}
     if q.pairs is not None and sound_rows:  # the soundtracks' fingerprints: copies, localised in time
-        out = copyrank.rerank_sounds(q.pairs, out, prints_by_path(sound_rows, "video"), head=in_head)
+        out = copyrank.rerank_sounds(q.pairs, out, stored_prints(store, sound_rows, "video"), head=in_head)
     else:
         out.sort(key=lambda m: (-m.score, m.path))
     if q.frame_hashes is not None:  # the keyframes' pHashes: copies by their pictures, whatever the sound

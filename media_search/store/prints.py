@@ -23,14 +23,16 @@ most every ``SERVER_RECHECK_S`` seconds.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
 import sqlite3
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -45,6 +47,10 @@ log = logging.getLogger(__name__)
 SERVER_RECHECK_S = 2.0
 _TIME_BITS = 31
 _BLOCK = 65_536  # postings read from SQLite at a time
+#: The layout of the file's tables, kept in its version beside the fingerprints' (``FP_VERSION``):
+#: 2 keeps each file's packed landmarks (``files.prints``, read by a query's ranking) in place of
+#: its distinct hashes (which a removal takes from them).
+_LAYOUT = 2
 
 
 def index_path(store: MilvusStore) -> str:
@@ -66,7 +72,7 @@ def side_file(store: MilvusStore, name: str) -> str:
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS files (fid INTEGER PRIMARY KEY, file_id TEXT UNIQUE, path TEXT, source TEXT, stamp TEXT, hashes BLOB);
+CREATE TABLE IF NOT EXISTS files (fid INTEGER PRIMARY KEY, file_id TEXT UNIQUE, path TEXT, source TEXT, stamp TEXT, prints BLOB);
 CREATE TABLE IF NOT EXISTS postings (hash INTEGER, fid INTEGER, t INTEGER, PRIMARY KEY (hash, fid, t)) WITHOUT ROWID;
 """
 
@@ -84,10 +90,28 @@ def _stamp_hash(stamp: object) -> str:
 _KEEP_LAST = 1 << 18
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _locked(method: _F) -> _F:
+    """``method`` run holding its index's lock (``PrintIndex._lock``)."""
+
+    @functools.wraps(method)
+    def run(self: PrintIndex, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
 class PrintIndex:
     """One store's hash index (see the module docstring)."""
 
     def __init__(self, store: MilvusStore, version: str) -> None:
+        # One sqlite connection for the threads of a process (the page serves two searches at once,
+        # each voting on a thread of its own): a transaction and the temp table ``q`` belong to the
+        # connection, so two lookups at once made "cannot start a transaction within a transaction".
+        self._lock = threading.RLock()
         self.store = store
         self.version = version
         self.path = index_path(store)
@@ -120,13 +144,19 @@ class PrintIndex:
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
         row = db.execute("SELECT value FROM meta WHERE key='version'").fetchone()
-        if row is None or row[0] != self.version:
+        if row is None or row[0] != self._stored_version:  # another layout or fingerprint: made again
             db.execute("BEGIN IMMEDIATE")
-            db.execute("DELETE FROM postings")
-            db.execute("DELETE FROM files")
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (self.version,))
+            db.execute("DROP TABLE postings")
+            db.execute("DROP TABLE files")
+            for table in _SCHEMA.strip().splitlines()[1:]:  # all but ``meta``
+                db.execute(table)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (self._stored_version,))
             db.execute("COMMIT")
         return db
+
+    @property
+    def _stored_version(self) -> str:
+        return f"{self.version}/{_LAYOUT}"
 
     def _remove(self) -> None:
         for suffix in ("", "-wal", "-shm"):
@@ -135,6 +165,7 @@ class PrintIndex:
             except FileNotFoundError:
                 pass
 
+    @_locked
     def close(self) -> None:
         self._last = None
         if self._db is not None:
@@ -142,6 +173,7 @@ class PrintIndex:
             self._db = None
 
     # -- keeping up with the store ------------------------------------------------------------
+    @_locked
     def sync(self, *, force: bool = False) -> None:
         """Bring the index in line with the store's manifest (see the module docstring)."""
         writes = getattr(self.store, "writes", 0)
@@ -173,20 +205,20 @@ class PrintIndex:
         db.execute("BEGIN IMMEDIATE")
         try:
             for f in gone:
-                row = db.execute("SELECT fid, hashes FROM files WHERE file_id=?", (f,)).fetchone()
+                row = db.execute("SELECT fid, prints FROM files WHERE file_id=?", (f,)).fetchone()
                 if row:  # its postings, found by their hashes (no index on fid: inserts stay appends)
-                    hs = np.frombuffer(row[1] or b"", dtype=np.int64).tolist()
+                    hs = np.unique(np.frombuffer(row[1] or b"", dtype=np.int64) >> _TIME_BITS).tolist()
                     db.executemany("DELETE FROM postings WHERE hash=? AND fid=?", ((h, row[0]) for h in hs))
                     db.execute("DELETE FROM files WHERE fid=?", (row[0],))
             parts = []
             for f in new:
-                items = per_file.get(f, [])
+                items = sorted(per_file.get(f, []), key=lambda r: float(r.timestamp or 0.0))
                 source = (items[0].source or "audio") if items else "audio"
                 vals = [np.asarray(r.fp if r.fp is not None else [], dtype=np.int64) for r in items]
                 vals = np.concatenate(vals) if vals else np.zeros(0, np.int64)
                 cur = db.execute(
-                    "INSERT INTO files (file_id, path, source, stamp, hashes) VALUES (?, ?, ?, ?, ?)",
-                    (f, want[f].path, source, _stamp(want[f]), np.unique(vals >> _TIME_BITS).tobytes()),
+                    "INSERT INTO files (file_id, path, source, stamp, prints) VALUES (?, ?, ?, ?, ?)",
+                    (f, want[f].path, source, _stamp(want[f]), vals.tobytes()),
                 )
                 parts.append(np.stack([vals >> _TIME_BITS, np.full(len(vals), cur.lastrowid), vals & ((1 << _TIME_BITS) - 1)], 1))
             if parts:
@@ -205,6 +237,7 @@ class PrintIndex:
             self.db.executemany("INSERT OR IGNORE INTO postings VALUES (?, ?, ?)", chunk)
 
     # -- lookups ------------------------------------------------------------------------------
+    @_locked
     def lookup(self, hashes: np.ndarray, source: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Postings of the given hashes: (hash, fid, t) arrays, fid being this index's file number,
         in hash order (the join walks the hashes in key order, so the vote need not sort them).
@@ -250,6 +283,7 @@ class PrintIndex:
         finally:
             db.execute("COMMIT")
 
+    @_locked
     def file_ids(self, fids: Sequence[int], *, exclude_hash: str | None = None) -> dict[int, str]:
         """The store's file ids of these file numbers; ``exclude_hash``: leave out the files with
         that content hash (a query's own file)."""
@@ -263,5 +297,20 @@ class PrintIndex:
                     out[fid] = file_id
         return out
 
+    @_locked
+    def prints(self, file_ids: Sequence[str]) -> dict[str, tuple[str, np.ndarray]]:
+        """The landmarks these files' rows hold (``signals.audio.pack`` values, all rows' in one
+        array), with the content hash they were read at: file id -> (content hash, packed values).
+        Files the index does not hold are left out."""
+        out: dict[str, tuple[str, np.ndarray]] = {}
+        ids = list(dict.fromkeys(file_ids))
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            q = ",".join("?" * len(part))
+            for file_id, stamp, packed in self.db.execute(f"SELECT file_id, stamp, prints FROM files WHERE file_id IN ({q})", part):
+                out[file_id] = (_stamp_hash(stamp), np.frombuffer(packed or b"", dtype=np.int64))
+        return out
+
+    @_locked
     def n_postings(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM postings").fetchone()[0])
