@@ -154,3 +154,28 @@ def test_cli_json_carries_copy_fields(indexed: Library, backend: dict[str, str],
     first = data["results"][0]
     assert set(first) >= {"path", "kind", "score", "timestamp", "query_timestamp", "copy", "copy_confidence"}
     assert first["copy"] is True and Path(first["path"]).name == PHOTOS[5].name
+
+
+@pytest.mark.parametrize("with_picture", [False, True])
+def test_a_still_scene_shows_its_earliest_moment_whatever_order_its_keyframes_come_in(monkeypatch: pytest.MonkeyPatch, with_picture: bool) -> None:
+    """A video's keyframes of one still scene have equal scores (and pHashes); the store returns them
+    in no fixed order, so the moment an image query found it at changed from run to run."""
+    from types import SimpleNamespace
+
+    from media_search.query import search as search_mod
+    from media_search.query.rank import PictureQuery
+    from media_search.store.records import Hit
+
+    picture = np.random.default_rng(5).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    query = PictureQuery(None, picture, picture) if with_picture else None
+    phash = f"{query.hashes[0]:016x}" if query is not None else None  # pHash-sure: no local features read
+    hits = [Hit("f1", "still.mp4", "h1", 0.8, timestamp=t, phash=phash, id=f"r{t}") for t in (12.0, 3.0, 7.5)]
+    hits.append(Hit("f1", "still.mp4", "h1", 0.5, timestamp=1.0, phash="0" * 16, id="r1"))  # another scene
+    store = SimpleNamespace(local_features=lambda kind, ids: {})
+    lib = SimpleNamespace(store=store)
+    found = []
+    for order in ([0, 1, 2, 3], [2, 3, 0, 1], [3, 1, 2, 0]):
+        monkeypatch.setattr(search_mod, "candidates", lambda *a, order=order, **kw: {"f1": [hits[i] for i in order]})
+        ranked = search_mod._best_per_file(lib, "video", np.zeros((1, 4), np.float32), 3, "q", result_kind="video", picture=query)()  # type: ignore[arg-type]
+        found.append((ranked[0].timestamp, ranked[0].score, ranked[0].copy))
+    assert found == [(3.0, 0.8, with_picture)] * 3

@@ -321,10 +321,12 @@ def _best_per_file(
         groups = {**{f: groups[f] for f in head}, **{f: hs for f, hs in wide.items() if f not in head}}
     cands = []
     for f, hits in groups.items():
-        best = max(hits, key=lambda h: h.score)
+        # Ties go to the earliest keyframe: the store returns rows of equal score in no fixed order,
+        # and a still scene's keyframes are equal (the moment shown would change from run to run).
+        best = min(hits, key=lambda h: (-h.score, h.timestamp or 0.0))
         row = best
         if picture is not None and kind == "video":  # verify the keyframe nearest by pHash, if one is near
-            near = min(hits, key=lambda h: _dist(picture, h.phash))
+            near = min(hits, key=lambda h: (_dist(picture, h.phash), h.timestamp or 0.0))
             if _dist(picture, near.phash) <= copyrank.HASH_SHORTLIST:
                 row = near
         ts = None if kind == "image" else row.timestamp
