@@ -108,9 +108,10 @@ class PrintIndex:
     """One store's hash index (see the module docstring)."""
 
     def __init__(self, store: MilvusStore, version: str) -> None:
-        # One sqlite connection for the threads of a process (the page serves two searches at once,
-        # each voting on a thread of its own): a transaction and the temp table ``q`` belong to the
-        # connection, so two lookups at once made "cannot start a transaction within a transaction".
+        # One sqlite connection for the threads of a process (a program that calls ``Library.search``
+        # from several threads; each audio query votes on a thread of its own): a transaction and the
+        # temp table ``q`` belong to the connection, so two lookups at once made "cannot start a
+        # transaction within a transaction". The page answers one search at a time (``web.app``).
         self._lock = threading.RLock()
         self.store = store
         self.version = version
