@@ -252,7 +252,11 @@ def test_a_file_the_index_holds_at_another_content_hash_is_read_from_the_store(i
     """What the index holds for a file counts only at the content hash its rows have now (another
     process may have indexed it again since this one synced): otherwise its ``fp`` is read from Milvus."""
     from media_search.signals.print_index import print_index
+    from media_search.store import prints as prints_mod
 
+    # A server's index re-reads the manifest every SERVER_RECHECK_S: held off here, so that the
+    # stale entry is met by the query (as between two rechecks), not repaired before it.
+    monkeypatch.setattr(prints_mod, "SERVER_RECHECK_S", 3600.0)
     indexed.search(media["q"] / "quiet_copy.wav", k=3, kinds=["audio"])  # synced
     store = indexed.store
     idx = print_index(store)
