@@ -548,7 +548,7 @@ def test_a_second_process(store: MilvusStore, store_uri: str, backend: str, cli_
 
 
 def test_threads_that_open_the_store_at_once_share_one_connection(store_uri: str) -> None:
-    """The first calls of a query's threads (a page serving two people) may open the store at the
+    """The first calls of a program's threads that share a store may open it at the
     same moment: one opens it, the others use it. On Lite, a second open in this process found the
     file locked (3 of 4 threads got ``StoreLockedError`` before ``Connection`` took a lock)."""
     import threading

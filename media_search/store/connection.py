@@ -51,8 +51,9 @@ class Connection:
         self.token = token
         self.is_lite = is_lite_uri(uri)
         self._client: Any = None
-        # Threads (the page's workers, a query's own) may ask for the client first at once: one
-        # opens it (a second open of a Lite file in this process found the file locked).
+        # Threads (a program's threads sharing a Library, a query's own) may ask for the client
+        # first at once: one opens it (a second open of a Lite file in this process found the file
+        # locked). The page answers one search at a time (``web.app``).
         self._opening = threading.Lock()
 
     @property

@@ -30,7 +30,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -289,13 +289,9 @@ class PrintIndex:
         """The store's file ids of these file numbers; ``exclude_hash``: leave out the files with
         that content hash (a query's own file)."""
         out: dict[int, str] = {}
-        fids = [int(f) for f in fids]
-        for start in range(0, len(fids), 500):
-            part = fids[start : start + 500]
-            q = ",".join("?" * len(part))
-            for fid, file_id, stamp in self.db.execute(f"SELECT fid, file_id, stamp FROM files WHERE fid IN ({q})", part):
-                if exclude_hash is None or _stamp_hash(stamp) != exclude_hash:
-                    out[fid] = file_id
+        for fid, file_id, stamp in self._files_in("SELECT fid, file_id, stamp FROM files WHERE fid IN ({})", [int(f) for f in fids]):
+            if exclude_hash is None or _stamp_hash(stamp) != exclude_hash:
+                out[fid] = file_id
         return out
 
     @_locked
@@ -303,14 +299,15 @@ class PrintIndex:
         """The landmarks these files' rows hold (``signals.audio.pack`` values, all rows' in one
         array), with the content hash they were read at: file id -> (content hash, packed values).
         Files the index does not hold are left out."""
-        out: dict[str, tuple[str, np.ndarray]] = {}
-        ids = list(dict.fromkeys(file_ids))
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            q = ",".join("?" * len(part))
-            for file_id, stamp, packed in self.db.execute(f"SELECT file_id, stamp, prints FROM files WHERE file_id IN ({q})", part):
-                out[file_id] = (_stamp_hash(stamp), np.frombuffer(packed or b"", dtype=np.int64))
-        return out
+        rows = self._files_in("SELECT file_id, stamp, prints FROM files WHERE file_id IN ({})", list(dict.fromkeys(file_ids)))
+        return {file_id: (_stamp_hash(stamp), np.frombuffer(packed or b"", dtype=np.int64)) for file_id, stamp, packed in rows}
+
+    def _files_in(self, sql: str, values: Sequence[object]) -> Iterator[tuple[Any, ...]]:
+        """The rows of ``sql``, whose one ``IN ({})`` takes ``values``, 500 of them a statement
+        (SQLite's bound on a statement's variables)."""
+        for start in range(0, len(values), 500):
+            part = values[start : start + 500]
+            yield from self.db.execute(sql.format(",".join("?" * len(part))), part)
 
     @_locked
     def n_postings(self) -> int:
