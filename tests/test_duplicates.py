@@ -310,9 +310,10 @@ def test_mirrored_hash_and_features_come_from_the_stored_values() -> None:
 def test_the_screen_counts_what_the_reference_matcher_counts_on_uint8_features() -> None:
     """``match.stored_check`` keeps thousands of rows' features (``Prepared``) as stored, in uint8,
     and widens them in its one matrix product for both orientations: the ratio-test matches it
-    counts are those of ``signals.image._ratio_matches`` on the float32 descriptors, for the
-    picture and for its mirror, and the screen's verdict is ``verify_model``'s."""
-    from media_search.duplicates.match import _ratio_counts, prepare, stored_check
+    keeps are exactly those of ``signals.image._ratio_matches`` on the float32 descriptors, for the
+    picture and for its mirror, and the screen's verdict is ``verify_model``'s, fitted on them
+    without matching again. The decoded check's matches are the reference's too."""
+    from media_search.duplicates.match import _ratio_pairs, _sq, prepare, stored_check
     from media_search.signals import image as fi
 
     rocket = np.asarray(Image.open(PHOTOS / "rocket.jpg").convert("RGB"))
@@ -326,10 +327,21 @@ def test_the_screen_counts_what_the_reference_matcher_counts_on_uint8_features()
             fa, fb = fi.unpack_features(ta), fi.unpack_features(tb)
             assert fa is not None and fb is not None
             sides = (fa, fi.mirror_features(fa))
-            want = tuple(len(fi._ratio_matches(f.descriptors, fb.descriptors)[0]) for f in sides)
-            assert _ratio_counts(a, b) == want
-            fitted = [fi.verify(f, fb).inliers for f, n in zip(sides, want) if n > 4]  # what the screen fits
+            want = [fi._ratio_matches(f.descriptors.astype(np.float32), fb.descriptors.astype(np.float32)) for f in sides]
+            got = _ratio_pairs(a.both, a.both_sq, b.both[: len(fb)], b.both_sq[: len(fb)], (len(fa),))
+            for (qi, ci), (wq, wc) in zip(got, want):
+                np.testing.assert_array_equal(qi, wq)
+                np.testing.assert_array_equal(ci, wc)
+            fitted = [fi.verify(f, fb).inliers for f, (n, _) in zip(sides, want) if len(n) > 4]  # what the screen fits
             assert stored_check(a, b)[0].inliers == max(fitted, default=0)
+    decoded = [fi.features(p, max_side=320) for p in pictures]
+    for fa in decoded:
+        for fb in decoded:
+            ua, ub = fa.descriptors.astype(np.uint8), fb.descriptors.astype(np.uint8)
+            (qi, ci), = _ratio_pairs(ua, _sq(ua), ub, _sq(ub))
+            wq, wc = fi._ratio_matches(fa.descriptors, fb.descriptors)
+            np.testing.assert_array_equal(qi, wq)
+            np.testing.assert_array_equal(ci, wc)
 
 
 def _stored(picture: np.ndarray) -> str:

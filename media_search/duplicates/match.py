@@ -64,49 +64,62 @@ class Prepared:
         # one array for both orientations, the features' descriptors views of it
         n = len(f)
         both = np.ascontiguousarray(np.concatenate([f.descriptors, m.descriptors]), dtype=np.uint8)
-        wide = both.astype(np.float32)
-        return cls(replace(f, descriptors=both[:n]), replace(m, descriptors=both[n:]), both, (wide * wide).sum(1))
+        return cls(replace(f, descriptors=both[:n]), replace(m, descriptors=both[n:]), both, _sq(both))
 
 
 def stored_check(a: Prepared, b: Prepared) -> tuple[fi.Verification, np.ndarray | None]:
     """``signals.image.verify_mirrored`` of stored features, with one matrix product for both
     orientations and no RANSAC where the ratio test leaves too few matches (most pairs); and the
     transform of the better orientation (``a``'s, or its mirror's, points to ``b``'s)."""
-    counts = _ratio_counts(a, b)
-    if max(counts) <= _QUICK_MATCHES:
-        return fi.Verification(0, max(counts)), None
-    direct, dm = fi.verify_model(a.features, b.features) if counts[0] > _QUICK_MATCHES else (fi.Verification(0, counts[0]), None)
-    mirror, mm = fi.verify_model(a.mirror, b.features) if counts[1] > _QUICK_MATCHES else (fi.Verification(0, counts[1]), None)
-    if mirror.inliers > direct.inliers:
-        return fi.Verification(mirror.inliers, mirror.matches, True), mm
-    return direct, dm
+    n, nb = len(a.features), len(b.features)
+    found = _ratio_pairs(a.both, a.both_sq, b.both[:nb], b.both_sq[:nb], (n,))
+    if max(len(qi) for qi, _ in found) <= _QUICK_MATCHES:
+        return fi.Verification(0, max(len(qi) for qi, _ in found)), None
+    direct, mirror = (fi.fit_matches(f, b.features, qi, ci) if len(qi) > _QUICK_MATCHES else (fi.Verification(0, len(qi)), None)
+                      for f, (qi, ci) in zip((a.features, a.mirror), found))  # fmt: skip
+    if mirror[0].inliers > direct[0].inliers:
+        return fi.Verification(mirror[0].inliers, mirror[0].matches, True), mirror[1]
+    return direct
 
 
-def _ratio_counts(a: Prepared, b: Prepared) -> tuple[int, int]:
-    """How many matches ``signals.image._ratio_matches`` keeps from ``a`` and from its mirror to
-    ``b`` (Lowe's ratio test, one match per keypoint of ``b``), from one matrix product (torch's,
-    on one thread: ``one_thread``; numpy's threaded BLAS is several times slower on products this
-    small when the cores are busy)."""
+def _ratio_pairs(a: np.ndarray, a_sq: np.ndarray, b: np.ndarray, b_sq: np.ndarray, parts: tuple[int, ...] = ()) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The matches ``signals.image._ratio_matches`` keeps from the uint8 descriptors ``a`` to ``b``
+    (``a_sq``, ``b_sq``: their squared norms), from one matrix product (torch's, on one thread:
+    ``one_thread``; numpy's threaded BLAS is several times slower on products this small when the
+    cores are busy). ``parts``: where ``a``'s rows are cut into several pictures (a picture and its
+    mirror), each matched to ``b`` on its own (one match per row of ``b`` each), its rows numbered
+    from 0. The descriptors are whole numbers from 0 to 255, so every distance is a whole number that
+    float32 holds exactly: the matches are those of the reference, not close to them."""
     import torch
 
-    nb = len(b.features)
-    if nb < 2:
-        return 0, 0
-    prod = torch.from_numpy(a.both).float() @ torch.from_numpy(b.both[:nb]).float().T
-    d2 = a.both_sq[:, None] + b.both_sq[None, :nb] - 2.0 * prod.numpy()
-    nearest, d1, dn = fi.two_nearest(d2)
-    ok = np.sqrt(np.maximum(d1, 0)) < fi.RATIO * np.sqrt(np.maximum(dn, 0))
-    n = len(a.features)
-    return len(np.unique(nearest[:n][ok[:n]])), len(np.unique(nearest[n:][ok[n:]]))
+    if len(b) < 2:
+        return [(np.zeros(0, np.intp), np.zeros(0, np.intp)) for _ in range(len(parts) + 1)]
+    # |a|^2 + |b|^2 - 2 a.b, with |a|^2 added after the row's two smallest are found (it is the row's own)
+    e = torch.addmm(torch.from_numpy(b_sq), torch.from_numpy(a).float(), torch.from_numpy(b).float().T, beta=1, alpha=-2).numpy()
+    nearest, d1, dn = fi.two_nearest(e)
+    d1, dn = d1 + a_sq, dn + a_sq
+    out = []
+    for lo, hi in zip((0, *parts), (*parts, len(a))):
+        out.append(fi.ratio_kept(nearest[lo:hi], d1[lo:hi], dn[lo:hi]))
+    return out
 
 
 def decoded_check(a: Seen, b: Seen) -> fi.Verification:
     """``signals.image.verify`` of the decoded pictures' features plus a pixel check: b brought
     onto a by the transform found must correlate (``NCC_MIN``)."""
-    v, model = fi.verify_model(a.features, b.features)
+    if len(a.features) < 3 or len(b.features) < 3:
+        return fi.Verification(0, 0)
+    (qi, ci), = _ratio_pairs(a.features.descriptors, _sq(a.features.descriptors), b.features.descriptors, _sq(b.features.descriptors))
+    v, model = fi.fit_matches(a.features, b.features, qi, ci)
     if model is not None and v.inliers > 4 and ncc(a.gray, b.gray, model) < NCC_MIN:
         return fi.Verification(0, v.matches)
     return v
+
+
+def _sq(d: np.ndarray) -> np.ndarray:
+    """Squared norms (float32) of uint8 descriptors."""
+    w = d.astype(np.float32)
+    return (w * w).sum(1)
 
 
 def ncc(a: np.ndarray, b: np.ndarray, model: np.ndarray) -> float:

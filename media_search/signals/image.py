@@ -55,6 +55,8 @@ __all__ = [
     "unpack_features",
     "verify",
     "verify_model",
+    "fit_matches",
+    "ratio_kept",
     "verify_mirrored",
     "mirror_features",
     "two_nearest",
@@ -377,11 +379,17 @@ def verify(q: Features, c: Features) -> Verification:
 
 def verify_model(q: Features, c: Features) -> tuple[Verification, np.ndarray | None]:
     """``verify`` and the transform it found (2x3, ``q``'s points to ``c``'s), None without one."""
-    import cv2
-
     if len(q) < 3 or len(c) < 3:
         return Verification(0, 0), None
     qi, ci = _ratio_matches(q.descriptors, c.descriptors)
+    return fit_matches(q, c, qi, ci)
+
+
+def fit_matches(q: Features, c: Features, qi: np.ndarray, ci: np.ndarray) -> tuple[Verification, np.ndarray | None]:
+    """``verify_model`` from its ratio-test matches (``qi``: rows of ``q``, ``ci``: of ``c``), found
+    by ``_ratio_matches`` or by a matcher that keeps the same matches (``duplicates.match``)."""
+    import cv2
+
     if len(qi) < 3:
         return Verification(0, len(qi)), None
     src = q.points[qi]
@@ -419,7 +427,12 @@ def _ratio_matches(qd: np.ndarray, cd: np.ndarray) -> tuple[np.ndarray, np.ndarr
     q = np.asarray(qd, dtype=np.float32)
     c = np.asarray(cd, dtype=np.float32)
     d2 = (q * q).sum(1)[:, None] + (c * c).sum(1)[None, :] - 2.0 * (q @ c.T)
-    first, a, b = two_nearest(d2)
+    return ratio_kept(*two_nearest(d2))
+
+
+def ratio_kept(first: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``_ratio_matches`` from ``two_nearest``'s answer (each query row's nearest candidate row and
+    the two smallest squared distances): the rows that pass the ratio test, one per candidate row."""
     d1 = np.sqrt(np.maximum(a, 0))
     dn = np.sqrt(np.maximum(b, 0))
     ok = np.flatnonzero(d1 < RATIO * dn)
