@@ -95,20 +95,27 @@ def find_duplicates(
         for other in recs[1:]:
             links.add(Pair(recs[0].path, other.path, "exact", "content_hash", confidence=1.0))
     verifier = Verifier(verdicts=Verdicts(verdicts_path(store) if cache else None))
+    # Sounds are voted on their own thread while pictures are checked (the votes are numpy sorts,
+    # which let the other threads run): they need nothing the picture checks make.
+    voting = None if wanted == ("image",) else _start(sounds.count, stored, verifier.verdicts.last_run())
     t0 = time.perf_counter()
-    if {"image", "video"} & set(wanted):
-        with one_thread():
-            try:
-                _pictures(store, stored, links, verifier, wanted, nb, include_similar, stage, advance)
-            finally:
-                verifier.close()  # its screening threads
-    timings["pictures"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    shared = matched = 0
-    if wanted != ("image",):
-        stage("sound fingerprints", 0)
-        shared, matched = sounds.sound_pairs(stored, links, verifier.verdicts)
-    timings["sounds"] = time.perf_counter() - t0
+    try:
+        if {"image", "video"} & set(wanted):
+            with one_thread():
+                try:
+                    _pictures(store, stored, links, verifier, wanted, nb, include_similar, stage, advance)
+                finally:
+                    verifier.close()  # its screening threads
+        timings["pictures"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        shared = matched = 0
+        if voting is not None:
+            stage("sound fingerprints", 0)
+            shared, matched = sounds.sound_pairs(stored, links, verifier.verdicts, voting.result())
+    finally:
+        if voting is not None:
+            voting.cancel()
+    timings["sounds"] = time.perf_counter() - t0  # what the votes took beyond the pictures
     t0 = time.perf_counter()
     stage("grouping", 0)
     records = {r.path: r for r in files.values()}
@@ -132,6 +139,17 @@ def find_duplicates(
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }
     return DuplicateReport(groups, time.perf_counter() - start, stats)
+
+
+def _start(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` on a thread of its own; its ``concurrent.futures.Future``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="media-search-sounds")
+    try:
+        return pool.submit(fn, *args)
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _pictures(store: Any, stored: Any, links: Links, verifier: Any, wanted: Sequence[str], nb: int, include_similar: bool,

@@ -18,6 +18,8 @@ neighbouring values are tried) and matched against the stored ones.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..signals import audio as fa
@@ -26,7 +28,7 @@ from .gather import Stored
 from .links import Links, Pair
 from .verdicts import Verdicts
 
-__all__ = ["BUCKET_CAP", "sound_votes", "sound_pairs"]
+__all__ = ["BUCKET_CAP", "Counted", "count", "sound_votes", "sound_pairs"]
 
 BUCKET_CAP = 24
 #: Votes a re-timed (tempo) hypothesis needs to count: trying 4 more hypotheses, each with two
@@ -173,26 +175,51 @@ def sound_version() -> str:
     return f"{fa.FP_VERSION}|cap{BUCKET_CAP}|tempo{TEMPO_MIN_VOTES}|report{REPORT_MIN_VOTES}"
 
 
-def sound_pairs(stored: Stored, links: Links, verdicts: Verdicts | None = None) -> tuple[int, int]:
-    """Copies among sounds and soundtracks into ``links``; returns the pairs that shared landmarks
-    and the sounds whose pairs were counted in this run.
-    ``verdicts``: the pairs among the sounds of the last run are taken from there, only pairs with
-    a sound that run did not have are counted, and what this run found is kept.
+@dataclass
+class Counted:
+    """What ``count`` found: the sounds (file ids, content hashes, whether the last run had them)
+    and the pairs that share landmarks among them, counted in this run."""
 
-    A kept pair's votes are those of the run that first counted it; hashes that later became too
-    common (``BUCKET_CAP``) are not taken out of it."""
+    fids: list[str]
+    contents: list[str]
+    old: np.ndarray
+    found: list[tuple[int, int, int, float]]
+
+
+def count(stored: Stored, last: tuple[int, set[str]] = (0, set())) -> Counted | None:
+    """The pairs of sounds and soundtracks that share landmarks, voted (``sound_votes``); ``last``:
+    ``Verdicts.last_run``, whose sounds' pairs among themselves are not counted again. Reads and
+    writes nothing else, so ``duplicates.find_duplicates`` runs it on a thread while pictures are
+    checked; None without audio rows."""
     rows = stored.rows.get("audio")
     if rows is None or not len(rows):
-        return 0, 0
+        return None
     per_file: dict[str, list[np.ndarray]] = {}
     for fid, p in zip(rows.file_ids, rows.prints):
         if len(p):
             per_file.setdefault(fid, []).append(p)
     fids = [f for f in per_file if f in stored.files]
     contents = [stored.files[f].content_hash or f for f in fids]
-    run, known = verdicts.last_run() if verdicts is not None else (0, set())
-    old = np.array([c in known for c in contents], dtype=bool)
+    old = np.array([c in last[1] for c in contents], dtype=bool)
     found = [] if old.all() else sound_votes([np.concatenate(per_file[f]) for f in fids], new=~old if old.any() else None)
+    return Counted(fids, contents, old, found)
+
+
+def sound_pairs(stored: Stored, links: Links, verdicts: Verdicts | None = None, counted: Counted | None = None) -> tuple[int, int]:
+    """Copies among sounds and soundtracks into ``links``; returns the pairs that shared landmarks
+    and the sounds whose pairs were counted in this run.
+    ``verdicts``: the pairs among the sounds of the last run are taken from there, only pairs with
+    a sound that run did not have are counted, and what this run found is kept. ``counted``:
+    ``count``'s answer, when it ran already (with this ``verdicts``' ``last_run``).
+
+    A kept pair's votes are those of the run that first counted it; hashes that later became too
+    common (``BUCKET_CAP``) are not taken out of it."""
+    run, known = verdicts.last_run() if verdicts is not None else (0, set())
+    if counted is None:
+        counted = count(stored, (run, known))
+    if counted is None:
+        return 0, 0
+    fids, contents, old, found = counted.fids, counted.contents, counted.old, counted.found
     if verdicts is not None:
         first = {}
         for i, c in enumerate(contents):
