@@ -386,6 +386,28 @@ def test_a_copy_from_the_stored_features_is_confirmed_by_its_pixels_and_a_shared
     assert Verifier(verdicts=v.verdicts).confirm(str(files["a"]), ("x", None), str(files["b"]), ("y", None)) is None
 
 
+def test_a_pictures_frame_is_its_first_answer_whatever_is_read_after(tmp_path: Path) -> None:
+    """Whether a picture sits in a frame decides between a pHash copy and a check of the inner
+    pictures. It is asked of a look at 256 px (``Verifier._look``) and comes with every decode at
+    full size (``Verifier._load``), on the verifier's threads and ahead of the checks; the two can
+    disagree about a thin frame, so the first answer stands: which read comes first must not
+    change a verdict later in the run, nor what is kept for the next one."""
+    from media_search.duplicates.verify import Verifier
+
+    path = tmp_path / "rocket.png"
+    Image.fromarray(_photo("rocket.jpg")).save(path)
+    v = Verifier()
+    v.contents[(str(path), None)] = "c"
+    v._looked((str(path), None), (True, None))  # a look that saw a frame
+    seen = v._load(str(path), None)
+    assert seen is not None and not seen.framed  # the full decode sees none
+    v._keep_seen((str(path), None), seen)
+    assert v.framed(str(path), None, "c") and v.verdicts.get(("f", "c", None, "", None))[0] == 1
+    w = Verifier()  # the other order: the decode first, then a look is not even made
+    w._keep_seen((str(path), None), w._load(str(path), None))
+    assert not w.framed(str(path), None, "c") and w.reads == 1
+
+
 # -- the page ----------------------------------------------------------------------------------------------
 def _fake_report(n: int) -> dict:
     groups = []

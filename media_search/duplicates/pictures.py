@@ -113,7 +113,7 @@ def image_pairs(store: Any, stored: Stored, links: Links, verifier: Verifier, *,
         if n % SCREEN_CHUNK == 0:
             _frames_ahead(verifier, rows, files, order[n : n + SCREEN_CHUNK])
             if rows.local:
-                _prescreen(verifier, _image_items(rows, files, links, order[n : n + SCREEN_CHUNK]))
+                _prescreen(verifier, _image_items(rows, files, links, order[n : n + SCREEN_CHUNK], verifier.frames))
         if progress is not None:
             progress("pair", 1)
         c = cand[(a, b)]
@@ -156,15 +156,17 @@ def image_pairs(store: Any, stored: Stored, links: Links, verifier: Verifier, *,
 Item = tuple[Any, Any, "float | None", "int | None", "str | None", "str | None", bool]
 
 
-def _image_items(rows: Rows, files: dict[str, Any], links: Links, pairs: list[tuple[int, int]]) -> list[Item]:
-    """The image ``pairs`` that will be screened: not linked yet, not copies by their pHash alone."""
+def _image_items(rows: Rows, files: dict[str, Any], links: Links, pairs: list[tuple[int, int]], frames: dict) -> list[Item]:
+    """The image ``pairs`` that will be screened: not linked yet, not copies by their pHash alone
+    (``frames``: the ``Verifier.frames`` known, read by ``_frames_ahead``; two pictures in frames,
+    screenshots, are screened whatever their pHash, as ``image_pairs`` does)."""
     out = []
     for a, b in pairs:
         fa, fb = files.get(rows.file_ids[a]), files.get(rows.file_ids[b])
         if fa is None or fb is None or fa.content_hash == fb.content_hash or links.linked(fa.path, fb.path):
             continue
         dist = _dist(rows, a, b)
-        if dist is None or dist > HASH_COPY:
+        if dist is None or dist > HASH_COPY or (frames.get((fa.path, None)) and frames.get((fb.path, None))):
             out.append((fa, fb, None, dist, rows.local[a], rows.local[b], False))
     return out
 
@@ -240,28 +242,37 @@ def _screen(verifier: Verifier, ha: str, ra: Rows, a: int, hb: str, rb: Rows, b:
 
 
 def framed_pairs(stored: Stored, links: Links, verifier: Verifier) -> None:
-    """Pictures found framed (screenshots) on the way, searched again by their inner picture's pHash."""
+    """Pictures found framed (screenshots) on the way, searched again by their inner picture's pHash.
+    A chunk of them at a time, their pictures and those of their candidates read ahead on the
+    verifier's threads (``Verifier.prefetch``); the checks run in order."""
     rows = stored.rows.get("image")
     if rows is None:
         return
     files = stored.files
     by_path = {files[f].path: i for i, f in enumerate(rows.file_ids) if f in files}
     ok = np.nonzero(rows.has_phash)[0]
-    for (path, ts), framed in list(verifier.frames.items()):
-        if not framed or ts is not None or path not in by_path:
-            continue
-        hashes = verifier.inner_hashes(path, files[rows.file_ids[by_path[path]]].content_hash)
-        if hashes is None:
-            continue
-        _, j, d = hamming_pairs(hashes, rows.phashes[ok], HASH_CHECK)
-        near: dict[int, int] = {}
-        for b, dist in zip(ok[j].tolist(), d.tolist()):
-            near[b] = min(dist, near.get(b, 64))
-        for b, dist in sorted(near.items(), key=lambda kv: kv[1]):
-            other = files.get(rows.file_ids[b])
-            if other is None or other.path == path or links.linked(path, other.path):
+    framed = [path for (path, ts), yes in list(verifier.frames.items()) if yes and ts is None and path in by_path]
+    for start in range(0, len(framed), SCREEN_CHUNK):
+        chunk = [(path, files[rows.file_ids[by_path[path]]].content_hash) for path in framed[start : start + SCREEN_CHUNK]]
+        verifier.prefetch([(path, None) for path, content in chunk if ("i", content, None, "", None) not in verifier.verdicts], [])
+        todo = []
+        for path, content in chunk:
+            hashes = verifier.inner_hashes(path, content)
+            if hashes is None:
                 continue
-            v = verifier.verify(path, None, other.path, None, (files[rows.file_ids[by_path[path]]].content_hash, other.content_hash))
+            _, j, d = hamming_pairs(hashes, rows.phashes[ok], HASH_CHECK)
+            near: dict[int, int] = {}
+            for b, dist in zip(ok[j].tolist(), d.tolist()):
+                near[b] = min(dist, near.get(b, 64))
+            todo += [(path, content, files.get(rows.file_ids[b]), dist) for b, dist in sorted(near.items(), key=lambda kv: kv[1])]
+        todo = [(path, content, other, dist) for path, content, other, dist in todo if other is not None and other.path != path]
+        for n, (path, content, other, dist) in enumerate(todo):
+            if n % SCREEN_CHUNK == 0:
+                verifier.prefetch([(o.path, None) for p, c, o, _ in todo[n : n + SCREEN_CHUNK]
+                                   if not links.linked(p, o.path) and ("v", c, None, o.content_hash, None) not in verifier.verdicts], [])  # fmt: skip
+            if links.linked(path, other.path):
+                continue
+            v = verifier.verify(path, None, other.path, None, (content, other.content_hash))
             ev = fi.decide(v, None)
             if ev.copy:
                 links.add(Pair(path, other.path, "copy", "local_features", phash_distance=dist, inliers=ev.inliers,

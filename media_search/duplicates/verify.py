@@ -279,7 +279,9 @@ class Verifier:
 
     def _keep_seen(self, key: tuple[str, float | None], seen: Seen | None) -> Seen | None:
         self.reads += 1
-        if seen is not None:
+        if seen is not None and key not in self.frames:
+            # the first answer stands: a look at 256 px (``_look``) and this decode at full size can
+            # disagree about a thin frame, and which read comes first must not change a verdict
             self._frame(*key, seen.framed)
         return _keep(self.cache, key, seen, _FEATURE_CACHE)
 
