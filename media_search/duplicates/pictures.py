@@ -180,9 +180,14 @@ def _prescreen(verifier: Verifier, items: list[Item]) -> None:
     fresh = verifier.quick_many([((fa.content_hash, None), ta, (fb.content_hash, ts), tb) for fa, fb, ts, _, ta, tb, _ in items])
     passed = []
     for (fa, fb, ts, dist, ta, tb, must), new in zip(items, fresh):
-        if not new or ("v", fa.content_hash, None, fb.content_hash, ts) in verifier.verdicts:
-            continue  # screened by an earlier run: so was the rest, or the pair was linked on the way
-        q = verifier.quick((fa.content_hash, None), ta, (fb.content_hash, ts), tb)
+        if ("v", fa.content_hash, None, fb.content_hash, ts) in verifier.verdicts:
+            continue  # checked by an earlier run, or the pair was linked on the way
+        if new:
+            q = verifier.quick((fa.content_hash, None), ta, (fb.content_hash, ts), tb)
+        elif ("q", fa.content_hash, None, fb.content_hash, ts) in verifier.verdicts:
+            continue  # screened by an earlier run: so was the rest
+        else:
+            q = None  # a row without stored features: decoded whatever (``_passes``)
         if _passes(q, must):
             passed.append((fa, fb, ts, dist, q))
     # whether they sit in a frame decides between the pixel check and the decoded one (``_by_pixels``)
