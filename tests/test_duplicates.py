@@ -386,6 +386,33 @@ def test_a_copy_from_the_stored_features_is_confirmed_by_its_pixels_and_a_shared
     assert Verifier(verdicts=v.verdicts).confirm(str(files["a"]), ("x", None), str(files["b"]), ("y", None)) is None
 
 
+def test_a_picture_stored_without_keypoints_is_screened_out_not_decoded(tmp_path: Path) -> None:
+    """A smooth gradient (a colour wheel and its brightened, shrunk copy) has no keypoints: its
+    stored features are empty, and decoding it again finds none either. Its screen says "nothing
+    in common" (a verdict, kept), so the pair is not sent to a decode and SIFT of both pictures;
+    only a row stored with no features at all (an older index) is."""
+    from media_search.duplicates.match import decoded_check
+    from media_search.duplicates.pictures import _passes
+    from media_search.duplicates.verify import Verifier
+
+    y, x = np.mgrid[0:300, 0:400].astype(np.float32)
+    wheel = np.stack([x / 400 * 255, y / 300 * 255, 255 - (x + y) / 700 * 255], -1).astype(np.uint8)
+    copy = np.asarray(Image.fromarray(np.clip(wheel.astype(np.int16) + 30, 0, 255).astype(np.uint8)).resize((200, 150)))
+    texts = [_stored(p) for p in (wheel, copy)]
+    v = Verifier()
+    q = v.quick(("w", None), texts[0], ("c", None), texts[1])
+    assert q is not None and q.inliers == 0 and not _passes(q, False) and v.verdicts.get(("q", "w", None, "c", None)) is not None
+    assert v.quick_many([(("w", None), texts[0], ("d", None), texts[1])]) == [True]
+    paths = []
+    for name, pic in (("wheel", wheel), ("copy", copy)):
+        paths.append(str(tmp_path / f"{name}.png"))
+        Image.fromarray(pic).save(paths[-1])
+    seen = [v._load(p, None) for p in paths]
+    assert all(s is not None and len(s.features) < 3 for s in seen)
+    assert decoded_check(*seen).inliers == 0  # what the decode would have found
+    assert v.quick(("old", None), None, ("c", None), texts[1]) is None  # no stored features: decoded
+
+
 def test_a_pictures_frame_is_its_first_answer_whatever_is_read_after(tmp_path: Path) -> None:
     """Whether a picture sits in a frame decides between a pHash copy and a check of the inner
     pictures. It is asked of a look at 256 px (``Verifier._look``) and comes with every decode at

@@ -70,8 +70,12 @@ class Prepared:
 def stored_check(a: Prepared, b: Prepared) -> tuple[fi.Verification, np.ndarray | None]:
     """``signals.image.verify_mirrored`` of stored features, with one matrix product for both
     orientations and no RANSAC where the ratio test leaves too few matches (most pairs); and the
-    transform of the better orientation (``a``'s, or its mirror's, points to ``b``'s)."""
+    transform of the better orientation (``a``'s, or its mirror's, points to ``b``'s). A picture
+    stored with fewer than 3 keypoints (a smooth gradient, a flat colour) matches nothing: decoding it
+    again would find no more (its features at ``VERIFY_SIDE`` are coarser than the stored ones)."""
     n, nb = len(a.features), len(b.features)
+    if n < 3 or nb < 3:
+        return fi.Verification(0, 0), None
     found = _ratio_pairs(a.both, a.both_sq, b.both[:nb], b.both_sq[:nb], (n,))
     if max(len(qi) for qi, _ in found) <= _QUICK_MATCHES:
         return fi.Verification(0, max(len(qi) for qi, _ in found)), None
@@ -145,9 +149,10 @@ def ncc(a: np.ndarray, b: np.ndarray, model: np.ndarray) -> float:
 
 def prepare(text: str | None) -> Prepared | None:
     """A row's stored features (``signals.image.pack_features`` text) ready for ``stored_check``;
-    None when it has none (or fewer than 3 keypoints)."""
+    None when it has none (an index from before they were stored) or they cannot be read: the
+    pair is decoded then. A row stored with no keypoints at all is a ``Prepared`` of none."""
     f = fi.unpack_features(text)
-    return None if f is None or len(f) < 3 else Prepared.of(f)
+    return None if f is None else Prepared.of(f)
 
 
 @contextlib.contextmanager
