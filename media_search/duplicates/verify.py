@@ -88,7 +88,7 @@ def _u8(gray: np.ndarray) -> np.ndarray:
 
 
 def _small(pic: np.ndarray) -> np.ndarray:
-    """``pic`` in gray, its longer side at most ``CONFIRM_SIDE``, uint8 (``Verifier.confirm``'s)."""
+    """``pic`` (RGB or gray) in gray, its longer side at most ``CONFIRM_SIDE``, uint8 (``Verifier.confirm``'s)."""
     import cv2
 
     gray = fi._gray(pic)
@@ -290,16 +290,16 @@ class Verifier:
         pic = self._read(path, ts)
         if pic is None:
             return None
-        box = fi.content_box(pic)
-        if box is not None:
+        gray = fi._gray(pic)  # once: the frame, the features and the pixels all take it gray
+        box = fi.content_box(gray)
+        if box is not None:  # the inner picture's gray from its own colours (a product's rounding depends on its shape)
             top, bottom, left, right = box
-            pic = pic[top:bottom, left:right]
-        pic = np.ascontiguousarray(pic)
-        feats = fi.features(pic, max_side=VERIFY_SIDE)
+            gray = fi._gray(np.ascontiguousarray(pic[top:bottom, left:right]))
+        feats = fi.features(gray, max_side=VERIFY_SIDE)
         feats = replace(feats, descriptors=feats.descriptors.astype(np.uint8))  # OpenCV's SIFT values are whole, 0 to 255
         import cv2
 
-        gray = cv2.resize(fi._gray(pic), (feats.shape[1], feats.shape[0]), interpolation=cv2.INTER_AREA)
+        gray = cv2.resize(gray, (feats.shape[1], feats.shape[0]), interpolation=cv2.INTER_AREA)
         return Seen(_u8(gray), feats, box is not None)
 
     def prefetch(self, seen: list[tuple[str, float | None]], small: list[tuple[str, float | None]]) -> None:
@@ -355,7 +355,8 @@ class Verifier:
         pic = self._read(path, ts, CONFIRM_SIDE)
         if pic is None:
             return False, None
-        return fi.content_box(pic) is not None, _small(pic)
+        gray = fi._gray(pic)
+        return fi.content_box(gray) is not None, _small(gray)
 
     def _looked(self, key: tuple[str, float | None], got: tuple[bool, np.ndarray | None]) -> None:
         self.reads += 1
