@@ -257,6 +257,25 @@ def test_a_second_run_reuses_the_verdicts_and_a_new_file_costs_its_own_checks(en
         lib.close()
 
 
+def test_sound_votes_count_each_slot_once_with_either_sort() -> None:
+    """``sounds._distinct`` sorts the (pair, offset bin, time slot) triples by one packed key, and by
+    two keys only where the three cannot be packed in 63 bits: both give the same triples, and a
+    vote is one slot at one offset, however many landmarks agree there."""
+    from media_search.duplicates.sounds import _distinct
+
+    rng = np.random.default_rng(0)
+    pair = rng.integers(0, 50, 5000)
+    bins = rng.integers((1 << 25) - 40, (1 << 25) + 40, 5000)
+    slot = rng.integers(0, 30, 5000)
+    want = sorted(set(zip(pair.tolist(), bins.tolist(), slot.tolist())))
+    p, b = _distinct(pair, bins, slot)
+    assert list(zip(p.tolist(), b.tolist())) == [(x, y) for x, y, _ in want]
+    huge = pair + (1 << 50)  # too wide to pack: the two-key sort
+    p2, b2 = _distinct(huge, bins, slot)
+    np.testing.assert_array_equal(p2 - (1 << 50), p)
+    np.testing.assert_array_equal(b2, b)
+
+
 def test_kept_sound_pairs_follow_the_files_that_come_and_go(tmp_path: Path) -> None:
     """The kept sound pairs stand for every pair among the sounds of the last run that had a new
     sound: a sound removed, a copy of it indexed meanwhile, then the sound indexed again must

@@ -138,26 +138,23 @@ def _votes(h: np.ndarray, t: np.ndarray, f: np.ndarray, tag: np.ndarray | None, 
         ta, tb = np.where(swap, tb, ta), np.where(swap, ta, tb)
     pair = fa_ * np.int64(n) + fb_
     bins = np.floor((tb - ta) / 2.0).astype(np.int64) + _BIN_BIAS
-    slot = (ta // fa.TILE).astype(np.int64)
-    # distinct (pair, bin, slot): one vote per time slot and offset bin
-    key = (bins << _SLOT_BITS) | np.clip(slot, 0, (1 << _SLOT_BITS) - 1)
-    o = np.lexsort((key, pair))
-    pair, key = pair[o], key[o]
-    first = np.ones(len(pair), bool)
-    first[1:] = (pair[1:] != pair[:-1]) | (key[1:] != key[:-1])
-    pair, bins = pair[first], key[first] >> _SLOT_BITS
+    slot = np.clip((ta // fa.TILE).astype(np.int64), 0, (1 << _SLOT_BITS) - 1)
+    pair, bins = _distinct(pair, bins, slot)  # one vote per time slot and offset bin
     change = np.ones(len(pair), bool)
     change[1:] = (pair[1:] != pair[:-1]) | (bins[1:] != bins[:-1])
     starts = np.nonzero(change)[0]
     counts = np.diff(np.append(starts, len(pair)))
     upair, ubin = pair[starts], bins[starts]
     # add the better neighbouring bin (a copy's offset can straddle two bins)
+    # (pair, bin) sorted and distinct: a neighbouring bin of the same pair is the row next to it
     combo = upair * (2 * _BIN_BIAS) + ubin
-    total = counts.copy()
-    for step in (-1, 1):
-        pos = np.minimum(np.searchsorted(combo, combo + step), len(combo) - 1)
-        hit = combo[pos] == combo + step
-        total = np.maximum(total, counts + np.where(hit, counts[pos], 0))
+    below = np.zeros(len(combo), bool)
+    below[1:] = combo[1:] == combo[:-1] + 1  # row i - 1 is row i's bin - 1
+    lower = np.zeros_like(counts)
+    lower[1:] = np.where(below[1:], counts[:-1], 0)
+    upper = np.zeros_like(counts)
+    upper[:-1] = np.where(below[1:], counts[1:], 0)
+    total = counts + np.maximum(lower, upper)
     strong = total >= min_votes  # only pairs that can still be copies go on
     upair, ubin, total = upair[strong], ubin[strong], total[strong]
     o = np.lexsort((-total, upair))
@@ -168,6 +165,28 @@ def _votes(h: np.ndarray, t: np.ndarray, f: np.ndarray, tag: np.ndarray | None, 
         off = ((int(ubin[k]) - _BIN_BIAS) * 2 + 1) * fa.FRAME_S
         out[int(upair[k])] = (int(total[k]), round(off, 3))
     return out
+
+
+def _distinct(pair: np.ndarray, bins: np.ndarray, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (pair, bin, slot) triples, sorted, as their pairs and bins. One sort of one
+    key where the three fit in 63 bits (always, but for libraries of millions of sounds), which
+    is several times faster than sorting by two keys."""
+    if not len(pair):
+        return pair, bins
+    b0 = int(bins.min())
+    bspan, sspan = int(bins.max()) - b0 + 1, int(slot.max()) + 1
+    if (int(pair.max()) + 1) * bspan * sspan < (1 << 63):
+        u = np.sort((pair * bspan + (bins - b0)) * sspan + slot)  # (np.unique is far slower here)
+        keep = np.ones(len(u), bool)
+        keep[1:] = u[1:] != u[:-1]
+        u = u[keep] // sspan
+        return u // bspan, u % bspan + b0
+    key = (bins << _SLOT_BITS) | slot
+    o = np.lexsort((key, pair))
+    pair, key = pair[o], key[o]
+    first = np.ones(len(pair), bool)
+    first[1:] = (pair[1:] != pair[:-1]) | (key[1:] != key[:-1])
+    return pair[first], key[first] >> _SLOT_BITS
 
 
 def sound_version() -> str:
