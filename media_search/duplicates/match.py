@@ -71,10 +71,11 @@ def stored_check(a: Prepared, b: Prepared) -> tuple[fi.Verification, np.ndarray 
     """``signals.image.verify_mirrored`` of stored features, with one matrix product for both
     orientations and no RANSAC where the ratio test leaves too few matches (most pairs); and the
     transform of the better orientation (``a``'s, or its mirror's, points to ``b``'s). A picture
-    stored with fewer than 3 keypoints (a smooth gradient, a flat colour) matches nothing: decoding it
-    again would find no more (its features at ``VERIFY_SIDE`` are coarser than the stored ones)."""
+    stored with fewer than ``signals.image.MIN_POINTS`` keypoints (a smooth gradient, a flat colour)
+    matches nothing, as in ``verify_model``: decoding it again would find no more (its features at
+    ``VERIFY_SIDE`` are coarser than the stored ones)."""
     n, nb = len(a.features), len(b.features)
-    if n < 3 or nb < 3:
+    if n < fi.MIN_POINTS or nb < fi.MIN_POINTS:
         return fi.Verification(0, 0), None
     found = _ratio_pairs(a.both, a.both_sq, b.both[:nb], b.both_sq[:nb], (n,))
     if max(len(qi) for qi, _ in found) <= _QUICK_MATCHES:
@@ -111,7 +112,7 @@ def _ratio_pairs(a: np.ndarray, a_sq: np.ndarray, b: np.ndarray, b_sq: np.ndarra
 def decoded_check(a: Seen, b: Seen) -> fi.Verification:
     """``signals.image.verify`` of the decoded pictures' features plus a pixel check: b brought
     onto a by the transform found must correlate (``NCC_MIN``)."""
-    if len(a.features) < 3 or len(b.features) < 3:
+    if len(a.features) < fi.MIN_POINTS or len(b.features) < fi.MIN_POINTS:
         return fi.Verification(0, 0)
     (qi, ci), = _ratio_pairs(a.features.descriptors, _sq(a.features.descriptors), b.features.descriptors, _sq(b.features.descriptors))
     v, model = fi.fit_matches(a.features, b.features, qi, ci)

@@ -39,6 +39,7 @@ __all__ = [
     "N_STORED",
     "COPY_THRESHOLD",
     "HASH_COPY",
+    "MIN_POINTS",
     "phash",
     "phash_hex",
     "phash_pair",
@@ -74,6 +75,7 @@ N_STORED = 256
 LOCAL_VERSION = f"sift{MAX_SIDE}-top{N_STORED}-u8-v1"
 RATIO = 0.75  # Lowe's ratio test
 RANSAC_PX = 6.0  # reprojection threshold at MAX_SIDE scale
+MIN_POINTS = 3  # keypoints (or matches) under which two pictures share nothing: no transform is fitted
 COPY_THRESHOLD = 0.5
 
 # Calibrated with scripts/bench_copy.py's media (200 edited copies, 1,088 pairs of unrelated
@@ -379,7 +381,7 @@ def verify(q: Features, c: Features) -> Verification:
 
 def verify_model(q: Features, c: Features) -> tuple[Verification, np.ndarray | None]:
     """``verify`` and the transform it found (2x3, ``q``'s points to ``c``'s), None without one."""
-    if len(q) < 3 or len(c) < 3:
+    if len(q) < MIN_POINTS or len(c) < MIN_POINTS:
         return Verification(0, 0), None
     qi, ci = _ratio_matches(q.descriptors, c.descriptors)
     return fit_matches(q, c, qi, ci)
@@ -390,7 +392,7 @@ def fit_matches(q: Features, c: Features, qi: np.ndarray, ci: np.ndarray) -> tup
     by ``_ratio_matches`` or by a matcher that keeps the same matches (``duplicates.match``)."""
     import cv2
 
-    if len(qi) < 3:
+    if len(qi) < MIN_POINTS:
         return Verification(0, len(qi)), None
     src = q.points[qi]
     dst = c.points[ci]
