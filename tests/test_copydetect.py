@@ -428,18 +428,22 @@ def test_another_take_of_the_same_stretch_is_outvoted_by_the_copy_but_a_second_c
     assert out["/take.wav"].copy and out["/src.wav"].copy
 
 
-def _phrase(take: int, jitter: float = 0.0, syllables: int = 14) -> np.ndarray:
+def _phrase(take: int, jitter: float = 0.0, syllables: int = 14, timing: float = 0.0) -> np.ndarray:
     """A spoken-like phrase: syllables of a harmonic voice shaped by two formants, each with a
     falling pitch, at set onsets. ``take`` > 0 with ``jitter``: another take of the same words, each
-    syllable's pitch and formants moved by up to ``jitter`` (a speaker saying it again)."""
+    syllable's pitch and formants moved by up to ``jitter`` (a speaker saying it again); with
+    ``timing``, each syllable's length and the pause after it too, and its voice starts at another
+    phase."""
     words, r = np.random.default_rng(0), np.random.default_rng(take)
     f0s, durs, gaps = words.uniform(110, 190, syllables), words.uniform(0.12, 0.25, syllables), words.uniform(0.03, 0.09, syllables)
     formants = words.uniform(400, 2600, (syllables, 2))
-    out, start = np.zeros(int(SR * (durs.sum() + gaps.sum() + 0.6))), 0.2
+    out, start = np.zeros(int(SR * ((durs.sum() + gaps.sum()) * (1 + timing) + 0.6))), 0.2
     for f0, d, g, (f1, f2) in zip(f0s, durs, gaps, formants):
         f0, f1, f2 = (x * (1 + r.uniform(-jitter, jitter)) for x in (f0, f1, f2))
+        if timing:
+            d, g = (x * (1 + r.uniform(-timing, timing)) for x in (d, g))
         t = np.arange(int(d * SR)) / SR
-        phase = 2 * np.pi * np.cumsum(f0 * (1 - 0.15 * t / d)) / SR
+        phase = 2 * np.pi * np.cumsum(f0 * (1 - 0.15 * t / d)) / SR + (r.uniform(0, 2 * np.pi) if timing else 0.0)
         voice = sum((np.exp(-(((k * f0 - f1) / 300) ** 2)) + np.exp(-(((k * f0 - f2) / 400) ** 2)) + 0.05 / k) * np.sin(k * phase)
                     for k in range(1, 25))  # fmt: skip
         i = int(start * SR)
@@ -462,3 +466,50 @@ def test_another_take_of_the_same_words_is_refused_by_its_pair_share_but_a_noisy
     assert ca.decide(take.votes, take.cover, take.runner_up).copy  # votes, cover and runner-up alone: a copy
     assert take.pair_share < ca.MIN_PAIR_SHARE and not ca.decide_match(take, n).copy
     assert 0 < ca.decide_match(take, n).confidence < 0.5
+
+
+def test_a_noisy_take_that_the_fingerprint_flags_is_refused_on_its_samples_but_a_noisy_copy_is_not(tmp_path: Path) -> None:
+    """Another take of the same words, recorded over 10 dB of noise, repeats enough of the query's
+    landmark pairs to pass the fingerprint rule (its pair share is between ``MIN_PAIR_SHARE`` and
+    ``waveform.CHECK_BELOW``). Laid against the query on its samples, as the query path does it
+    (``query.sounds.sample_check``: the library file decoded from disk at the match's offset), it
+    shares neither the waveform nor the spectra, and is no copy; a copy under the same noise shares
+    the waveform and stays one. A file that is gone leaves the fingerprint's verdict as it was."""
+    import soundfile as sf
+
+    from media_search.config import Settings
+    from media_search.decode.file import decode_sound
+    from media_search.query.rank import rerank_sounds
+    from media_search.query.sounds import sample_check
+    from media_search.signals import waveform
+    from media_search.types import Match
+
+    def noisy(x: np.ndarray, seed: int) -> np.ndarray:
+        return x + np.random.default_rng(seed).normal(0, np.sqrt(np.mean(x**2) / 10), len(x)).astype(np.float32)
+
+    words = _phrase(1)
+    files = {"query": words, "copy": noisy(words, 7), **{f"take{i}": noisy(_phrase(i, jitter=0.03, timing=0.1), i) for i in (2, 3)}}
+    for name, x in files.items():
+        sf.write(tmp_path / f"{name}.wav", x, SR)
+    settings = Settings.from_env(uri=str(tmp_path / "index.db"))
+    query = decode_sound(tmp_path / "query.wav", settings)  # 32 kHz, as a query keeps it
+    pairs = ca.landmarks(query.samples, query.sr)
+    n = ca.slots(pairs)
+    lib = {str(tmp_path / f"{name}.wav"): [ca.pack(ca.landmarks(decode_sound(tmp_path / f"{name}.wav", settings).samples, query.sr))]
+           for name in files if name != "query"}  # fmt: skip
+    check = sample_check(settings, query.samples, "audio")
+    for path, prints in lib.items():
+        m = ca.match(pairs, prints)[0]
+        assert ca.decide_match(m, n).copy  # the fingerprint alone calls each of them a copy
+        assert check(path, m) is (Path(path).stem == "copy"), path
+        if Path(path).stem != "copy":
+            assert ca.MIN_PAIR_SHARE <= m.pair_share < waveform.CHECK_BELOW  # weak: checked on the samples
+    out = {Path(r.path).stem: r for r in rerank_sounds(pairs, [Match(p, "audio", 0.9) for p in lib], lib, check=check)}
+    assert out["copy"].copy and not out["take2"].copy and not out["take3"].copy
+    assert 0 < out["take2"].copy_confidence < 0.5
+    takes = [Match(p, "audio", 0.9) for p in lib if "take" in Path(p).stem]  # no copy in the library to outvote them
+    assert any(r.copy for r in rerank_sounds(pairs, takes, lib))  # before the check: a false copy (one outvotes the other)
+    assert not any(r.copy for r in rerank_sounds(pairs, takes, lib, check=check))
+    (tmp_path / "take2.wav").unlink()  # moved since it was indexed: cannot tell, the fingerprint decides
+    assert check(str(tmp_path / "take2.wav"), ca.match(pairs, lib[str(tmp_path / "take2.wav")])[0]) is None
+    assert sample_check(settings, None, "audio") is None  # a long query keeps no samples: nothing to check

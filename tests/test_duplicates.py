@@ -519,3 +519,60 @@ def test_duplicates_tab_in_a_browser(env: dict[str, str], media: Path) -> None:
     finally:
         app.close()
         lib.close()
+
+
+def test_other_takes_of_the_same_words_are_not_grouped_but_a_noisy_copy_is(tmp_path: Path) -> None:
+    """Votes alone group another take of the same words with the recording (the rhythm of the words
+    gets a copy's votes); judged as a query judges a copy (``sounds.judge``: the fingerprint's rule,
+    then the samples of a weak copy, decoded from the files on disk), only the copy stays."""
+    import soundfile as sf
+
+    from media_search.duplicates.gather import Rows, Stored
+    from media_search.duplicates.links import Links
+    from media_search.duplicates.sounds import sound_pairs, sound_votes
+    from media_search.signals import audio as fa
+    from media_search.store.records import FileRecord
+
+    from test_copydetect import SR as PHRASE_SR
+    from test_copydetect import _phrase
+
+    def noisy(x: np.ndarray, seed: int) -> np.ndarray:
+        return x + np.random.default_rng(seed).normal(0, np.sqrt(np.mean(x**2) / 10), len(x)).astype(np.float32)
+
+    words = _phrase(1)
+    sounds = {"words": words, "copy": noisy(words, 7), **{f"take{i}": noisy(_phrase(i, jitter=0.03, timing=0.1), i) for i in (2, 3)}}
+    for n, x in sounds.items():
+        sf.write(tmp_path / f"{n}.wav", x, PHRASE_SR)
+    names = list(sounds)
+    prints = [fa.pack(fa.landmarks(sounds[n], PHRASE_SR)) for n in names]
+    voted = {frozenset((names[a], names[b])) for a, b, votes, _ in sound_votes(prints) if fa.decide(votes).copy}
+    assert frozenset(("words", "take2")) in voted and frozenset(("words", "take3")) in voted  # votes alone: copies
+    files = {n: FileRecord(n, str(tmp_path / f"{n}.wav"), "audio", content_hash=f"h{n}") for n in names}
+    links = Links()
+    sound_pairs(Stored(files, {"audio": Rows(file_ids=names, prints=prints)}, {}), links)
+    assert {frozenset((Path(p.a).stem, Path(p.b).stem)) for p in links.pairs} == {frozenset(("words", "copy"))}
+
+
+def test_two_copies_of_a_loop_are_copies_by_their_samples_where_the_querys_rule_sees_many_offsets(tmp_path: Path) -> None:
+    """A 0.3 s phrase played eight times, and the same recording 9 dB quieter: every 0.3 s offset
+    agrees about as well, so the query's rule (one sharp offset) calls it no copy; the two files'
+    samples agree at the offset the fingerprint found, so ``judge`` does. Another loop does not."""
+    import soundfile as sf
+
+    from media_search.duplicates.sounds import judge
+    from media_search.signals import audio as fa
+    from media_search.store.records import FileRecord
+
+    loop = np.tile(_tune(22, 0.3, noise=0.0), 8).astype(np.float32)
+    sounds = {"loop": loop, "quiet": loop * 10 ** (-9 / 20), "other": np.tile(_tune(24, 0.3, noise=0.0), 8).astype(np.float32)}
+    recs, prints = {}, {}
+    for n, x in sounds.items():
+        sf.write(tmp_path / f"{n}.wav", x, SR)
+        recs[n] = FileRecord(n, str(tmp_path / f"{n}.wav"), "audio", content_hash=f"h{n}")
+        prints[n] = fa.pack(fa.landmarks(x, SR))
+    m = fa.match(fa.stored_pairs(prints["loop"]), [prints["quiet"]])[0]
+    assert m.runner_up > 0.9 * m.votes and not fa.decide_match(m, fa.slots(fa.stored_pairs(prints["loop"]))).copy
+    assert judge(recs["loop"], recs["quiet"], prints["loop"], prints["quiet"]).copy
+    assert not judge(recs["loop"], recs["other"], prints["loop"], prints["other"]).copy
+    (tmp_path / "quiet.wav").unlink()  # cannot be decoded now: the query's rule decides alone
+    assert not judge(recs["loop"], recs["quiet"], prints["loop"], prints["quiet"]).copy

@@ -39,6 +39,7 @@ import numpy as np
 
 from ..signals import audio as fa
 from ..signals import image as fi
+from ..signals.waveform import CHECK_BELOW
 from ..types import Kind, Match
 from .align import align
 
@@ -220,15 +221,19 @@ def rerank_pictures(q: PictureQuery, cands: Sequence[Candidate], stored: StoredF
 
 
 def rerank_sounds(query: fa.Pairs, matches: Sequence[Match], prints: dict[str, list[np.ndarray]],
-                  *, head: Collection[str] | None = None) -> list[Match]:  # fmt: skip
+                  *, head: Collection[str] | None = None,
+                  check: Callable[[str, fa.AudioMatch], bool | None] | None = None) -> list[Match]:  # fmt: skip
     """``prints``: packed landmarks of each candidate file (by path), any number of arrays each.
 
     ``head``: the paths whose copies may outvote another (``signals.audio.outvoted``), all when
-    None. The callers pass the pool that does not depend on ``k``, so neither do its verdicts."""
+    None. The callers pass the pool that does not depend on ``k``, so neither do its verdicts.
+    ``check``: asked about each copy whose fingerprint agreement is weak (``signals.waveform``):
+    whether the file's samples are the query's (False: another take of the same words, not a copy),
+    None when it cannot tell (then the pair share decides); ``query.sounds.sample_check``."""
     files = (np.concatenate(prints[m.path]) if prints.get(m.path) else np.zeros(0, np.int64) for m in matches)
     found = fa.match(query, files)  # one file's landmarks at a time
     n_slots = fa.slots(query)
-    evidence = [fa.decide_match(f, n_slots) for f in found]
+    evidence = [_heard(m.path, f, n_slots, check) for m, f in zip(matches, found)]
     copies = [f for m, f, ev in zip(matches, found, evidence) if ev.copy and (head is None or m.path in head)]
     out = []
     for m, f, ev in zip(matches, found, evidence):
@@ -240,6 +245,15 @@ def rerank_sounds(query: fa.Pairs, matches: Sequence[Match], prints: dict[str, l
     # Copies first; below them, fingerprint agreement (votes, in the confidence) before the embedding
     # score: a noisy copy that falls short of the verdict still beats a file that shares nothing.
     return sorted(out, key=lambda m: (not m.copy, -(m.copy_confidence or 0.0), -m.score, m.path))
+
+
+def _heard(path: str, f: fa.AudioMatch, n_slots: int, check: Callable[[str, fa.AudioMatch], bool | None] | None) -> fa.AudioEvidence:
+    """The fingerprint's verdict on ``f``, a weak copy's (pair share under ``CHECK_BELOW``) with
+    what ``check`` finds in the samples (``signals.audio.decide``'s ``heard``)."""
+    ev = fa.decide_match(f, n_slots, heard=True)  # the rule but for the pair share
+    if ev.copy and f.pair_share < CHECK_BELOW:
+        return fa.decide_match(f, n_slots, heard=check(path, f) if check is not None else None)
+    return ev
 
 
 def _order_key(m: Match) -> tuple[bool, float, float, str]:

@@ -37,7 +37,7 @@ from . import rank as copyrank
 from .place import place_matches
 from .pool import Ctx, candidates
 from .rank import align_rows, shortlist
-from .sounds import rank_sounds, read_sounds, stored_prints, voted
+from .sounds import rank_sounds, read_sounds, sample_check, stored_prints, voted
 from .stream import Progress, check_length
 
 if TYPE_CHECKING:
@@ -277,7 +277,7 @@ def _rank(lib: Ctx, q: Query, target: Kind, k: int) -> Callable[[], list[Match]]
     store = lib.store
     done: list[Match] = []
     if q.ranks_by_sound(target):  # a sound finds the sounds, and the videos whose soundtrack it is in
-        done = rank_sounds(lib, q.sound, k, q.content_hash, source=target, pairs=q.pairs)
+        done = rank_sounds(lib, q.sound, k, q.content_hash, source=target, pairs=q.pairs, samples=q.samples)
     elif target == "image":
         vecs = q.image.vectors if q.image is not None else q.frames.vectors if q.frames is not None else None
         if vecs is not None and store.has("image"):
@@ -391,7 +391,8 @@ def _rank_sequences(lib: Ctx, q: Query, k: int) -> list[Match]:
         out.append(m)
     in_head = {r.path for r in rows if r.file_id in head}
     if q.pairs is not None and sound_rows:  # the soundtracks' fingerprints: copies, localised in time
-        out = copyrank.rerank_sounds(q.pairs, out, stored_prints(store, sound_rows, "video"), head=in_head)
+        out = copyrank.rerank_sounds(q.pairs, out, stored_prints(store, sound_rows, "video"), head=in_head,
+                                     check=sample_check(lib.settings, q.samples, "video"))  # fmt: skip
     else:
         out.sort(key=lambda m: (-m.score, m.path))
     if q.frame_hashes is not None:  # the keyframes' pHashes: copies by their pictures, whatever the sound

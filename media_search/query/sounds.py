@@ -6,7 +6,8 @@ both at once when a query ranks against both (an audio query).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import rank as copyrank
@@ -16,18 +17,22 @@ from .rank import align_rows, shortlist
 if TYPE_CHECKING:
     import numpy as np
 
+    from ..config import Settings
     from ..embed.embedders import Embedded
+    from ..signals.audio import AudioMatch
     from ..store.milvus import MilvusStore
     from ..store.records import Row
     from ..types import Match
 
-__all__ = ["rank_sounds", "read_sounds", "sound_shortlist", "stored_prints", "voted", "SOUND_POOL"]
+__all__ = ["rank_sounds", "read_sounds", "sound_shortlist", "stored_prints", "voted", "sample_check", "SOUND_POOL"]
 
 #: Files a sound query's embeddings put in its head, whatever ``k``: its copies come from the
 #: fingerprint index (``signals.print_index``) wherever the embeddings rank them, so the head needs
 #: no more than the similar sounds a page of results shows. Each file's rows are read with their
 #: vectors and fingerprints: 32 files cost 0.2 s of a 0.55 s query at 9,800 windows.
 SOUND_POOL = 16
+
+log = logging.getLogger(__name__)
 
 
 def read_sounds(lib: Ctx, sound: Embedded, pairs: Any, exclude: str, sources: Sequence[str], k: int) -> None:
@@ -97,11 +102,37 @@ def stored_prints(store: MilvusStore, rows: Sequence[Row], source: str) -> dict[
     return prints
 
 
+def sample_check(settings: Settings, samples: np.ndarray | None, source: str) -> Callable[[str, AudioMatch], bool | None] | None:
+    """What ``rank.rerank_sounds`` asks of a weak fingerprint copy (``signals.waveform``): whether
+    the library file at ``path`` holds the query's ``samples`` (at 32 kHz) at the match's offset.
+    None when the query kept no samples (a long sound, streamed). A file that cannot be decoded
+    now (moved, unreadable) answers None: the fingerprint's verdict stands."""
+    if samples is None:
+        return None
+    from ..decode.audio import SAMPLE_RATE
+    from ..decode.file import decode_sound
+    from ..errors import MediaSearchError
+    from ..signals import waveform
+
+    def check(path: str, m: AudioMatch) -> bool | None:
+        start, seconds = waveform.library_span(m)
+        try:
+            heard = decode_sound(path, settings, from_video=source == "video", span=(start, seconds))
+        except MediaSearchError as e:
+            log.debug("could not check %s on its samples: %s", path, e)
+            return None
+        got = waveform.agreement(samples, SAMPLE_RATE, heard.samples, heard.sr, m, start)
+        return None if got is None else got.copy
+
+    return check
+
+
 def rank_sounds(
-    lib: Ctx, sound: Embedded, k: int, exclude: str, *, source: str, pairs: Any = None,
+    lib: Ctx, sound: Embedded, k: int, exclude: str, *, source: str, pairs: Any = None, samples: np.ndarray | None = None,
 ) -> list[Match]:  # fmt: skip
     """The files whose ``source`` sound (``"audio"``, or ``"video"``: soundtracks) agrees with
-    ``sound``, aligned in time and, with ``pairs``, checked by their fingerprints."""
+    ``sound``, aligned in time and, with ``pairs``, checked by their fingerprints (and the weak
+    copies among them on the query's ``samples``: ``sample_check``)."""
     from ..embed.audio import AUDIO_HOP, AUDIO_WINDOW
 
     store = lib.store
@@ -119,7 +150,8 @@ def rank_sounds(
     in_head = {r.path for r in rows if r.file_id in head}
     out = align_rows(sound.timestamps, sound.vectors, rows, tol=AUDIO_HOP, source=source)
     if pairs is not None:
-        out = copyrank.rerank_sounds(pairs, out, stored_prints(store, rows, source), head=in_head)
+        out = copyrank.rerank_sounds(pairs, out, stored_prints(store, rows, source), head=in_head,
+                                     check=sample_check(lib.settings, samples, source))  # fmt: skip
     else:
         out = sorted(out, key=lambda m: (-m.score, m.path))
     out = sorted(out, key=lambda m: m.path not in in_head)[:k]  # stable: the head first, in its order

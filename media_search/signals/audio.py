@@ -46,6 +46,7 @@ __all__ = [
     "AudioEvidence",
     "landmarks",
     "pack",
+    "stored_pairs",
     "split_by_time",
     "match",
     "decide",
@@ -109,7 +110,9 @@ OUTVOTED_HITS = 0.65
 #: is a vote) but on few of their pairs. Calibration half (``scripts/bench/flag_rules.py``): the
 #: flagged other takes hit 0.032 to 0.162 of their pairs (16 of 31 under 0.08, among them the one
 #: that ``outvoted`` leaves); the sources, every edit family, 0.098 to 1.0 (noise at 10 dB SNR
-#: lowest; short clips 0.104, tempo 0.115, mp3 0.108).
+#: lowest; short clips 0.104, tempo 0.115, mp3 0.108). Asked only where the samples were not
+#: compared (``decide``'s ``heard``): a weak copy is checked on them (``signals.waveform``), which
+#: tells the takes from the copies at any pair share (a noisy copy of a song: 0.025).
 MIN_PAIR_SHARE = 0.08
 _VOTES_FULL = 20  # votes scale of the confidence
 COPY_THRESHOLD = 0.5
@@ -260,6 +263,14 @@ def unpack(packed: np.ndarray, dtype: type = np.int64) -> tuple[np.ndarray, np.n
     return (v >> _TIME_BITS).astype(dtype, copy=False), (v & ((1 << _TIME_BITS) - 1)).astype(dtype, copy=False)
 
 
+def stored_pairs(packed: np.ndarray) -> Pairs:
+    """The landmark pairs of stored (``pack``) values, to match as a query: each gap as the odd
+    frame count of its hash's 2-frame step (the stored form keeps no finer), so its own hash
+    is unchanged and a tempo hypothesis moves it from the step's middle."""
+    h, t = unpack(packed)
+    return Pairs((h >> 14).astype(np.int32), ((h >> 5) & 511).astype(np.int32), ((h & 31) * 2 + 1).astype(np.int32), t)
+
+
 def split_by_time(packed: np.ndarray, starts: Sequence[float], *, cap: int = 4096) -> list[np.ndarray]:
     """Share packed values among rows starting at ``starts`` (s, ascending): each value goes to the
     last row starting at or before its anchor (the first row takes anything earlier); at most ``cap``
@@ -404,13 +415,15 @@ def slots(query: Pairs) -> int:
 
 
 def decide(votes: int, n_slots: int | None = None, runner_up: int = 0, repeats: bool = False,
-           outvoted: bool = False, pair_share: float = 1.0) -> AudioEvidence:  # fmt: skip
+           outvoted: bool = False, pair_share: float = 1.0, heard: bool | None = None) -> AudioEvidence:  # fmt: skip
     """A match as a copy verdict and a 0..1 confidence (0.5 and up: a copy).
 
     With ``n_slots`` (``slots(query)``), the calibrated rule above; without it, votes alone (the
     generated-tune calibration of ``FP_VERSION`` v1, kept for callers that have no query).
     ``outvoted``: another copy matches the same stretch far better (``outvoted``): not a copy.
-    ``pair_share``: ``AudioMatch.pair_share``; under ``MIN_PAIR_SHARE``, not a copy."""
+    ``pair_share``: ``AudioMatch.pair_share``; under ``MIN_PAIR_SHARE``, not a copy, unless
+    ``heard``: whether the library file's samples were found to be the query's (``signals.waveform``):
+    False, not a copy; True, the pair share is not asked; None (not compared), it is."""
     if n_slots is None:
         conf = min(1.0, max(0.0, (votes - _VOTES_LO) / (_VOTES_HI - _VOTES_LO)))
         return AudioEvidence(conf >= COPY_THRESHOLD, round(conf, 4), int(votes))
@@ -418,7 +431,7 @@ def decide(votes: int, n_slots: int | None = None, runner_up: int = 0, repeats: 
     # at a few places (``AudioMatch.repeats``: a loop)
     clear = runner_up <= MAX_RUNNER_UP * votes or votes - runner_up >= MIN_MARGIN or repeats
     sharp = (votes >= MIN_VOTES and votes >= MIN_COVER * max(n_slots, 1) and clear and not outvoted
-             and pair_share >= MIN_PAIR_SHARE)  # fmt: skip
+             and (heard or (heard is None and pair_share >= MIN_PAIR_SHARE)))  # fmt: skip
     if sharp:
         conf = 0.5 + 0.5 * (1.0 - float(np.exp(-(votes - MIN_VOTES) / _VOTES_FULL)))  # more votes, higher: ties are rare
     else:
@@ -426,10 +439,10 @@ def decide(votes: int, n_slots: int | None = None, runner_up: int = 0, repeats: 
     return AudioEvidence(sharp, round(conf, 4), int(votes))
 
 
-def decide_match(m: AudioMatch, n_slots: int, *, outvoted: bool = False) -> AudioEvidence:
+def decide_match(m: AudioMatch, n_slots: int, *, outvoted: bool = False, heard: bool | None = None) -> AudioEvidence:
     """``decide`` on a ``match`` result: its votes on its ``cover`` (the query's ``n_slots`` when
     the match has none), its runner-up, its repeats and its pair share."""
-    return decide(m.votes, m.cover or n_slots, m.runner_up, m.repeats, outvoted, m.pair_share)
+    return decide(m.votes, m.cover or n_slots, m.runner_up, m.repeats, outvoted, m.pair_share, heard)
 
 
 def outvoted(m: AudioMatch, stronger: AudioMatch) -> bool:

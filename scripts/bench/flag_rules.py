@@ -20,6 +20,10 @@ flags for each query of a half among the 25 library files sharing the most hashe
 sources' ``AudioMatch.pair_share`` per edit family against the other files' (none sharing the
 source's samples: other takes of the same words).
 
+And, for ``signals.waveform`` (``--samples``), the same flags laid against their query on the
+samples, as ``query.sounds.sample_check`` does it: each family's range of ``wave`` and
+``spectral`` against the other takes', and how many of each the check would refuse.
+
 Features of a flag: ``ratio``, its votes over the best flagged match's votes for the same query,
 and ``hits``, the share of the query's landmark slots in the matched stretch that hit at the
 match's offset (``AudioMatch.hit_share``). A rule demotes a flag (copy -> similar) when
@@ -105,17 +109,16 @@ def second_copies(data: dict, prints: Prints) -> list[dict]:
     return out
 
 
-def pair_shares(data: dict, prints: Prints, half: str) -> tuple[dict[str, list[float]], list[float]]:
-    """The pair shares of the sources flagged by the rule without ``MIN_PAIR_SHARE`` (per family),
-    and of the other files it flags that share none of the source's samples."""
+def flags(data: dict, prints: Prints, half: str):
+    """Every copy that the rule without ``MIN_PAIR_SHARE`` (and without ``signals.waveform``) flags
+    for each query of ``half`` among the 25 library files sharing the most hashes with it, but for
+    files sharing the source's samples: ``(query, library file, AudioMatch, is the source)``."""
     library = list(data["library"])
     hashes = [fa.unpack(prints.packed(p))[0] for p in library]
     allh = np.concatenate(hashes)
     owner = np.concatenate([np.full(len(h), i) for i, h in enumerate(hashes)])
     o = np.argsort(allh, kind="stable")
     allh, owner = allh[o], owner[o]
-    sources: dict[str, list[float]] = defaultdict(list)
-    others: list[float] = []
     for q in data["queries"]:
         if q["half"] != half:
             continue
@@ -129,10 +132,51 @@ def pair_shares(data: dict, prints: Prints, half: str) -> tuple[dict[str, list[f
             if not fa.decide(m.votes, m.cover or n_slots, m.runner_up, m.repeats).copy:
                 continue
             if library[i] == q["original"]:
-                sources[q["family"]].append(m.pair_share)
+                yield q, library[i], m, True
             elif not shares_audio(q["original"], library[i]):
-                others.append(m.pair_share)
+                yield q, library[i], m, False
+
+
+def pair_shares(data: dict, prints: Prints, half: str) -> tuple[dict[str, list[float]], list[float]]:
+    """The pair shares of the sources flagged by the rule without ``MIN_PAIR_SHARE`` (per family),
+    and of the other files it flags that share none of the source's samples."""
+    sources: dict[str, list[float]] = defaultdict(list)
+    others: list[float] = []
+    for q, _, m, is_source in flags(data, prints, half):
+        (sources[q["family"]] if is_source else others).append(m.pair_share)
     return sources, others
+
+
+def sample_agreements(data: dict, prints: Prints, half: str) -> None:
+    """``signals.waveform.agreement`` of each flag (``flags``), as the query path computes it
+    (``query.sounds.sample_check``'s decoding of the library stretch): its lowest per family for the
+    sources, its highest for the other takes, and the flags the checks would decide."""
+    from media_search.config import Settings
+    from media_search.decode.file import decode_sound
+    from media_search.signals import waveform as fw
+
+    settings = Settings.from_env()
+    rows = []
+    for q, path, m, is_source in flags(data, prints, half):
+        query = decode_sound(q["query"], settings)
+        start, seconds = fw.library_span(m)
+        heard = decode_sound(path, settings, span=(start, seconds))
+        got = fw.agreement(query.samples, query.sr, heard.samples, heard.sr, m, start)
+        rows.append((q["family"] if is_source else "other take", got, m.pair_share))
+    print(f"{half} half, samples of each flag (MIN_WAVE {fw.MIN_WAVE}, MIN_SPECTRAL {fw.MIN_SPECTRAL}, "
+          f"checked under a pair share of {fw.CHECK_BELOW}):")  # fmt: skip
+    for fam in sorted({r[0] for r in rows}):
+        got = [(g, ps) for f, g, ps in rows if f == fam]
+        none = sum(g is None for g, _ in got)
+        got = [(g, ps) for g, ps in got if g is not None]
+        wave = sorted(g.wave for g, _ in got)
+        spec = sorted(g.spectral for g, _ in got)
+        fails = sum(not g.copy and ps < fw.CHECK_BELOW for g, ps in got)
+        print(f"  {fam}: {len(got) + none} flags ({none} not comparable); wave {wave[0]:.3f} to {wave[-1]:.3f}, "
+              f"spectral {spec[0]:.3f} to {spec[-1]:.3f}; spectral under the bar: wave from "
+              f"{min((g.wave for g, _ in got if g.spectral < fw.MIN_SPECTRAL), default=float('nan')):.3f}; "
+              f"wave under the bar: spectral from {min((g.spectral for g, _ in got if g.wave < fw.MIN_WAVE), default=float('nan')):.3f}; "
+              f"refused {fails}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,13 +186,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--answers", type=Path, default=None, help="a run's answers (default: the one in --out)")
     ap.add_argument("--pair-share", choices=("calibration", "report"), default=None,
                     help="show the pair shares of one half's flags instead (signals.audio.MIN_PAIR_SHARE)")
+    ap.add_argument("--samples", choices=("calibration", "report"), default=None,
+                    help="show the sample checks of one half's flags instead (signals.waveform)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     answers = args.answers or out / f"audio-real-answers-{args.sources}.jsonl"
-    if not answers.exists() and not args.pair_share:
+    if not answers.exists() and not (args.pair_share or args.samples):
         raise SystemExit(f"{answers} is missing: run scripts/bench_copy.py --only audio-real --sources {args.sources} first")
     data = make_real_audio(out, n_sources=args.sources)
     prints = Prints()
+    if args.samples:
+        sample_agreements(data, prints, args.samples)
+        return 0
     if args.pair_share:
         sources, others = pair_shares(data, prints, args.pair_share)
         print(f"{args.pair_share} half, pair share of each flag (MIN_PAIR_SHARE = {fa.MIN_PAIR_SHARE}):")
