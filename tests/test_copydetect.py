@@ -468,6 +468,21 @@ def test_another_take_of_the_same_words_is_refused_by_its_pair_share_but_a_noisy
     assert 0 < ca.decide_match(take, n).confidence < 0.5
 
 
+def takes_on_disk(folder: Path, name: str) -> dict[str, np.ndarray]:
+    """A phrase (``name``), its copy under 10 dB of white noise (``copy``) and two other takes of it
+    recorded over the same noise (``take2``, ``take3``), written as wav files in ``folder``."""
+    import soundfile as sf
+
+    def noisy(x: np.ndarray, seed: int) -> np.ndarray:
+        return x + np.random.default_rng(seed).normal(0, np.sqrt(np.mean(x**2) / 10), len(x)).astype(np.float32)
+
+    words = _phrase(1)
+    sounds = {name: words, "copy": noisy(words, 7), **{f"take{i}": noisy(_phrase(i, jitter=0.03, timing=0.1), i) for i in (2, 3)}}
+    for n, x in sounds.items():
+        sf.write(folder / f"{n}.wav", x, SR)
+    return sounds
+
+
 def test_a_noisy_take_that_the_fingerprint_flags_is_refused_on_its_samples_but_a_noisy_copy_is_not(tmp_path: Path) -> None:
     """Another take of the same words, recorded over 10 dB of noise, repeats enough of the query's
     landmark pairs to pass the fingerprint rule (its pair share is between ``MIN_PAIR_SHARE`` and
@@ -475,7 +490,6 @@ def test_a_noisy_take_that_the_fingerprint_flags_is_refused_on_its_samples_but_a
     (``query.sounds.sample_check``: the library file decoded from disk at the match's offset), it
     shares neither the waveform nor the spectra, and is no copy; a copy under the same noise shares
     the waveform and stays one. A file that is gone leaves the fingerprint's verdict as it was."""
-    import soundfile as sf
 
     from media_search.config import Settings
     from media_search.decode.file import decode_sound
@@ -484,13 +498,7 @@ def test_a_noisy_take_that_the_fingerprint_flags_is_refused_on_its_samples_but_a
     from media_search.signals import waveform
     from media_search.types import Match
 
-    def noisy(x: np.ndarray, seed: int) -> np.ndarray:
-        return x + np.random.default_rng(seed).normal(0, np.sqrt(np.mean(x**2) / 10), len(x)).astype(np.float32)
-
-    words = _phrase(1)
-    files = {"query": words, "copy": noisy(words, 7), **{f"take{i}": noisy(_phrase(i, jitter=0.03, timing=0.1), i) for i in (2, 3)}}
-    for name, x in files.items():
-        sf.write(tmp_path / f"{name}.wav", x, SR)
+    files = takes_on_disk(tmp_path, "query")
     settings = Settings.from_env(uri=str(tmp_path / "index.db"))
     query = decode_sound(tmp_path / "query.wav", settings)  # 32 kHz, as a query keeps it
     pairs = ca.landmarks(query.samples, query.sr)

@@ -525,7 +525,6 @@ def test_other_takes_of_the_same_words_are_not_grouped_but_a_noisy_copy_is(tmp_p
     """Votes alone group another take of the same words with the recording (the rhythm of the words
     gets a copy's votes); judged as a query judges a copy (``sounds.judge``: the fingerprint's rule,
     then the samples of a weak copy, decoded from the files on disk), only the copy stays."""
-    import soundfile as sf
 
     from media_search.duplicates.gather import Rows, Stored
     from media_search.duplicates.links import Links
@@ -534,15 +533,9 @@ def test_other_takes_of_the_same_words_are_not_grouped_but_a_noisy_copy_is(tmp_p
     from media_search.store.records import FileRecord
 
     from test_copydetect import SR as PHRASE_SR
-    from test_copydetect import _phrase
+    from test_copydetect import takes_on_disk
 
-    def noisy(x: np.ndarray, seed: int) -> np.ndarray:
-        return x + np.random.default_rng(seed).normal(0, np.sqrt(np.mean(x**2) / 10), len(x)).astype(np.float32)
-
-    words = _phrase(1)
-    sounds = {"words": words, "copy": noisy(words, 7), **{f"take{i}": noisy(_phrase(i, jitter=0.03, timing=0.1), i) for i in (2, 3)}}
-    for n, x in sounds.items():
-        sf.write(tmp_path / f"{n}.wav", x, PHRASE_SR)
+    sounds = takes_on_disk(tmp_path, "words")
     names = list(sounds)
     prints = [fa.pack(fa.landmarks(sounds[n], PHRASE_SR)) for n in names]
     voted = {frozenset((names[a], names[b])) for a, b, votes, _ in sound_votes(prints) if fa.decide(votes).copy}
