@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..signals import audio as fa
-from ..signals.waveform import CHECK_BELOW
+from ..signals import waveform as fw
 from ..signals.image import Verification
 from .gather import Stored
 from .links import Links, Pair
@@ -221,8 +221,6 @@ def _judged(ra: FileRecord, rb: FileRecord, counted: Counted, verdicts: Verdicts
 
 def sound_version() -> str:
     """What the kept sound pairs depend on (``verdicts``)."""
-    from ..signals import waveform as fw
-
     judged = f"judged|share{fa.MIN_PAIR_SHARE}|cover{fa.MIN_COVER}|check{fw.CHECK_BELOW}-{fw.MIN_WAVE}-{fw.MIN_SPECTRAL}"
     return f"{fa.FP_VERSION}|cap{BUCKET_CAP}|tempo{TEMPO_MIN_VOTES}|report{REPORT_MIN_VOTES}|{judged}"
 
@@ -243,7 +241,7 @@ def judge(a: FileRecord, b: FileRecord, prints_a: np.ndarray, prints_b: np.ndarr
     n = fa.slots(qa)
     m = fa.match(qa, [prints_b])[0]
     ev = fa.decide_match(m, n, heard=True)  # the rule but for the pair share
-    if ev.copy and m.pair_share >= CHECK_BELOW:
+    if ev.copy and m.pair_share >= fw.CHECK_BELOW:
         return ev
     heard = _heard(a, b, m) if m.votes else None
     if heard is None:
@@ -254,20 +252,17 @@ def judge(a: FileRecord, b: FileRecord, prints_a: np.ndarray, prints_b: np.ndarr
 
 
 def _heard(a: FileRecord, b: FileRecord, m: fa.AudioMatch) -> bool | None:
-    """``signals.waveform.agreement`` of ``a``'s matched stretch with ``b``'s, both decoded now."""
+    """``signals.waveform.heard``: ``a``'s matched stretch, decoded now, against ``b``'s."""
     from ..decode.audio import decode_audio
     from ..errors import MediaSearchError
-    from ..signals import waveform as fw
 
-    qs, ls = fw.query_span(m), fw.library_span(m)
+    qs = fw.query_span(m)
     try:
         x = decode_audio(a.path, from_video=a.kind == "video", span=qs)
-        y = decode_audio(b.path, from_video=b.kind == "video", span=ls)
     except MediaSearchError as e:
-        log.debug("could not check %s against %s on their samples: %s", a.path, b.path, e)
+        log.debug("could not check %s on its samples: %s", a.path, e)
         return None
-    got = fw.agreement(x.samples, x.sr, y.samples, y.sr, m, ls[0], query_start=qs[0])
-    return None if got is None else got.copy
+    return fw.heard(x.samples, x.sr, b.path, m, from_video=b.kind == "video", query_start=qs[0])
 
 
 @dataclass

@@ -6,7 +6,6 @@ both at once when a query ranks against both (an audio query).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +30,6 @@ __all__ = ["rank_sounds", "read_sounds", "sound_shortlist", "stored_prints", "vo
 #: no more than the similar sounds a page of results shows. Each file's rows are read with their
 #: vectors and fingerprints: 32 files cost 0.2 s of a 0.55 s query at 9,800 windows.
 SOUND_POOL = 16
-
-log = logging.getLogger(__name__)
 
 
 def read_sounds(lib: Ctx, sound: Embedded, pairs: Any, exclude: str, sources: Sequence[str], k: int) -> None:
@@ -110,19 +107,10 @@ def sample_check(settings: Settings, samples: np.ndarray | None, source: str) ->
     if samples is None:
         return None
     from ..decode.audio import SAMPLE_RATE
-    from ..decode.file import decode_sound
-    from ..errors import MediaSearchError
-    from ..signals import waveform
+    from ..signals.waveform import heard
 
     def check(path: str, m: AudioMatch) -> bool | None:
-        start, seconds = waveform.library_span(m)
-        try:
-            heard = decode_sound(path, settings, from_video=source == "video", span=(start, seconds))
-        except MediaSearchError as e:
-            log.debug("could not check %s on its samples: %s", path, e)
-            return None
-        got = waveform.agreement(samples, SAMPLE_RATE, heard.samples, heard.sr, m, start)
-        return None if got is None else got.copy
+        return heard(samples, SAMPLE_RATE, path, m, from_video=source == "video", timeout=settings.decode_timeout)
 
     return check
 

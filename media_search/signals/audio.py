@@ -110,9 +110,9 @@ OUTVOTED_HITS = 0.65
 #: is a vote) but on few of their pairs. Calibration half (``scripts/bench/flag_rules.py``): the
 #: flagged other takes hit 0.032 to 0.162 of their pairs (16 of 31 under 0.08, among them the one
 #: that ``outvoted`` leaves); the sources, every edit family, 0.098 to 1.0 (noise at 10 dB SNR
-#: lowest; short clips 0.104, tempo 0.115, mp3 0.108). Asked only where the samples were not
-#: compared (``decide``'s ``heard``): a weak copy is checked on them (``signals.waveform``), which
-#: tells the takes from the copies at any pair share (a noisy copy of a song: 0.025).
+#: lowest; short clips 0.104, tempo 0.115, mp3 0.108). Not asked of a weak copy whose waveform
+#: agrees with the query's (``decide``'s ``heard``, ``signals.waveform``: a noisy copy of a song
+#: can hit 0.025); asked where the samples were not compared, or agree by their spectra alone.
 MIN_PAIR_SHARE = 0.08
 _VOTES_FULL = 20  # votes scale of the confidence
 COPY_THRESHOLD = 0.5

@@ -35,13 +35,16 @@ hence the pair share asked of spectra alone, a rule that only refuses more."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from . import audio as fa
 
-__all__ = ["CHECK_BELOW", "MIN_WAVE", "MIN_SPECTRAL", "Agreement", "query_span", "library_span", "agreement"]
+__all__ = ["CHECK_BELOW", "MIN_WAVE", "MIN_SPECTRAL", "Agreement", "query_span", "library_span", "agreement", "heard"]
+
+log = logging.getLogger(__name__)
 
 #: Matches whose ``pair_share`` is under this are checked on the samples; above it, the fingerprint
 #: settles the copy alone. The other takes flagged on the calibration half hit at most 0.162 of
@@ -110,6 +113,24 @@ def agreement(query: np.ndarray, query_sr: int, lib: np.ndarray, lib_sr: int, m:
     wave = _wave(x[int(lo * fa.FP_RATE) : int(hi * fa.FP_RATE)], y, (lo * m.scale + m.offset - lib_start) * fa.FP_RATE, m.scale)
     spectral = _spectral(x, y, lo, hi, m, lib_start)
     return None if spectral is None else Agreement(round(wave, 4), round(spectral, 4), m.pair_share)
+
+
+def heard(query: np.ndarray, query_sr: int, path: str, m: fa.AudioMatch, *, from_video: bool = False,
+          query_start: float = 0.0, timeout: float = 120.0) -> bool | None:  # fmt: skip
+    """Whether the file at ``path`` holds the query's samples at ``m`` (``agreement``, ``copy``): its
+    ``library_span`` decoded now (a video's soundtrack with ``from_video``). None when it cannot
+    tell: the file cannot be decoded now (moved, unreadable), or the stretch holds no sound."""
+    from ..decode.audio import decode_audio
+    from ..errors import MediaSearchError
+
+    start, seconds = library_span(m)
+    try:
+        lib = decode_audio(path, from_video=from_video, span=(start, seconds), timeout=timeout)
+    except MediaSearchError as e:
+        log.debug("could not check %s on its samples: %s", path, e)
+        return None
+    got = agreement(query, query_sr, lib.samples, lib.sr, m, start, query_start=query_start)
+    return None if got is None else got.copy
 
 
 def _wave(seg: np.ndarray, y: np.ndarray, at: float, scale: float) -> float:
