@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ..store.records import Row
     from ..types import Match
 
-__all__ = ["rank_sounds", "read_sounds", "sound_shortlist", "stored_prints", "voted", "sample_check", "SOUND_POOL"]
+__all__ = ["rank_sounds", "read_sounds", "sound_rows", "sound_shortlist", "stored_prints", "voted", "sample_check", "SOUND_POOL"]
 
 #: Files a sound query's embeddings put in its head, whatever ``k``: its copies come from the
 #: fingerprint index (``signals.print_index``) wherever the embeddings rank them, so the head needs
@@ -42,7 +42,19 @@ def read_sounds(lib: Ctx, sound: Embedded, pairs: Any, exclude: str, sources: Se
     for source in sources:
         lib.sound_short[source] = sound_shortlist(lib, sound, k, exclude, source, pairs)
     union = list(dict.fromkeys(f for short, _ in lib.sound_short.values() for f in short))
-    lib.sound_rows = lib.store.fetch_rows("audio", union)
+    lib.sound_rows = sound_rows(lib.store, union)
+
+
+def sound_rows(store: MilvusStore, file_ids: Sequence[str]) -> list[Row]:
+    """Every audio row of these files, with its vector: from the fingerprint index where it keeps
+    them (beside a Lite ``.db``: ``store.prints``), the others from the store."""
+    from ..signals.print_index import print_index
+
+    if not file_ids:
+        return []
+    kept = print_index(store).windows(file_ids)
+    missing = [f for f in file_ids if f not in kept]
+    return [r for f in file_ids for r in kept.get(f, ())] + (store.fetch_rows("audio", missing) if missing else [])
 
 
 def sound_shortlist(lib: Ctx, sound: Embedded, k: int, exclude: str, source: str, pairs: Any) -> tuple[list[str], set[str]]:
@@ -133,7 +145,7 @@ def rank_sounds(
         rows = [r for r in lib.sound_rows if r.file_id in mine]
     else:
         short, head = sound_shortlist(lib, sound, k, exclude, source, pairs)
-        rows = store.fetch_rows("audio", short)
+        rows = sound_rows(store, short)
     rows = [r for r in rows if r.content_hash != exclude]
     in_head = {r.path for r in rows if r.file_id in head}
     out = align_rows(sound.timestamps, sound.vectors, rows, tol=AUDIO_HOP, source=source)

@@ -19,6 +19,15 @@ rebuilt from the stored fingerprints; a fingerprint version change (``FP_VERSION
 ``sync`` reads the manifest only when the store says it may have changed (``MilvusStore.writes``,
 bumped by this process's manifest writes) or, on a server that other processes write to, at
 most every ``SERVER_RECHECK_S`` seconds.
+
+Beside a Lite ``.db`` the index also keeps each file's window rows with their vectors
+(``windows``): a query ranks its candidate sounds on all their windows, and Milvus Lite, a
+Python server, answers a read of a few hundred rows by copying every vector of the collection and
+turning each row's into Python floats (80 to 300 ms of a 450 ms audio query at 9,800 windows;
+this file answers in a few). Their vectors depend on the model, so the audio collection's model
+is part of each entry's stamp: another model reads every file again. Lite lets one process hold
+a ``.db``, so what ``sync`` saw is what the store holds. A server's index keeps no rows: other
+processes write to the server, and each machine's copy of every vector would grow with it.
 """
 
 from __future__ import annotations
@@ -49,8 +58,9 @@ _TIME_BITS = 31
 _BLOCK = 65_536  # postings read from SQLite at a time
 #: The layout of the file's tables, kept in its version beside the fingerprints' (``FP_VERSION``):
 #: 2 keeps each file's packed landmarks (``files.prints``, read by a query's ranking) in place of
-#: its distinct hashes (which a removal takes from them).
-_LAYOUT = 2
+#: its distinct hashes (which a removal takes from them); 3 keeps its window rows too, with their
+#: vectors, beside a Lite ``.db`` (``files.windows``, ``PrintIndex.windows``).
+_LAYOUT = 3
 
 
 def index_path(store: MilvusStore) -> str:
@@ -72,13 +82,16 @@ def side_file(store: MilvusStore, name: str) -> str:
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS files (fid INTEGER PRIMARY KEY, file_id TEXT UNIQUE, path TEXT, source TEXT, stamp TEXT, prints BLOB);
+CREATE TABLE IF NOT EXISTS files (fid INTEGER PRIMARY KEY, file_id TEXT UNIQUE, path TEXT, source TEXT, stamp TEXT, prints BLOB, windows BLOB);
 CREATE TABLE IF NOT EXISTS postings (hash INTEGER, fid INTEGER, t INTEGER, PRIMARY KEY (hash, fid, t)) WITHOUT ROWID;
 """
 
 
-def _stamp(rec: object) -> str:
-    return f"{rec.content_hash}:{rec.size}:{rec.mtime}:{rec.rows}"  # type: ignore[attr-defined]
+def _stamp(rec: object, model: str = "") -> str:
+    """What a file's entry was read at: its manifest record's content hash, size, mtime and row
+    count, and ``model`` (the audio collection's, for an index that keeps the rows' vectors)."""
+    base = f"{rec.content_hash}:{rec.size}:{rec.mtime}:{rec.rows}"  # type: ignore[attr-defined]
+    return f"{base}:{model}" if model else base
 
 
 def _stamp_hash(stamp: object) -> str:
@@ -121,6 +134,7 @@ class PrintIndex:
         # The last lookup's postings of every source, by its hashes: a query looks its hashes up once
         # per source searched (its sounds, then the videos' soundtracks). Only a small one is kept.
         self._last: tuple[bytes, np.ndarray] | None = None
+        self.keeps_windows = bool(store.is_lite)  # see the module docstring
 
     # -- the file ----------------------------------------------------------------------------
     @property
@@ -187,18 +201,24 @@ class PrintIndex:
             self._synced_at = (writes, now)
             return
         want = {r.file_id: r for r in self.store.iter_files(state="done", strong=False) if r.kind in ("audio", "video")}
+        model = self._model() if self.keeps_windows else ""
         have = dict(self.db.execute("SELECT file_id, stamp FROM files").fetchall())
-        gone = [f for f, s in have.items() if f not in want or _stamp(want[f]) != s]
-        new = [f for f, r in want.items() if have.get(f) != _stamp(r)]
+        gone = [f for f, s in have.items() if f not in want or _stamp(want[f], model) != s]
+        new = [f for f, r in want.items() if have.get(f) != _stamp(r, model)]
         if gone or new:
-            self._apply(gone, new, want)
+            self._apply(gone, new, want, model)
         self._synced_at = (writes, now)
 
-    def _apply(self, gone: Sequence[str], new: Sequence[str], want: dict) -> None:
+    def _model(self) -> str:
+        """A short key of the audio collection's model (its window vectors are that model's)."""
+        spec = self.store.model_of("audio")
+        return "" if spec is None else hashlib.sha1(spec.to_json().encode()).hexdigest()[:12]
+
+    def _apply(self, gone: Sequence[str], new: Sequence[str], want: dict, model: str = "") -> None:
         self._last = None
         rows: list[Row] = []
         for start in range(0, len(new), 256):
-            rows += self.store.fetch_rows("audio", list(new[start : start + 256]), vectors=False, copy_fields=True)
+            rows += self.store.fetch_rows("audio", list(new[start : start + 256]), vectors=self.keeps_windows, copy_fields=True)
         per_file: dict[str, list[Row]] = {}
         for r in rows:
             per_file.setdefault(r.file_id, []).append(r)
@@ -218,8 +238,8 @@ class PrintIndex:
                 vals = [np.asarray(r.fp if r.fp is not None else [], dtype=np.int64) for r in items]
                 vals = np.concatenate(vals) if vals else np.zeros(0, np.int64)
                 cur = db.execute(
-                    "INSERT INTO files (file_id, path, source, stamp, prints) VALUES (?, ?, ?, ?, ?)",
-                    (f, want[f].path, source, _stamp(want[f]), vals.tobytes()),
+                    "INSERT INTO files (file_id, path, source, stamp, prints, windows) VALUES (?, ?, ?, ?, ?, ?)",
+                    (f, want[f].path, source, _stamp(want[f], model), vals.tobytes(), _pack_windows(items) if self.keeps_windows else None),
                 )
                 parts.append(np.stack([vals >> _TIME_BITS, np.full(len(vals), cur.lastrowid), vals & ((1 << _TIME_BITS) - 1)], 1))
             if parts:
@@ -302,6 +322,18 @@ class PrintIndex:
         rows = self._files_in("SELECT file_id, stamp, prints FROM files WHERE file_id IN ({})", list(dict.fromkeys(file_ids)))
         return {file_id: (_stamp_hash(stamp), np.frombuffer(packed or b"", dtype=np.int64)) for file_id, stamp, packed in rows}
 
+    @_locked
+    def windows(self, file_ids: Sequence[str]) -> dict[str, list[Row]]:
+        """Every window row of these files with its vector, as ``MilvusStore.fetch_rows`` returns
+        them, in time order: file id -> rows. Files the index does not hold, or holds without their
+        rows (a server's index: see the module docstring), are left out."""
+        if not self.keeps_windows:
+            return {}
+        sql = "SELECT file_id, path, source, stamp, windows FROM files WHERE file_id IN ({})"
+        return {file_id: _unpack_windows(packed, file_id, path, source, _stamp_hash(stamp))
+                for file_id, path, source, stamp, packed in self._files_in(sql, list(dict.fromkeys(file_ids)))
+                if packed is not None}  # fmt: skip
+
     def _files_in(self, sql: str, values: Sequence[object]) -> Iterator[tuple[Any, ...]]:
         """The rows of ``sql``, whose one ``IN ({})`` takes ``values``, 500 of them a statement
         (SQLite's bound on a statement's variables)."""
@@ -312,3 +344,34 @@ class PrintIndex:
     @_locked
     def n_postings(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM postings").fetchone()[0])
+
+
+def _pack_windows(rows: Sequence[Row]) -> bytes | None:
+    """A file's rows (in time order) as one value: their count and vector size (int64), their
+    timestamps and durations (float64, NaN for none), their vectors (float32) and their ids
+    (UTF-8, one a line). None when a row came without its vector."""
+    if any(r.vector is None for r in rows):
+        return None
+    dim = len(rows[0].vector) if rows else 0  # type: ignore[arg-type]
+    times = np.array([[np.nan if x is None else x for x in (r.timestamp, r.duration)] for r in rows], np.float64).reshape(-1, 2)
+    vectors = np.stack([r.vector for r in rows]).astype(np.float32) if rows else np.zeros((0, 0), np.float32)  # type: ignore[misc]
+    ids = "\n".join(r.id for r in rows).encode()
+    return np.array([len(rows), dim], np.int64).tobytes() + times.tobytes() + vectors.tobytes() + ids
+
+
+def _unpack_windows(packed: bytes, file_id: str, path: str, source: str, content_hash: str) -> list[Row]:
+    """The rows ``_pack_windows`` made (each vector a copy: the value's bytes are not kept)."""
+    from .records import Row
+
+    n, dim = (int(x) for x in np.frombuffer(packed, np.int64, count=2))
+    at = 16
+    times = np.frombuffer(packed, np.float64, count=2 * n, offset=at).reshape(n, 2)
+    at += times.nbytes
+    vectors = np.frombuffer(packed, np.float32, count=n * dim, offset=at).reshape(n, dim).copy()
+    ids = packed[at + vectors.nbytes :].decode().split("\n") if n else []
+
+    def value(x: float) -> float | None:
+        return None if np.isnan(x) else float(x)
+
+    return [Row(id=ids[i], file_id=file_id, path=path, content_hash=content_hash, timestamp=value(times[i, 0]),
+                duration=value(times[i, 1]), source=source, vector=vectors[i]) for i in range(n)]  # fmt: skip
