@@ -290,7 +290,7 @@ def test_the_index_keeps_each_files_window_rows_beside_a_lite_db(indexed: Librar
     monkeypatch.setattr(type(store), "model_of", lambda self, kind: ModelSpec("other", "random:7", 2048))
     calls.clear()
     idx.sync(force=True)
-    assert sorted(f for c, _ in calls for f in c) == sorted(set(f for r in store.iter_files() if r.kind in ("audio", "video") for f in [r.file_id]))
+    assert sorted(f for c, _ in calls for f in c) == sorted({r.file_id for r in store.iter_files() if r.kind in ("audio", "video")})
     assert all(stamp.endswith(":" + idx._model()) for (stamp,) in idx.db.execute("SELECT stamp FROM files"))
     assert {r.id for rows in idx.windows(files).values() for r in rows} == {r.id for r in stored}
     monkeypatch.undo()

@@ -134,9 +134,10 @@ def _ranked(lib: Ctx, real: str, kind: Kind, own: str, targets: tuple[Kind, ...]
     sources = [t for t in targets if q.ranks_by_sound(t)]
     if sources:  # ranked against both the sounds and the soundtracks: their rows in one read
         read_sounds(lib, q.sound, q.pairs, q.content_hash, sources, k)
-    # Every kind's vector search and the exact copies first, then the checks: an image query's
-    # checks wait for its local features (``PictureQuery.prefetch``, about 0.1 s of SIFT on a core
-    # of its own), and the searches that come before them take that wait instead of adding to it.
+    # Every kind's vector search first, then the checks (the exact copies are read on a thread of
+    # their own: ``search``): an image query's checks wait for its local features
+    # (``PictureQuery.prefetch``, about 0.1 s of SIFT on a core of its own), and the searches that
+    # come before them take that wait instead of adding to it.
     ranked = [_rank(lib, q, target, k) for target in targets]
     results = copyrank.merge([checked() for checked in ranked])
     if q.samples is not None and lib.lengths:  # the sound search's first results, placed in time

@@ -320,7 +320,7 @@ def build_app(
             outputs=[status, results, as_json],
             api_visibility="private",
             concurrency_id="search",
-            concurrency_limit=2,
+            concurrency_limit=SEARCHES,
             trigger_mode="always_last",
         )
         gr.on(
@@ -330,7 +330,7 @@ def build_app(
             outputs=[status, results, as_json],
             api_visibility="private",
             concurrency_id="search",
-            concurrency_limit=2,
+            concurrency_limit=SEARCHES,
             trigger_mode="always_last",
         )
         stop.click(stop_search, outputs=[status], cancels=[searching], api_visibility="private", queue=False)
@@ -342,10 +342,10 @@ def build_app(
             api_name="search",
             api_description="Search the library with a file; returns the text `media-search query --json` prints.",
             concurrency_id="search",
-            concurrency_limit=2,
+            concurrency_limit=SEARCHES,
         )
         dup_go.click(s.page_duplicates, inputs=[dup_kinds, dup_similar], outputs=[dup_status, dup_out, dup_report, dup_page],
-                     api_visibility="private", concurrency_id="search", concurrency_limit=2)  # fmt: skip
+                     api_visibility="private", concurrency_id="search", concurrency_limit=SEARCHES)  # fmt: skip
         dup_prev.click(lambda r, p: s.duplicates_page(r, p, -1), inputs=[dup_report, dup_page], outputs=[dup_out, dup_page], api_visibility="private", queue=False)
         dup_next.click(lambda r, p: s.duplicates_page(r, p, 1), inputs=[dup_report, dup_page], outputs=[dup_out, dup_page], api_visibility="private", queue=False)
         dup_page.submit(lambda r, p: s.duplicates_page(r, p, 0), inputs=[dup_report, dup_page], outputs=[dup_out, dup_page], api_visibility="private", queue=False)
@@ -375,7 +375,7 @@ def serve(
     """Start the page on ``host:port``; with ``block=False`` return the running app (``app.close()`` stops it)."""
     app = build_app(lib, library_roots, upload_ttl=upload_ttl)
     roots: LibraryRoots = app.media_search_roots  # type: ignore[attr-defined]
-    app.queue(default_concurrency_limit=2)
+    app.queue(default_concurrency_limit=SEARCHES)
     app.launch(
         server_name=host,
         server_port=port,
