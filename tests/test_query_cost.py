@@ -139,6 +139,35 @@ def test_an_image_query_searches_every_kind_before_it_waits_for_its_local_featur
         lib.close()
 
 
+def test_a_query_runs_the_checks_products_on_one_blas_thread(indexed: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """numpy's BLAS is set to one thread by the first query of a process (``signals.image.one_blas_thread``):
+    every product of the copy checks runs on it."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> set[int]:
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    seen: list[set[int]] = []
+    ratio = fi._ratio_matches
+
+    def matched(*a: object) -> object:
+        seen.append(blas_threads())
+        return ratio(*a)  # type: ignore[arg-type]
+
+    lib = Library(uri=str(indexed["db"]))
+    try:
+        assert lib.index(indexed["lib"]).indexed == 6
+        with threadpool_limits(limits=2, user_api="blas"):  # as on a 2-core machine; given back after the test
+            assert blas_threads() == {2}
+            monkeypatch.setattr(fi, "_BLAS_SET", False)  # as in a new process
+            monkeypatch.setattr(fi, "_ratio_matches", matched)
+            res = lib.search(indexed["query"], k=3)
+            assert res.results[0].copy and seen and all(s == {1} for s in seen), seen
+            assert blas_threads() == {1}
+    finally:
+        lib.close()
+
+
 def test_stored_features_of_another_version_are_refused_with_a_rebuild_hint(indexed: dict[str, Path]) -> None:
     lib = Library(uri=str(indexed["db"]))
     try:

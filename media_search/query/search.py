@@ -32,7 +32,7 @@ from ..detect import detect_kind
 from ..embed.embedders import Embedded, embed_frames, embed_sound
 from ..errors import ConfigError, DecodeError
 from ..identity import content_hash, resolve_path
-from ..signals.image import MAX_SIDE, phash_pair
+from ..signals.image import MAX_SIDE, one_blas_thread, phash_pair
 from ..types import KINDS, Kind, Match, SearchResult
 from . import rank as copyrank
 from .place import place_matches
@@ -108,6 +108,7 @@ def search(
         raise ConfigError(f"k must be at least 1, got {k}.")
     real = resolve_path(path)
     kind = detect_kind(real)
+    one_blas_thread()  # the copy checks' small products (``signals.image.one_blas_thread``)
     targets = _targets(kind, kinds)
     own = content_hash(real)
     # The library's files of the query's own bytes, read on a thread while the query is embedded
