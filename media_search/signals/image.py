@@ -234,7 +234,7 @@ _BLAS_SET = False
 def one_blas_thread() -> None:
     """numpy's BLAS (and any other loaded BLAS library) on one thread, once per process.
 
-    A query's verification is thousands of small products (its 1,500 descriptors against each
+    A query's verification is up to about a hundred small products (its 1,500 descriptors against each
     candidate's 256) while ONNX Runtime and the query's own SIFT hold both cores: OpenBLAS's
     threads split each product and then spin between them. On the 10k query library, one thread
     took the warm image query's CPU p50 from 970 to 857 ms and from 918 to 813 ms, the same answers
