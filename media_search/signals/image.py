@@ -450,8 +450,16 @@ def _ratio_matches(qd: np.ndarray, cd: np.ndarray) -> tuple[np.ndarray, np.ndarr
         return np.zeros(0, np.intp), np.zeros(0, np.intp)
     q = np.asarray(qd, dtype=np.float32)
     c = np.asarray(cd, dtype=np.float32)
-    d2 = (q * q).sum(1)[:, None] + (c * c).sum(1)[None, :] - 2.0 * (q @ c.T)
-    return ratio_kept(*two_nearest(d2))
+    # |c|^2 - 2 q.c in place, |q|^2 added to each row's two smallest only (it is the row's own), as
+    # ``duplicates.match`` does: the same whole numbers, exact in float32 (SIFT's descriptors are
+    # whole numbers), without three temporary matrices: a query's 1,500 descriptors against a stored
+    # picture's 256, 1.09 ms instead of 1.22-1.36 (the same matches).
+    d = q @ c.T
+    d *= -2.0
+    d += np.einsum("ij,ij->i", c, c)
+    first, a, b = two_nearest(d)
+    qq = np.einsum("ij,ij->i", q, q)
+    return ratio_kept(first, a + qq, b + qq)
 
 
 def ratio_kept(first: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
