@@ -10,6 +10,7 @@ Milvus needs a vector in every collection: the manifest carries a constant
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 
 from . import filters
@@ -30,6 +31,7 @@ class Manifest:
         self.conn = conn
         self.name = name
         self._ready = False
+        self._lock = threading.Lock()  # a query reads the manifest on a thread of its own (``query.search``)
         self.writes = 0  # puts and forgets through this object (``MilvusStore.writes``)
 
     def exists(self) -> bool:
@@ -39,12 +41,15 @@ class Manifest:
         """Create the manifest, or load it after a restart."""
         if self._ready:
             return
-        if not self.exists():
-            index = {"index_type": "FLAT", "metric_type": "L2"}
-            self.conn.create("create the files collection", self.name, TABLES[FILES].fields, MANIFEST_DIM, index)
-        else:
-            self.conn.load(self.name)
-        self._ready = True
+        with self._lock:
+            if self._ready:
+                return
+            if not self.exists():
+                index = {"index_type": "FLAT", "metric_type": "L2"}
+                self.conn.create("create the files collection", self.name, TABLES[FILES].fields, MANIFEST_DIM, index)
+            else:
+                self.conn.load(self.name)
+            self._ready = True
 
     def forget_ready(self) -> None:
         self._ready = False
