@@ -111,8 +111,6 @@ def search(
     one_blas_thread()  # the copy checks' small products (``signals.image.one_blas_thread``)
     targets = _targets(kind, kinds)
     own = content_hash(real)
-    if store.has("files"):  # loaded here, before the thread below reads it: a CI run's quick start
-        store.manifest.ensure()  # once found it 'released' when a process's first query loaded it there
     # The library's files of the query's own bytes, read on a thread while the query is embedded
     # and ranked: Milvus Lite filters the manifest row by row (25-35 ms at 19k files).
     with ThreadPoolExecutor(1, thread_name_prefix="media-search-copies") as pool:
