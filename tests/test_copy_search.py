@@ -85,6 +85,40 @@ def test_edited_picture_is_first_and_a_copy(indexed: Library, media: dict[str, P
     assert res.copy_found and len(res.results) == 5
 
 
+@pytest.mark.parametrize("query", ["crop_rot.jpg", "mirror.jpg", "bright_gray.png", "screenshot.png", "unrelated.jpg"])
+def test_the_phash_lookup_gives_what_the_wide_search_gave(indexed: Library, media: dict[str, Path], query: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """An image query on Lite asks the vector search for a row a file and looks the pHashes up over
+    the whole library (``store.hashes``); a store without the lookup searches 4 rows a file and
+    compares their pHashes. Both give the same results, scores and verdicts."""
+    from media_search.store.milvus import MilvusStore
+
+    looked_up = indexed.search(media["q"] / query, k=8, kinds=["image"]).results
+    monkeypatch.setattr(MilvusStore, "near_pictures", lambda self, *a, **kw: None)
+    wide = indexed.search(media["q"] / query, k=8, kinds=["image"]).results
+    assert [(m.path, m.copy, m.copy_confidence) for m in looked_up] == [(m.path, m.copy, m.copy_confidence) for m in wide]
+    np.testing.assert_allclose([m.score for m in looked_up], [m.score for m in wide], atol=1e-5)
+
+
+def test_a_copy_the_vector_search_misses_is_found_by_its_phash(indexed: Library, backend: dict[str, str], media: dict[str, Path],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """In a large library an edited copy can rank past the pictures the vector search returns (a
+    brightness change, with random weights). Here the search is cut to its first picture a view:
+    the copy still comes first, flagged, with the score the search gives it."""
+    if "MEDIA_SEARCH_PREFIX" in backend:
+        pytest.skip("a server store has no pHash lookup: its queries search 4 rows a file")
+    from media_search.store.milvus import MilvusStore
+
+    query = media["q"] / "bright_gray.png"
+    full = {m.path: m.score for m in indexed.search(query, k=8, kinds=["image"]).results}
+    search = MilvusStore.search
+    monkeypatch.setattr(MilvusStore, "search", lambda self, kind, vecs, limit, **kw: [
+        [h for h in hits if Path(h.path).name != PHOTOS[0].name][:1] for hits in search(self, kind, vecs, limit, **kw)])  # fmt: skip
+    res = indexed.search(query, k=8, kinds=["image"]).results
+    assert Path(res[0].path).name == PHOTOS[0].name and res[0].copy
+    assert res[0].score == pytest.approx(full[res[0].path], abs=1e-5)
+
+
 def test_unrelated_picture_gives_no_copy(indexed: Library, media: dict[str, Path]) -> None:
     res = indexed.search(media["q"] / "unrelated.jpg", k=5, kinds=["image"])
     assert len(res.results) == 5

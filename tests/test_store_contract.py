@@ -442,6 +442,68 @@ def test_an_unreadable_local_feature_file_is_started_again(fresh_store: MilvusSt
         again.close()
 
 
+def test_pictures_are_looked_up_by_phash_over_the_whole_library(store: MilvusStore, backend: str) -> None:
+    """Lite keeps every picture row's pHash beside its .db (``store.hashes``): the rows within the
+    asked bits of any query pHash, nearest first, the query's own bytes left out, written and
+    forgotten with their rows. A server store has no lookup (None: its queries search wider)."""
+    store.ensure("image", SPEC)
+    paths = ["/lib/a.jpg", "/lib/b.jpg", "/lib/c.jpg", "/lib/d.jpg"]
+    phashes = ["0" * 16, "0" * 15 + "7", "f" * 16, ""]  # 0, 3 and 64 bits from 0; d has none
+    store.upsert_rows("image", {**image_rows(paths, unit(4, 20), [hexhash(i) for i in range(4)]), "phash": phashes})
+    found = store.near_pictures("image", [0], 16, exclude_hash=None, limit=10)
+    if backend == "server":
+        assert found is None
+        return
+    assert found is not None
+    assert [(n.path, n.bits, n.file_id, n.phash) for n in found] == [("/lib/a.jpg", 0, file_id("/lib/a.jpg"), "0" * 16), ("/lib/b.jpg", 3, file_id("/lib/b.jpg"), "0" * 15 + "7")]
+    assert [n.path for n in store.near_pictures("image", [0], 16, exclude_hash=hexhash(0), limit=10)] == ["/lib/b.jpg"]
+    assert [n.path for n in store.near_pictures("image", [0, 2**64 - 1], 2, exclude_hash=None, limit=10)] == ["/lib/a.jpg", "/lib/c.jpg"]
+    assert [n.path for n in store.near_pictures("image", [0], 16, exclude_hash=None, limit=1)] == ["/lib/a.jpg"]
+    store.delete_rows("image", [file_id("/lib/a.jpg")])
+    store.upsert_rows("image", {**image_rows(["/lib/c.jpg"], unit(1, 21), [hexhash(2)]), "phash": ["0" * 14 + "01"]})
+    assert [(n.path, n.bits) for n in store.near_pictures("image", [0], 16, exclude_hash=None, limit=10)] == [("/lib/c.jpg", 1), ("/lib/b.jpg", 3)]
+
+
+def test_a_lite_index_made_before_the_phash_lookup_fills_it_once(fresh_store: MilvusStore, backend: str) -> None:
+    """An index an older media_search made has no pHash rows beside it: the first lookup reads them
+    from the collection, once (a later process finds them there)."""
+    if backend != "lite":
+        pytest.skip("Lite only: a server store has no pHash lookup")
+    import sqlite3
+
+    from media_search.store.prints import side_file
+
+    fresh_store.ensure("image", SPEC)
+    fresh_store.upsert_rows("image", {**image_rows(["/lib/a.jpg", "/lib/b.jpg"], unit(2, 22), [hexhash(1), hexhash(2)]),
+                                      "phash": ["0" * 16, "f" * 16]})  # fmt: skip
+    fresh_store.close()
+    with sqlite3.connect(side_file(fresh_store, "local")) as db:  # as an older media_search left it
+        db.execute("DROP TABLE hashes")
+        db.execute("DROP TABLE filled")
+    reads: list[str] = []
+    for _ in range(2):  # two processes, one after the other
+        again = MilvusStore.from_settings(Settings.from_env())
+        all_rows = again.all_rows
+        again.all_rows = lambda kind, **kw: reads.append(kind) or all_rows(kind, **kw)  # type: ignore[method-assign]
+        try:
+            again.ensure("image", SPEC)
+            assert [n.path for n in again.near_pictures("image", [2**64 - 1], 4, exclude_hash=None, limit=5)] == ["/lib/b.jpg"]
+        finally:
+            again.close()
+    assert reads == ["image"]
+
+
+def test_vectors_of_reads_rows_by_id(store: MilvusStore) -> None:
+    store.ensure("video", SPEC)
+    vecs = unit(3, 23)
+    rows = frame_rows("/lib/v.mp4", vecs, hexhash(3))
+    store.upsert_rows("video", rows)
+    got = store.vectors_of("video", [rows["id"][2], "no such row", rows["id"][0]])
+    assert set(got) == {rows["id"][0], rows["id"][2]}
+    np.testing.assert_allclose(got[rows["id"][2]], vecs[2], atol=1e-6)
+    assert store.vectors_of("video", []) == {}
+
+
 def test_all_rows_reads_rows_with_vectors_in_parts(store: MilvusStore, monkeypatch: pytest.MonkeyPatch) -> None:
     # Parts of 2 rows: every row comes once, with its own vector and signals; ids and paths alone in one read.
     from media_search.store import milvus as milvus_module

@@ -53,7 +53,7 @@ class Ctx:
 
 
 def candidates(
-    lib: Ctx, kind: Kind, vecs: np.ndarray, want: int, exclude: str, source: str | None = None
+    lib: Ctx, kind: Kind, vecs: np.ndarray, want: int, exclude: str, source: str | None = None, *, per_file: int = 4
 ) -> dict[str, list[Hit]]:
     """Hits grouped per file, widening the search until ``want`` distinct files (or all) are found.
 
@@ -69,9 +69,12 @@ def candidates(
     than there are, or (when nothing was widened) starts past that many rows, takes them from it
     instead of searching again (the same groups: a video query against a few videos searched each
     view four times, 0.2 s at 10k files). A search is not widened past ``HIT_BUDGET`` hits (a long
-    query has many vectors)."""
+    query has many vectors).
+
+    ``per_file``: the rows asked for each file wanted, 4 (a video's keyframes, a sound's windows);
+    1 where a file is one row (a picture)."""
     key = (kind, source, exclude, hashlib.blake2b(np.ascontiguousarray(vecs, np.float32).tobytes(), digest_size=16).digest())
-    limit = max(want * 4, 16)
+    limit = max(want * per_file, 16)
     if key in lib.complete:
         known, rows, files = lib.complete[key]
         if limit >= rows or want > files:

@@ -33,6 +33,7 @@ from ..embed.embedders import Embedded, embed_frames, embed_sound
 from ..errors import ConfigError, DecodeError
 from ..identity import content_hash, resolve_path
 from ..signals.image import MAX_SIDE, one_blas_thread, phash_pair
+from ..store.records import Hit
 from ..types import KINDS, Kind, Match, SearchResult
 from . import rank as copyrank
 from .place import place_matches
@@ -45,7 +46,8 @@ if TYPE_CHECKING:
     from ..config import Settings
     from ..embed.embedders import Embedders
     from ..store.milvus import MilvusStore
-    from ..store.records import Hit, Row
+    from ..store.hashes import Near
+    from ..store.records import Row
 
 __all__ = ["search", "DEFAULT_KINDS", "ALLOWED_KINDS"]
 
@@ -308,10 +310,11 @@ def _rank(lib: Ctx, q: Query, target: Kind, k: int) -> Callable[[], list[Match]]
 
 
 #: Files gathered by the embeddings before copy detection re-ranks them: wider than ``k`` so that an
-#: edited copy the embeddings rank low (random weights, a screenshot) is still checked. A search
-#: asks for 4 rows a file (``query.pool.candidates``) and a picture is one row, so an image query's
-#: head holds up to 128 pictures a view, all compared by pHash: held to 32, ``bench_copy.py --only
-#: images`` lost 2 of its 20 brightness and contrast edits (1.00 -> 0.90).
+#: edited copy the embeddings rank low (random weights, a screenshot) is still checked. The pictures
+#: within ``rank.HASH_SHORTLIST`` bits of the query's pHashes join them from the whole library
+#: (``store.hashes``), whatever their rank: searched alone, the 32 pictures a view lost 2 of
+#: ``bench_copy.py --only images``' 20 brightness and contrast edits (1.00 -> 0.90). A store without
+#: the lookup (a server) asks for 4 rows a file instead, 128 pictures a view, and compares their pHashes.
 COPY_POOL = 32
 #: A video query embeds the mirror of every ``MIRROR_EVERY``-th keyframe (of every keyframe in a
 #: clip of fewer than ``3 * MIRROR_EVERY``): the mirror view proposes mirrored copies and aligns
@@ -329,10 +332,18 @@ def _best_per_file(
     """The best row per file, searched now; the function returned ranks them (copy checks first)."""
     # With copy detection: the head, the files a search for COPY_POOL of them finds whatever ``k``,
     # re-ranked by the copy checks; a larger ``k`` adds the next files by score after it.
-    groups = candidates(lib, kind, vecs, COPY_POOL if picture else k, exclude)
+    # A picture is one row: the search asks for a row a file where the store looks the pHashes up
+    # over the whole library (``store.hashes``), else for 4 (the pHash-near copies among them).
+    near = None
+    if picture is not None and kind == "image":
+        near = lib.store.near_pictures(kind, picture.hashes, copyrank.HASH_SHORTLIST, exclude_hash=exclude, limit=copyrank.MAX_VERIFY)
+    per_file = 1 if kind == "image" and (picture is None or near is not None) else 4
+    groups = candidates(lib, kind, vecs, COPY_POOL if picture else k, exclude, per_file=per_file)
+    if near:
+        groups.update(_found_by_hash(lib, kind, vecs, near, groups))
     head = set(groups)
     if picture is not None and k > COPY_POOL:
-        wide = candidates(lib, kind, vecs, k, exclude)
+        wide = candidates(lib, kind, vecs, k, exclude, per_file=per_file)
         groups = {**{f: groups[f] for f in head}, **{f: hs for f, hs in wide.items() if f not in head}}
     cands = []
     for f, hits in groups.items():
@@ -356,6 +367,23 @@ def _best_per_file(
 
     rest = sorted((c.match for c in cands if not c.head), key=lambda m: (-m.score, m.path))
     return lambda: (copyrank.rerank_pictures(picture, [c for c in cands if c.head], stored) + rest)[:k]
+
+
+def _found_by_hash(lib: Ctx, kind: Kind, vecs: np.ndarray, near: Sequence[Near], found: dict[str, list[Hit]]) -> dict[str, list[Hit]]:
+    """The pHash lookup's rows of files the vector search did not find, each scored by its vector
+    (read by row id) as the search would: its best cosine against the query's views. A row whose
+    vector is gone (removed since the lookup was read) is left out."""
+    extra = [n for n in near if n.file_id not in found]
+    stored = lib.store.vectors_of(kind, [n.id for n in extra])
+    views = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+    out: dict[str, list[Hit]] = {}
+    for n in extra:
+        v = stored.get(n.id)
+        if v is None or n.file_id in out:
+            continue
+        score = float(np.max(views @ (v / max(float(np.linalg.norm(v)), 1e-12))))
+        out[n.file_id] = [Hit(n.file_id, n.path, n.content_hash, score, n.timestamp, phash=n.phash, id=n.id)]
+    return out
 
 
 def _dist(picture: copyrank.PictureQuery, phash: str | None) -> int:

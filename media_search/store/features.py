@@ -30,26 +30,36 @@ from typing import TYPE_CHECKING, Any
 from .schema import FILES, TABLES, Field
 
 if TYPE_CHECKING:
+    from .hashes import HashLookup
     from .milvus import MilvusStore
 
-__all__ = ["LocalFeatures", "Placement"]
+__all__ = ["LocalFeatures", "Placement", "HashRow"]
 
 log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS local (coll TEXT, id TEXT, file_id TEXT, data TEXT, PRIMARY KEY (coll, id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS local_file ON local (coll, file_id);
+CREATE TABLE IF NOT EXISTS hashes (coll TEXT, id TEXT, file_id TEXT, path TEXT, content_hash TEXT, timestamp REAL,
+                                   phash TEXT, PRIMARY KEY (coll, id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS hashes_file ON hashes (coll, file_id);
+CREATE TABLE IF NOT EXISTS filled (coll TEXT PRIMARY KEY);
 """
+#: A row of ``hashes``: (row id, file id, path, content hash, timestamp or None, pHash hex or "").
+HashRow = tuple[str, str, str, str, "float | None", str]
 _PART = 500  # ids per IN (...) list: under sqlite's variable limit
 
 
 class LocalFeatures:
-    """The local features of a Lite store's collections, by collection name and row id."""
+    """The local features of a Lite store's collections, by collection name and row id; and every
+    picture row's pHash with what a result needs (``hashes``: the whole-library pHash lookup,
+    ``store.hashes``), complete for a collection once ``fill`` has run for it (``filled``)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # one connection, used by the query's threads too
+        self.generation = 0  # bumped by every change of ``hashes`` (``store.hashes`` reloads)
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -78,14 +88,53 @@ class LocalFeatures:
         if not items:
             return
         with self._lock:
+            self._write("INSERT OR REPLACE INTO local VALUES (?, ?, ?, ?)", items)
+
+    def put_hashes(self, coll: str, rows: Iterable[HashRow]) -> None:
+        """The pHash rows of ``coll``'s rows just written (in the same step as their features)."""
+        items = [(coll, *r) for r in rows]
+        if items:
+            with self._lock:
+                self._write("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?, ?)", items)
+
+    def fill(self, coll: str, rows: Iterable[HashRow]) -> None:
+        """Every row of ``coll`` (read from its collection), in place of what was kept; then complete."""
+        items = [(coll, *r) for r in rows]
+        with self._lock:
             db = self.db
             db.execute("BEGIN")
             try:
-                db.executemany("INSERT OR REPLACE INTO local VALUES (?, ?, ?, ?)", items)
+                db.execute("DELETE FROM hashes WHERE coll = ?", (coll,))
+                db.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?, ?)", items)
+                db.execute("INSERT OR REPLACE INTO filled VALUES (?)", (coll,))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            self.generation += 1
+
+    def hashes(self, coll: str) -> list[HashRow] | None:
+        """Every pHash row of ``coll``, or None until ``fill`` has made them complete."""
+        if self._none():
+            return None
+        with self._lock:
+            if self.db.execute("SELECT 1 FROM filled WHERE coll = ?", (coll,)).fetchone() is None:
+                return None
+            return self.db.execute(
+                "SELECT id, file_id, path, content_hash, timestamp, phash FROM hashes WHERE coll = ?", (coll,)
+            ).fetchall()
+
+    def _write(self, sql: str, items: list[tuple[Any, ...]]) -> None:
+        """``items`` in one transaction (the caller holds the lock)."""
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            db.executemany(sql, items)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self.generation += 1
 
     def get(self, coll: str, ids: Sequence[str]) -> dict[str, str]:
         """The features of the given rows that have any, by row id."""
@@ -118,14 +167,18 @@ class LocalFeatures:
             for start in range(0, len(file_ids), _PART):
                 part = list(file_ids[start : start + _PART])
                 q = ",".join("?" * len(part))
-                self.db.execute(f"DELETE FROM local WHERE coll = ? AND file_id IN ({q})", [coll, *part])
+                for table in ("local", "hashes"):
+                    self.db.execute(f"DELETE FROM {table} WHERE coll = ? AND file_id IN ({q})", [coll, *part])
+            self.generation += 1
 
     def forget(self, coll: str) -> None:
         """Every row of ``coll`` (its collection was dropped or made anew)."""
         if self._none():
             return
         with self._lock:
-            self.db.execute("DELETE FROM local WHERE coll = ?", (coll,))
+            for table in ("local", "hashes", "filled"):
+                self.db.execute(f"DELETE FROM {table} WHERE coll = ?", (coll,))
+            self.generation += 1
 
     def close(self) -> None:
         with self._lock:
@@ -145,6 +198,7 @@ class Placement:
         self.store = store
         self._modes: dict[str, str] = {}
         self._file: LocalFeatures | None = None
+        self._lookups: dict[str, HashLookup] = {}
 
     def mode(self, kind: str) -> str:
         if kind == FILES or "local" not in TABLES[kind].names:
@@ -180,7 +234,16 @@ class Placement:
             self._file = LocalFeatures(side_file(self.store, "local"))
         return self._file
 
+    def lookup(self, coll: str) -> HashLookup:
+        """``coll``'s pHash lookup (``store.hashes``), kept while the file is open."""
+        if coll not in self._lookups:
+            from .hashes import HashLookup
+
+            self._lookups[coll] = HashLookup(self.file, coll)
+        return self._lookups[coll]
+
     def close(self) -> None:
+        self._lookups.clear()
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -39,6 +39,7 @@ from .connection import SESSION, Connection
 from .manifest import Manifest
 from .records import FileRecord, Hit, Row, hit, row
 from .features import Placement
+from .hashes import Near, hash_rows
 from .schema import COLLECTIONS, FILES, TABLES
 
 if TYPE_CHECKING:
@@ -182,6 +183,8 @@ class MilvusStore:
         fields = self.local.fields(kind)
         if self.local.beside(kind):
             self.local.file.forget(self.name(kind))  # a new collection: what an older one of the name left
+            if "phash" in TABLES[kind].names:
+                self.local.file.fill(self.name(kind), [])  # empty, so complete: its rows are added as written
         self.conn.create("create a collection", self.name(kind), fields, spec.dim, index, properties)
         self.local.learn(kind, {f.name for f in fields})
         log.info("created collection %s for %s", self.name(kind), spec.describe())
@@ -210,6 +213,8 @@ class MilvusStore:
             local = columns.get("local")
             if local is not None:
                 self.local.file.put(self.name(kind), zip(map(str, columns["id"]), map(str, columns["file_id"]), local))
+            if "phash" in TABLES[kind].names:
+                self.local.file.put_hashes(self.name(kind), hash_rows(columns))
         if mode != "collection":
             columns = {k: v for k, v in columns.items() if k != "local"}
         signals = [f for f in self.local.fields(kind) if f.signal]
@@ -334,6 +339,30 @@ class MilvusStore:
                 if r.get("local"):
                     out[r["id"]] = r["local"]
         return out
+
+    def near_pictures(
+        self, kind: Kind, hashes: Sequence[int], bits: int, *, exclude_hash: str | None, limit: int
+    ) -> list[Near] | None:
+        """The ``limit`` rows of ``kind`` whose pHash is within ``bits`` of one of ``hashes``, nearest
+        first, the query's own bytes left out (``store.hashes``); None where the store keeps no
+        pHash lookup (a server, or a Lite collection that keeps its local features in itself)."""
+        if not self.has(kind) or "phash" not in TABLES[kind].names or not self.local.beside(kind):
+            return None
+        lookup = self.local.lookup(self.name(kind))
+        if not lookup.ready():  # an index made before the lookup: filled from the collection, once
+            rows = self.all_rows(kind, signals=["phash"])
+            self.local.file.fill(self.name(kind), [(r.id, r.file_id, r.path, r.content_hash, r.timestamp, r.phash or "") for r in rows])
+            log.info("filled the pHash lookup of %s (%d rows)", self.name(kind), len(rows))
+        return lookup.near(hashes, bits, exclude_hash=exclude_hash, limit=limit)
+
+    def vectors_of(self, kind: Kind, row_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The vectors of the given rows, by row id (rows that no longer exist are left out): a point
+        read by primary key, which Milvus Lite answers without a pass over the collection."""
+        ids = [i for i in dict.fromkeys(row_ids) if i]
+        if not ids or not self.has(kind):
+            return {}
+        found = self.conn.call("read vectors", self.client.get, self.name(kind), ids=ids, output_fields=["id", "vector"])
+        return {r["id"]: np.asarray(r["vector"], dtype=np.float32) for r in found}
 
     def all_rows(self, kind: Kind, *, vectors: bool = False, signals: Sequence[str] = ()) -> list[Row]:
         """Every row of ``kind``'s collection in one read, duplicates included (loads it if released);
