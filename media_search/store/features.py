@@ -1,4 +1,5 @@
-"""Local features beside a Milvus Lite ``.db``: ``<db>.local.sqlite``, one row per collection row.
+"""Local features beside a Milvus Lite ``.db``: ``<db>.local.sqlite``, one row per collection row
+(and each picture row's pHash, for the whole-library lookup of ``store.hashes``).
 
 The stored SIFT features (``signals.image.pack_features`` text, about 30 KB a row) are most of an
 image collection's bytes, and Milvus Lite reads every collection's whole Parquet segments into

@@ -24,7 +24,11 @@ import numpy as np
 if TYPE_CHECKING:
     from .features import HashRow, LocalFeatures
 
-__all__ = ["HashLookup", "Near", "hash_rows"]
+__all__ = ["HashLookup", "Near", "hash_rows", "LOOKED_UP"]
+
+#: The kinds whose pHashes are kept and looked up: pictures (a query's keyframe candidates still
+#: come from the vector search, 4 rows a video, and have their pHashes compared there).
+LOOKED_UP = ("image",)
 
 
 @dataclass(frozen=True)

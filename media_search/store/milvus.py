@@ -39,7 +39,7 @@ from .connection import SESSION, Connection
 from .manifest import Manifest
 from .records import FileRecord, Hit, Row, hit, row
 from .features import Placement
-from .hashes import Near, hash_rows
+from .hashes import LOOKED_UP, Near, hash_rows
 from .schema import COLLECTIONS, FILES, TABLES
 
 if TYPE_CHECKING:
@@ -183,7 +183,7 @@ class MilvusStore:
         fields = self.local.fields(kind)
         if self.local.beside(kind):
             self.local.file.forget(self.name(kind))  # a new collection: what an older one of the name left
-            if "phash" in TABLES[kind].names:
+            if kind in LOOKED_UP:
                 self.local.file.fill(self.name(kind), [])  # empty, so complete: its rows are added as written
         self.conn.create("create a collection", self.name(kind), fields, spec.dim, index, properties)
         self.local.learn(kind, {f.name for f in fields})
@@ -213,7 +213,7 @@ class MilvusStore:
             local = columns.get("local")
             if local is not None:
                 self.local.file.put(self.name(kind), zip(map(str, columns["id"]), map(str, columns["file_id"]), local))
-            if "phash" in TABLES[kind].names:
+            if kind in LOOKED_UP:
                 self.local.file.put_hashes(self.name(kind), hash_rows(columns))
         if mode != "collection":
             columns = {k: v for k, v in columns.items() if k != "local"}
@@ -346,7 +346,7 @@ class MilvusStore:
         """The ``limit`` rows of ``kind`` whose pHash is within ``bits`` of one of ``hashes``, nearest
         first, the query's own bytes left out (``store.hashes``); None where the store keeps no
         pHash lookup (a server, or a Lite collection that keeps its local features in itself)."""
-        if not self.has(kind) or "phash" not in TABLES[kind].names or not self.local.beside(kind):
+        if kind not in LOOKED_UP or not self.has(kind) or not self.local.beside(kind):
             return None
         lookup = self.local.lookup(self.name(kind))
         if not lookup.ready():  # an index made before the lookup: filled from the collection, once
