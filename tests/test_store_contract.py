@@ -421,14 +421,15 @@ def test_a_collection_keeps_its_local_features_where_it_was_made_with_them(fresh
 
 def test_an_unreadable_local_feature_file_is_started_again(fresh_store: MilvusStore, backend: str) -> None:
     """Lite: a damaged ``<db>.local.sqlite`` loses its features (its rows are then verified from
-    their files), never the index: reads and writes go on."""
+    their files), never the index: reads and writes go on, and the pHash lookup is read again from
+    the collection."""
     if backend != "lite":
         pytest.skip("Lite only")
     from media_search.store.prints import side_file
 
     store = fresh_store
     store.ensure("image", SPEC)
-    store.upsert_rows("image", {**image_rows(["/lib/a.jpg"], unit(1, 3), [hexhash(1)]), "local": ["fa"]})
+    store.upsert_rows("image", {**image_rows(["/lib/a.jpg"], unit(1, 3), [hexhash(1)]), "local": ["fa"], "phash": ["0" * 16]})
     store.close()
     with open(side_file(store, "local"), "r+b") as f:
         f.write(b"not a database at all" * 100)
@@ -436,6 +437,7 @@ def test_an_unreadable_local_feature_file_is_started_again(fresh_store: MilvusSt
     try:
         assert again.local_features("image", [file_id("/lib/a.jpg")]) == {}
         assert again.count("image") == 1
+        assert [n.path for n in again.near_pictures("image", [0], 4, exclude_hash=None, limit=5)] == ["/lib/a.jpg"]  # read again
         again.upsert_rows("image", {**image_rows(["/lib/a.jpg"], unit(1, 3), [hexhash(1)]), "local": ["fa2"]})
         assert again.local_features("image", [file_id("/lib/a.jpg")]) == {file_id("/lib/a.jpg"): "fa2"}
     finally:

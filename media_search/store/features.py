@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS filled (coll TEXT PRIMARY KEY);
 #: A row of ``hashes``: (row id, file id, path, content hash, timestamp or None, pHash hex or "").
 HashRow = tuple[str, str, str, str, "float | None", str]
 _PART = 500  # ids per IN (...) list: under sqlite's variable limit
+_PUT_HASHES = "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 
 class LocalFeatures:
@@ -89,30 +90,21 @@ class LocalFeatures:
         if not items:
             return
         with self._lock:
-            self._write("INSERT OR REPLACE INTO local VALUES (?, ?, ?, ?)", items)
+            self._write(("INSERT OR REPLACE INTO local VALUES (?, ?, ?, ?)", items))
 
     def put_hashes(self, coll: str, rows: Iterable[HashRow]) -> None:
         """The pHash rows of ``coll``'s rows just written (in the same step as their features)."""
         items = [(coll, *r) for r in rows]
         if items:
             with self._lock:
-                self._write("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?, ?)", items)
+                self._write((_PUT_HASHES, items))
 
     def fill(self, coll: str, rows: Iterable[HashRow]) -> None:
         """Every row of ``coll`` (read from its collection), in place of what was kept; then complete."""
         items = [(coll, *r) for r in rows]
         with self._lock:
-            db = self.db
-            db.execute("BEGIN")
-            try:
-                db.execute("DELETE FROM hashes WHERE coll = ?", (coll,))
-                db.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?, ?)", items)
-                db.execute("INSERT OR REPLACE INTO filled VALUES (?)", (coll,))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            self.generation += 1
+            self._write(("DELETE FROM hashes WHERE coll = ?", [(coll,)]), (_PUT_HASHES, items),
+                        ("INSERT OR REPLACE INTO filled VALUES (?)", [(coll,)]))  # fmt: skip
 
     def hashes(self, coll: str) -> list[HashRow] | None:
         """Every pHash row of ``coll``, or None until ``fill`` has made them complete."""
@@ -125,12 +117,13 @@ class LocalFeatures:
                 "SELECT id, file_id, path, content_hash, timestamp, phash FROM hashes WHERE coll = ?", (coll,)
             ).fetchall()
 
-    def _write(self, sql: str, items: list[tuple[Any, ...]]) -> None:
-        """``items`` in one transaction (the caller holds the lock)."""
+    def _write(self, *steps: tuple[str, list[tuple[Any, ...]]]) -> None:
+        """Each statement with its rows, in one transaction (the caller holds the lock)."""
         db = self.db
         db.execute("BEGIN")
         try:
-            db.executemany(sql, items)
+            for sql, items in steps:
+                db.executemany(sql, items)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
