@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument("--no-delete", action="store_true", help="keep index rows of files that are gone from the folders")
     p.add_argument("--follow-symlinks", action="store_true", help="follow symbolic links while walking folders (loops are detected)")
-    p.add_argument("--workers", type=int, default=None, metavar="N", help="decode processes (default: one per CPU core beyond the first; 0 decodes in the main process); with --ray and no ADDRESS, the local runtime's CPUs")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="decode processes (default: one per CPU core, at most 8; 0 decodes in the main process); with --ray and no ADDRESS, the local runtime's CPUs")
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS", help="run the stages on Ray Data (pip install 'media_search[ray]'): a local runtime without ADDRESS, else a cluster (auto, ray://head:10001); put it after the PATHs")
     p.add_argument("--ray-actors", type=int, default=None, metavar="N", help="with --ray: embed actors (default: one per GPU, else a quarter of the CPUs)")
     p.add_argument("--nice", type=_niceness, default=10, metavar="N", help="lower this run's CPU priority by N (default 10: it still takes every idle core, but a page's searches and your other programs come first; 0: normal priority)")

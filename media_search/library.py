@@ -100,7 +100,7 @@ class Library:
         ray_actors: int | None = None,
     ) -> IndexReport:
         """Index a file or folder, or several; see ``media_search.indexing.run``. ``workers``: decode
-        processes (default one per CPU core beyond the first; 0 decodes in this process).
+        processes (default one per CPU core, at most 8; 0 decodes in this process).
         ``ray``: run the stages on Ray Data instead (``"local"``: a runtime on this machine with
         ``workers`` CPUs; or a cluster address), with ``ray_actors`` embed actors; see
         ``media_search.indexing.distributed``."""
