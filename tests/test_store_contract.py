@@ -464,6 +464,14 @@ def test_pictures_are_looked_up_by_phash_over_the_whole_library(store: MilvusSto
     store.delete_rows("image", [file_id("/lib/a.jpg")])
     store.upsert_rows("image", {**image_rows(["/lib/c.jpg"], unit(1, 21), [hexhash(2)]), "phash": ["0" * 14 + "01"]})
     assert [(n.path, n.bits) for n in store.near_pictures("image", [0], 16, exclude_hash=None, limit=10)] == [("/lib/c.jpg", 1), ("/lib/b.jpg", 3)]
+    reads: list[str] = []  # another collection's rows and features leave the pictures' lookup as it was read
+    file = store.local.file
+    hashes = file.hashes
+    file.hashes = lambda coll: reads.append(coll) or hashes(coll)  # type: ignore[method-assign]
+    store.ensure("video", SPEC)
+    store.upsert_rows("video", frame_rows("/lib/v.mp4", unit(2, 24), hexhash(9), phash=["0" * 16] * 2, local=["fv0", "fv1"]))
+    assert [n.path for n in store.near_pictures("image", [0], 16, exclude_hash=None, limit=10)] == ["/lib/c.jpg", "/lib/b.jpg"]
+    assert reads == []
 
 
 def test_a_lite_index_made_before_the_phash_lookup_fills_it_once(fresh_store: MilvusStore, backend: str) -> None:

@@ -61,7 +61,7 @@ class LocalFeatures:
         self.path = path
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # one connection, used by the query's threads too
-        self.generation = 0  # bumped by every change of ``hashes`` (``store.hashes`` reloads)
+        self.generations: dict[str, int] = {}  # per collection, bumped by each change of its ``hashes`` rows
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -90,7 +90,7 @@ class LocalFeatures:
         if not items:
             return
         with self._lock:
-            self._write(("INSERT OR REPLACE INTO local VALUES (?, ?, ?, ?)", items))
+            self._write(("INSERT OR REPLACE INTO local VALUES (?, ?, ?, ?)", items))  # the pHash lookup reads none of it
 
     def put_hashes(self, coll: str, rows: Iterable[HashRow]) -> None:
         """The pHash rows of ``coll``'s rows just written (in the same step as their features)."""
@@ -98,6 +98,7 @@ class LocalFeatures:
         if items:
             with self._lock:
                 self._write((_PUT_HASHES, items))
+                self._changed(coll)
 
     def fill(self, coll: str, rows: Iterable[HashRow]) -> None:
         """Every row of ``coll`` (read from its collection), in place of what was kept; then complete."""
@@ -105,6 +106,7 @@ class LocalFeatures:
         with self._lock:
             self._write(("DELETE FROM hashes WHERE coll = ?", [(coll,)]), (_PUT_HASHES, items),
                         ("INSERT OR REPLACE INTO filled VALUES (?)", [(coll,)]))  # fmt: skip
+            self._changed(coll)
 
     def hashes(self, coll: str) -> list[HashRow] | None:
         """Every pHash row of ``coll``, or None until ``fill`` has made them complete."""
@@ -128,7 +130,10 @@ class LocalFeatures:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        self.generation += 1
+
+    def _changed(self, coll: str) -> None:
+        """``coll``'s pHash rows changed: its lookup (``store.hashes``) reads them again."""
+        self.generations[coll] = self.generations.get(coll, 0) + 1
 
     def get(self, coll: str, ids: Sequence[str]) -> dict[str, str]:
         """The features of the given rows that have any, by row id."""
@@ -163,7 +168,7 @@ class LocalFeatures:
                 q = ",".join("?" * len(part))
                 for table in ("local", "hashes"):
                     self.db.execute(f"DELETE FROM {table} WHERE coll = ? AND file_id IN ({q})", [coll, *part])
-            self.generation += 1
+            self._changed(coll)
 
     def forget(self, coll: str) -> None:
         """Every row of ``coll`` (its collection was dropped or made anew)."""
@@ -172,7 +177,7 @@ class LocalFeatures:
         with self._lock:
             for table in ("local", "hashes", "filled"):
                 self.db.execute(f"DELETE FROM {table} WHERE coll = ?", (coll,))
-            self.generation += 1
+            self._changed(coll)
 
     def close(self) -> None:
         with self._lock:

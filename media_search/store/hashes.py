@@ -45,7 +45,8 @@ class Near:
 
 
 class HashLookup:
-    """One collection's pHashes in memory, read again after the file's ``generation`` changes."""
+    """One collection's pHashes in memory, read again after its ``generations`` entry changes (a
+    write of this process: Lite lets one process hold the ``.db``)."""
 
     def __init__(self, local: LocalFeatures, coll: str) -> None:
         self.local, self.coll = local, coll
@@ -60,9 +61,9 @@ class HashLookup:
             return self._load()
 
     def _load(self) -> bool:
-        if self._seen == self.local.generation:
+        generation = self.local.generations.get(self.coll, 0)
+        if self._seen == generation:
             return True
-        generation = self.local.generation
         rows = self.local.hashes(self.coll)
         if rows is None:
             return False
