@@ -12,6 +12,8 @@ import pytest
 from media_search.signals import audio as ca
 from media_search.signals import image as ci
 
+PHOTOS = Path(__file__).resolve().parents[1] / "sample_media" / "photos"
+
 
 def _scene(seed: int, w: int = 520, h: int = 400) -> np.ndarray:
     """A picture with structure (shapes, gradients, texture) rather than plain noise."""
@@ -83,6 +85,52 @@ def test_verification_finds_crop_rotation_and_mirror_and_rejects_another_picture
     other = ci.verify_mirrored(ci.features(_scene(5)), ci.features(_scene(5)[:, ::-1]), lib)
     assert other.inliers < 8
     assert not ci.decide(other, 30).copy
+
+
+def test_stored_features_are_made_at_half_size_in_the_query_frame_and_verify_as_before() -> None:
+    """``stored_features``: SIFT's ``N_STORED`` strongest on the picture at ``STORED_SIDE`` px, their points
+    in the ``MAX_SIDE`` frame a query's features are in; a copy verifies against them as against features
+    made at ``MAX_SIDE``, another picture does not; a feature-poor picture is looked at in ``MAX_SIDE`` px."""
+    from PIL import Image
+
+    photo = np.asarray(Image.open(PHOTOS / "coffee.jpg").convert("RGB").resize((1200, 800)))
+    a = ci.local_picture(photo)
+    stored, full = ci.stored_features(a), ci.features(a)
+    assert a.shape == stored.shape == full.shape == (427, 640)
+    half = ci.features(a, max_side=ci.STORED_SIDE, n=ci.N_STORED)
+    assert half.shape == (214, 320) and ci.STORED_FEW <= len(stored) == len(half) <= ci.N_STORED + 2  # SIFT keeps ties
+    np.testing.assert_allclose(stored.points, (half.points + 0.5) * [640 / 320, 427 / 214] - 0.5, atol=1e-3)
+    assert stored.points.min() >= -1 and (stored.points < [640, 492]).all()
+    np.testing.assert_array_equal(stored.descriptors, half.descriptors)
+
+    back = ci.unpack_features(ci.pack_features(stored))
+    crop = ci.local_picture(_jpeg(_rotate(photo[80:680, 150:1000], 12), 30))
+    q = ci.features(crop)
+    v, before = ci.verify(q, back), ci.verify(q, ci.unpack_features(ci.pack_features(full)))
+    assert ci.decide(v, None).copy and v.inliers >= 30 and v.inliers >= 0.6 * before.inliers
+    other = ci.local_picture(np.asarray(Image.open(PHOTOS / "chelsea.jpg").convert("RGB")))
+    assert ci.verify(ci.features(other), back).inliers < 8
+
+    plain = np.full((480, 640), 120, np.uint8)
+    plain[100:300, 200:420] = 200
+    assert len(ci.features(plain, max_side=ci.STORED_SIDE, n=ci.N_STORED)) < ci.STORED_FEW
+    few = ci.stored_features(plain)
+    np.testing.assert_array_equal(few.points, ci.features(plain, n=ci.N_STORED).points)
+
+
+def test_the_contrast_stretch_of_a_gray_picture_is_numpys_percentiles() -> None:
+    """``features`` stretches a uint8 gray picture between its 1st and 99th percentiles, read off its
+    histogram: the same numbers as ``np.percentile``, and the same features as the float path."""
+    rng = np.random.default_rng(1)
+    for i in range(200):
+        h, w = (int(x) for x in rng.integers(1, 300, 2))
+        g = rng.integers(int(rng.integers(0, 100)), int(rng.integers(101, 256)), (h, w)).astype(np.uint8)
+        if i % 5 == 0:
+            g[:] = g.flat[0]
+        np.testing.assert_allclose(ci._spread(g), np.percentile(g.astype(np.float32), (1, 99)), atol=1e-4)
+    g = ci.local_picture(_scene(2))
+    a, b = ci.features(g), ci.features(np.dstack([g, g, g]))  # the table, and the float path
+    assert len(a) > 100 and np.array_equal(a.points, b.points) and np.array_equal(a.descriptors, b.descriptors)
 
 
 def test_a_query_picture_derives_its_mirror_features_and_computes_its_own_in_a_thread() -> None:

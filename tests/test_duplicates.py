@@ -321,7 +321,7 @@ def test_mirrored_hash_and_features_come_from_the_stored_values() -> None:
         m = np.ascontiguousarray(a[:, ::-1])
         h, hm = np.array([fi.phash(a)], np.uint64), np.array([fi.phash(m)], np.uint64)
         assert int(np.bitwise_count(mirror_hash(h) ^ hm)[0]) <= 8 < int(np.bitwise_count(h ^ hm)[0])
-        stored = fi.unpack_features(fi.pack_features(fi.features(fi.local_picture(a))))
+        stored = fi.unpack_features(fi.pack_features(fi.stored_features(fi.local_picture(a))))
         seen = fi.features(fi.local_picture(m))
         assert fi.verify(mirror_features(stored), seen).inliers > 10 * max(1, fi.verify(stored, seen).inliers)
 
@@ -366,7 +366,7 @@ def test_the_screen_counts_what_the_reference_matcher_counts_on_uint8_features()
 def _stored(picture: np.ndarray) -> str:
     from media_search.signals import image as fi
 
-    return fi.pack_features(fi.features(fi.local_picture(picture)))
+    return fi.pack_features(fi.stored_features(fi.local_picture(picture)))
 
 
 def test_a_copy_from_the_stored_features_is_confirmed_by_its_pixels_and_a_shared_logo_is_not(tmp_path: Path) -> None:

@@ -76,7 +76,7 @@ def decode_video(path: str | Path, settings: Settings, *, soundtrack: bool = Tru
     ``local``: each keyframe's local features (``Decoded.local``), computed as it is
     decoded: holding the local pictures of a long 720p video's 1,171 keyframes for them cost
     270 MB. A query does not use them (``local=False``)."""
-    from ..signals.image import features, local_picture, pack_features
+    from ..signals.image import local_picture, pack_features, stored_features
     from .image import prepare
     from .video import iter_keyframes, probe_video
 
@@ -94,7 +94,7 @@ def decode_video(path: str | Path, settings: Settings, *, soundtrack: bool = Tru
     ):
         frames.append(prepare(frame.rgb))
         if locals_ is not None:
-            locals_.append(pack_features(features(local_picture(frame.rgb))))
+            locals_.append(pack_features(stored_features(local_picture(frame.rgb))))
         stamps.append(frame.timestamp)
     if not stamps:
         raise DecodeError(f"{path} has no usable frame (every frame is black, blank or undecodable).", path=str(path))

@@ -65,12 +65,12 @@ def add_copy_signals(d: Decoded) -> Decoded:
     """Fill ``phashes``, ``local`` and ``prints``; drop the local pictures once used (they would
     only weigh on the way back from a worker process)."""
     from .audio import landmarks, pack
-    from .image import features, pack_features, phash_hex
+    from .image import pack_features, phash_hex, stored_features
 
     if d.frames is not None:
         d.phashes = [phash_hex(f) for f in d.frames]
         if d.pictures is not None:
-            d.local = [pack_features(features(p)) for p in d.pictures]
+            d.local = [pack_features(stored_features(p)) for p in d.pictures]
             d.pictures = None
     if d.audio is not None:
         d.prints = pack(landmarks(d.audio.samples, d.audio.sr))
