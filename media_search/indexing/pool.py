@@ -66,10 +66,11 @@ class Outcome:
 def default_workers() -> int:
     """Decode processes to start: one per core, at most 8.
 
-    A worker does more than decode: each picture's local features (SIFT at 640 px, about 63 ms a
-    photo, three times its draft decode and ResNet50's ONNX run) and each sound's landmarks are
-    made there. With one worker on 2 cores that stage held the run (150 photos of 1-12 MP: 8.3-8.7
-    files/s with 1 worker, 13.4 with 2; 400 real recordings and 4 videos: 67-77 s against 57-58 s).
+    A worker does more than decode: each picture's local features (``signals.image.stored_features``)
+    and each sound's landmarks are made there. When that SIFT ran at 640 px (about 63 ms a photo,
+    three times its draft decode and ResNet50's ONNX run), one worker on 2 cores held the run (150
+    photos of 1-12 MP: 8.3-8.7 files/s with 1 worker, 13.4 with 2; 400 real recordings and 4
+    videos: 67-77 s against 57-58 s); at 320 px it costs about 21 ms.
     At least one worker keeps a decoder crash out of the main process (figures: README,
     "Benchmarks", ``scripts/benchmark.py --sections images --workers 1 2``).
     """

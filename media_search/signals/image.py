@@ -272,23 +272,33 @@ def _spread(gray: np.ndarray) -> tuple[float, float]:
     return out[0], out[1]
 
 
+def _stretch(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Gray ``values`` stretched so that ``lo`` and ``hi`` (the 1st and 99th percentiles) become 0 and
+    255, as uint8: SIFT's thresholds are absolute."""
+    return np.clip((values - lo) * (255.0 / max(hi - lo, 1.0)), 0, 255).astype(np.uint8)
+
+
+def _frame(h: int, w: int, side: int) -> tuple[int, int]:
+    """The (height, width) ``features`` looks at an ``h`` x ``w`` picture in: its longer side brought
+    to ``side`` px, or as it is when within 5 % of it."""
+    s = side / max(h, w)
+    return (max(1, round(h * s)), max(1, round(w * s))) if abs(s - 1) > 0.05 else (h, w)
+
+
 def features(picture: np.ndarray, *, max_side: int = MAX_SIDE, n: int = N_FEATURES) -> Features:
     """Local features of an RGB or gray uint8 array, its longer side brought to ``max_side`` px
     (``n``: SIFT's strongest keypoints kept)."""
     import cv2
 
     if picture.dtype == np.uint8 and picture.ndim == 2 and picture.size:  # ``local_picture``'s: through a table
-        lo, hi = _spread(picture)
-        table = np.clip((np.arange(256, dtype=np.float64) - lo) * (255.0 / max(hi - lo, 1.0)), 0, 255).astype(np.uint8)
-        g = cv2.LUT(picture, table)
+        g = cv2.LUT(picture, _stretch(np.arange(256, dtype=np.float64), *_spread(picture)))
     else:
         g = _gray(picture)
-        lo, hi = np.percentile(g, (1, 99))
-        g = np.clip((g - lo) * (255.0 / max(hi - lo, 1.0)), 0, 255).astype(np.uint8)
+        g = _stretch(g, *np.percentile(g, (1, 99)))
     h, w = g.shape
-    s = max_side / max(h, w)
-    if abs(s - 1) > 0.05:
-        g = cv2.resize(g, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    th, tw = _frame(h, w, max_side)
+    if (th, tw) != (h, w):
+        g = cv2.resize(g, (tw, th), interpolation=cv2.INTER_AREA if max(th, tw) < max(h, w) else cv2.INTER_CUBIC)
     kps, desc = _sift(n).detectAndCompute(g, None)  # type: ignore[attr-defined]
     pts = np.array([k.pt for k in kps], dtype=np.float32).reshape(-1, 2)
     resp = np.array([k.response for k in kps], dtype=np.float32)
@@ -308,17 +318,14 @@ def stored_features(local: np.ndarray) -> Features:
     is four times that of a 320 px one. On 40 of the benchmark's photos (1-12 MP) the stored
     features took 57.7 ms a photo at 640 px, 20.9 ms at 320 (the fallback included), beside a
     34 ms decode; ``scripts/benchmark.py --sections images`` went from 8.9 to 13.3 files/s. A query
-    still matches its own 640 px keypoints against them: of ``scripts/bench_copy.py``'s 196 image copies, 196 reach 7
-    inliers with their original and 195 reach 10 (195 and 193 with features stored at 640 px;
-    median 122 against 102), and no unrelated pair passes 3 either way.
+    still matches its own 640 px keypoints against them: of ``scripts/bench_copy.py``'s 196 image
+    copies, 196 reach 7 inliers with their original and 195 reach 10 (195 and 193 with features
+    stored at 640 px; median 122 against 102), and no unrelated pair passes 3 either way.
     """
     f = features(local, max_side=STORED_SIDE, n=N_STORED)
     if len(f) < STORED_FEW:
         return features(local, n=N_STORED)
-    h, w = local.shape[:2]
-    s = MAX_SIDE / max(h, w)
-    if abs(s - 1) > 0.05:  # ``features``' own rule: the frame a query's features are in
-        h, w = max(1, round(h * s)), max(1, round(w * s))
+    h, w = _frame(*local.shape[:2], MAX_SIDE)  # the frame a query's features are in
     sy, sx = h / f.shape[0], w / f.shape[1]
     pts = (f.points + 0.5) * np.array([sx, sy], dtype=np.float32) - 0.5
     return Features(pts.astype(np.float32), f.descriptors, (h, w), f.response)
